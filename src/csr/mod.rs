@@ -1,0 +1,1 @@
+//! Private keys and CSRs for certificates; CSR hashes for Sectigo DCV.

@@ -1,0 +1,18 @@
+//! dcvd: orders DV certificates from DigiCert CertCentral and Sectigo and drives Domain
+//! Control Validation to an installed certificate without a person.
+//!
+//! Modules, one job each:
+//! - [`model`]: domain newtypes (DomainName, DcvMethod, states, Challenge).
+//! - [`config`]: load and validate `dcvd.toml`, resolve secrets.
+//! - [`csr`]: private keys, CSRs, CSR hashes (Sectigo), checking an issued leaf.
+//! - [`provider`]: the CA-neutral Provider trait, errors, rate limiting; `digicert`, `sectigo`.
+//! - [`publish`]: the Publisher trait and token publishers (rfc2136, exec, webroot, manual).
+//! - [`dnscheck`]: the PropagationCheck trait: authoritative DNS and HTTP self-checks.
+//! - [`sim`]: CA simulators and an in-process DNS server for tests, benchmarks and the demo.
+pub mod config;
+pub mod csr;
+pub mod dnscheck;
+pub mod model;
+pub mod provider;
+pub mod publish;
+pub mod sim;

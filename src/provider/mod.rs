@@ -1,0 +1,190 @@
+//! The CA-neutral `Provider` trait, its request/response types and `ProviderError`.
+//!
+//! Each implementation (`digicert`, `sectigo`) maps these neutral calls to its wire API.
+//! Provider-private facts about an order (DigiCert certificate id and random value,
+//! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
+//! with the order and hands back on every call.
+
+pub mod error;
+pub mod limit;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Challenge, DcvMethod, DomainName, KeyType, ProviderKind};
+
+pub use error::{ApiError, ErrorKind, ProviderError};
+
+/// Everything a CA needs to place an order. Built by the engine from config + stored key.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    /// Our own reference for the order (`dcvd-…`), written to the CA so that crash
+    /// recovery can recognise the order (DigiCert `comments`, Sectigo `uniqueValue`).
+    pub reference: String,
+    pub certificate: String,
+    pub product: String,
+    /// Common name first, then the other names; no duplicates.
+    pub names: Vec<DomainName>,
+    pub csr_pem: String,
+    pub csr_der: Vec<u8>,
+    pub key_type: KeyType,
+    /// Initial method per name, in `names` order.
+    pub methods: Vec<DcvMethod>,
+    /// Approver address for names whose method is `email`.
+    pub approver_emails: Vec<(DomainName, String)>,
+    pub locale: String,
+    pub validity_days: Option<u32>,
+    /// CA order id of the order this one renews, when known.
+    pub renewal_of: Option<String>,
+    /// When the intent was written: the start of the window recovery searches.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the engine knows of a placed order; passed back to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRef<'a> {
+    pub reference: &'a str,
+    pub ca_order_id: &'a str,
+    pub ca_data: &'a serde_json::Value,
+    pub names: &'a [DomainName],
+    pub csr_der: &'a [u8],
+}
+
+/// The CA accepted an order (or recovery found it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub ca_order_id: String,
+    pub ca_data: serde_json::Value,
+    /// Tokens to publish, per name, when the CA already told us (may be empty).
+    pub challenges: Vec<(DomainName, Challenge)>,
+    /// Set when the CA issued at once (e.g. DigiCert with pre-validated domains).
+    pub issued: bool,
+}
+
+/// Whether a method change applies to one name or to the whole order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodScope {
+    /// DigiCert: `dcv_method` is an order attribute.
+    PerOrder,
+    /// Sectigo: `!AutoUpdateDCV` per domain.
+    PerName,
+}
+
+/// The result of a method change or token refresh.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tokens {
+    pub challenges: Vec<(DomainName, Challenge)>,
+    /// Replacement for the stored `ca_data`, when the call changed it.
+    pub ca_data: Option<serde_json::Value>,
+}
+
+/// Order-level state as the CA reports it, in neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum CaOrderState {
+    /// Still validating or processing.
+    InProgress,
+    /// Waiting for a person at the CA side (DigiCert `needs_approval`). Surfaced, not retried blindly.
+    NeedsApproval,
+    Issued,
+    /// Rejected, canceled, revoked or expired at the CA; the CA's word kept.
+    Failed(String),
+}
+
+/// DCV state of one name as the CA sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum NameDcv {
+    Pending,
+    Valid,
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaStatus {
+    pub order: CaOrderState,
+    /// Names the CA reported on; names absent here are unknown (treated as pending).
+    pub names: Vec<(DomainName, NameDcv)>,
+    pub ca_data: Option<serde_json::Value>,
+}
+
+/// The issued certificate as PEM blocks, leaf first, then intermediates towards the root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuedChain {
+    pub leaf_pem: String,
+    pub chain_pem: Vec<String>,
+}
+
+/// One CA account. Implementations hold their HTTP client and credentials; they keep
+/// no per-order state (that lives in the database via `ca_data`).
+///
+/// Every method is a single CA request (or a small fixed number, documented on the
+/// implementation) and is safe to repeat: the engine may call it again after a crash.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The configured provider name (`[providers.<name>]`).
+    fn name(&self) -> &str;
+    fn kind(&self) -> ProviderKind;
+    fn method_scope(&self) -> MethodScope;
+
+    /// Place a new order.
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError>;
+
+    /// Crash recovery: find an order placed for `req` (matched on our reference and
+    /// names within a window from `req.created_at`). `Ok(None)` means the CA has none.
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError>;
+
+    /// Current tokens for the given names (e.g. DigiCert's `dcv-random-value`, which
+    /// renews an expired value; Sectigo computes them locally without a call).
+    async fn challenges(
+        &self,
+        order: OrderRef<'_>,
+        names: &[(DomainName, DcvMethod)],
+    ) -> Result<Tokens, ProviderError>;
+
+    async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError>;
+
+    /// Switch the DCV method. With `MethodScope::PerOrder`, `names` holds every name
+    /// still pending and all get `method`.
+    async fn change_method(
+        &self,
+        order: OrderRef<'_>,
+        names: &[DomainName],
+        method: DcvMethod,
+        approver_emails: &[(DomainName, String)],
+    ) -> Result<Tokens, ProviderError>;
+
+    async fn resend_emails(
+        &self,
+        order: OrderRef<'_>,
+        approver_emails: &[(DomainName, String)],
+        locale: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Ask the CA to check DCV now. Called only after our own check saw the tokens.
+    /// "Token not found yet" answers are `Ok` with the names still pending.
+    async fn trigger_check(
+        &self,
+        order: OrderRef<'_>,
+        names: &[DomainName],
+    ) -> Result<CaStatus, ProviderError>;
+
+    /// Addresses the CA accepts as approvers for `name`.
+    async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError>;
+
+    async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError>;
+
+    async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError>;
+
+    /// How often to poll order status while waiting on the CA.
+    fn poll_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+/// The constructed approver mailboxes CAs accept (CA/B Forum BR 3.2.2.4.4).
+pub const CONSTRUCTED_MAILBOXES: &[&str] =
+    &["admin", "administrator", "webmaster", "hostmaster", "postmaster"];
