@@ -9,10 +9,19 @@
 //! - [`publish`]: the Publisher trait and token publishers (rfc2136, exec, webroot, manual).
 //! - [`dnscheck`]: the PropagationCheck trait: authoritative DNS and HTTP self-checks.
 //! - [`sim`]: CA simulators and an in-process DNS server for tests, benchmarks and the demo.
+pub mod clock;
 pub mod config;
 pub mod csr;
 pub mod dnscheck;
+pub mod engine;
+pub mod install;
+pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod publish;
+pub mod reconcile;
+pub mod runtime;
+pub mod scheduler;
 pub mod sim;
+pub mod state;
+pub mod store;

@@ -1,0 +1,138 @@
+//! `Limited`: a Provider wrapper that waits for the per-provider rate limiter before each
+//! call and pauses all calls when the CA answers "rate limited".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::limit::Limiter;
+use super::*;
+
+pub struct Limited {
+    inner: Arc<dyn Provider>,
+    limiter: Limiter,
+    /// Called with the time spent waiting, for the rate-limit-wait metric.
+    on_wait: Option<Box<dyn Fn(&str, Duration) + Send + Sync>>,
+}
+
+impl Limited {
+    pub fn new(inner: Arc<dyn Provider>, limiter: Limiter) -> Self {
+        Self {
+            inner,
+            limiter,
+            on_wait: None,
+        }
+    }
+
+    pub fn on_wait(mut self, f: impl Fn(&str, Duration) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(Box::new(f));
+        self
+    }
+
+    async fn gate(&self) {
+        let waited = self.limiter.acquire().await;
+        if let Some(f) = &self.on_wait {
+            if !waited.is_zero() {
+                f(self.inner.name(), waited);
+            }
+        }
+    }
+
+    async fn after<T>(&self, r: Result<T, ProviderError>) -> Result<T, ProviderError> {
+        if let Err(e) = &r {
+            if e.kind == ErrorKind::RateLimited {
+                self.limiter
+                    .pause(e.retry_after.unwrap_or(Duration::from_secs(60)))
+                    .await;
+            }
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl Provider for Limited {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> ProviderKind {
+        self.inner.kind()
+    }
+    fn method_scope(&self) -> MethodScope {
+        self.inner.method_scope()
+    }
+    fn poll_interval(&self) -> Duration {
+        self.inner.poll_interval()
+    }
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.submit(req).await).await
+    }
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.find_order(req).await).await
+    }
+    async fn challenges(
+        &self,
+        order: OrderRef<'_>,
+        names: &[(DomainName, DcvMethod)],
+    ) -> Result<Tokens, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.challenges(order, names).await).await
+    }
+    async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.status(order).await).await
+    }
+    async fn change_method(
+        &self,
+        order: OrderRef<'_>,
+        names: &[DomainName],
+        method: DcvMethod,
+        approver_emails: &[(DomainName, String)],
+    ) -> Result<Tokens, ProviderError> {
+        self.gate().await;
+        self.after(
+            self.inner
+                .change_method(order, names, method, approver_emails)
+                .await,
+        )
+        .await
+    }
+    async fn resend_emails(
+        &self,
+        order: OrderRef<'_>,
+        approver_emails: &[(DomainName, String)],
+        locale: &str,
+    ) -> Result<(), ProviderError> {
+        self.gate().await;
+        self.after(
+            self.inner
+                .resend_emails(order, approver_emails, locale)
+                .await,
+        )
+        .await
+    }
+    async fn trigger_check(
+        &self,
+        order: OrderRef<'_>,
+        names: &[DomainName],
+    ) -> Result<CaStatus, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.trigger_check(order, names).await)
+            .await
+    }
+    async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.approver_emails(name).await).await
+    }
+    async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
+        self.gate().await;
+        self.after(self.inner.download(order).await).await
+    }
+    async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
+        self.gate().await;
+        self.after(self.inner.cancel(order).await).await
+    }
+}

@@ -1,0 +1,110 @@
+//! Folding provider answers (a placed order, tokens, a status) into the order and its
+//! authorizations. Pure bookkeeping on the in-memory step; saved by the caller.
+
+use super::steps::Step;
+use crate::model::{AuthzState, DcvMethod, OrderState};
+use crate::provider::{CaOrderState, CaStatus, NameDcv, Submitted, Tokens};
+
+/// The CA has our order (just placed, or found by recovery).
+pub(super) fn adopt(s: &mut Step<'_>, sub: Submitted, how: &str) {
+    s.order.ca_order_id = Some(sub.ca_order_id.clone());
+    s.order.ca_data = sub.ca_data;
+    s.order.submit_maybe_sent = false;
+    let resend_at = s.next_resend();
+    for a in s.authz.iter_mut() {
+        if a.method == DcvMethod::Email {
+            a.state = AuthzState::EmailSent;
+            a.next_resend_at = Some(resend_at);
+        }
+    }
+    s.set_state(OrderState::Validating);
+    s.event(
+        "ca_order",
+        None,
+        format!("CA order {} {how}", sub.ca_order_id),
+    );
+    tokens(
+        s,
+        Tokens {
+            challenges: sub.challenges,
+            ca_data: None,
+        },
+    );
+    if sub.issued {
+        s.order.ca_state = Some(CaOrderState::Issued);
+        s.set_state(OrderState::AwaitingIssuance);
+    }
+}
+
+/// New tokens: each authorization still publishing takes the token for its name.
+pub(super) fn tokens(s: &mut Step<'_>, t: Tokens) {
+    if let Some(d) = t.ca_data {
+        s.order.ca_data = d;
+    }
+    for (name, ch) in t.challenges {
+        if let Some(a) = s
+            .authz
+            .iter_mut()
+            .find(|a| a.domain == name && a.state == AuthzState::Publishing)
+        {
+            a.challenge = Some(ch);
+        }
+    }
+}
+
+/// What the CA says about the order and each name.
+pub(super) fn status(s: &mut Step<'_>, st: CaStatus) {
+    s.order.last_status_at = Some(s.now);
+    if let Some(d) = st.ca_data {
+        s.order.ca_data = d;
+    }
+    for (name, dcv) in &st.names {
+        let Some(a) = s.authz.iter_mut().find(|a| &a.domain == name) else {
+            continue;
+        };
+        match dcv {
+            NameDcv::Valid if a.state != AuthzState::Valid => {
+                a.state = AuthzState::Valid;
+                a.last_error = None;
+                let d = a.domain.clone();
+                s.event("validated", Some(&d), "the CA validated this name".into());
+            }
+            NameDcv::Invalid(why) if a.state != AuthzState::Valid => {
+                // The CA gave up on this method for this name: fall back at once.
+                a.method_started_at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+                a.last_error = Some(format!("the CA reports {} failed: {why}", a.method));
+                let (d, m) = (a.domain.clone(), a.last_error.clone().unwrap_or_default());
+                s.event("ca_invalid", Some(&d), m);
+            }
+            _ => {}
+        }
+    }
+    if s.order.ca_state.as_ref() != Some(&st.order) {
+        s.event(
+            "ca_state",
+            None,
+            format!("CA reports the order as {:?}", st.order),
+        );
+    }
+    match &st.order {
+        CaOrderState::Failed(why) => {
+            let reason = format!("the CA ended the order: {why}");
+            s.order.ca_state = Some(st.order.clone());
+            s.fail(reason);
+            return;
+        }
+        CaOrderState::NeedsApproval => {
+            s.note = Some(
+                "the CA holds the order for approval by an administrator of the CA account; \
+                 dcvd keeps polling and continues once it is approved"
+                    .into(),
+            );
+        }
+        CaOrderState::Issued | CaOrderState::InProgress => {}
+    }
+    s.order.ca_state = Some(st.order.clone());
+    let all_valid = s.authz.iter().all(|a| a.state == AuthzState::Valid);
+    if st.order == CaOrderState::Issued || all_valid {
+        s.set_state(OrderState::AwaitingIssuance);
+    }
+}

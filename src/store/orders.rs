@@ -1,0 +1,438 @@
+//! SQL for certificates, orders, authorizations and events.
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sqlx::{Acquire, FromRow};
+
+use super::rows::{AuthzRow, EventRow, OrderRow};
+use super::{Authorization, Event, Order, Store, StoreError, from_ms, to_ms};
+use crate::model::{AuthzState, DcvMethod, DomainName, KeyType, OrderState};
+
+/// What `create_order` writes: a pending order with one authorization per name.
+pub struct NewOrder {
+    pub certificate: String,
+    pub provider: String,
+    pub reference: String,
+    pub names: Vec<DomainName>,
+    /// Initial method per name (same order as `names`) and its index in the preference list.
+    pub methods: Vec<(DcvMethod, u32)>,
+    pub approver_emails: Vec<Option<String>>,
+    pub key_type: KeyType,
+    pub private_key_pem: secrecy::SecretString,
+    pub csr_pem: String,
+    pub csr_der: Vec<u8>,
+    pub renewal_of: Option<String>,
+}
+
+/// An event to append in the same transaction as a state change.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub domain: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct OrderSummary {
+    pub id: i64,
+    pub certificate: String,
+    pub provider: String,
+    pub state: String,
+    pub ca_order_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub not_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateRecord {
+    pub name: String,
+    pub provider: String,
+    pub names: Vec<String>,
+    pub current_order_id: Option<i64>,
+    pub issued_order_id: Option<i64>,
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+const ORDER_COLS: &str = "id, certificate, provider, state, failure_reason, reference, ca_order_id, ca_data, \
+    submit_maybe_sent, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
+    next_attempt_at, last_error, last_status_at, ca_state, cert_pem, chain_pem, not_after, created_at, updated_at";
+
+impl Store {
+    /// Insert a pending order, its authorizations and a `created` event, and make it the
+    /// certificate's current order, in one transaction. Fails if the certificate already
+    /// has a live order (never two orders for one certificate at once).
+    pub async fn create_order(&self, o: &NewOrder, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        let names_json = serde_json::to_string(&o.names).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.pool.begin().await?;
+        let t = to_ms(now);
+        sqlx::query(
+            "INSERT INTO certificates (name, provider, names_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET provider = excluded.provider, names_json = excluded.names_json,
+             updated_at = excluded.updated_at",
+        )
+        .bind(&o.certificate)
+        .bind(&o.provider)
+        .bind(&names_json)
+        .bind(t)
+        .bind(t)
+        .execute(&mut *tx)
+        .await?;
+        let live: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM orders WHERE certificate = ? AND state NOT IN ('issued','failed','canceled') LIMIT 1",
+        )
+        .bind(&o.certificate)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id,)) = live {
+            return Err(StoreError::NotFound(format!(
+                "a free slot for certificate {} (order {id} is still live)",
+                o.certificate
+            )));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (certificate, provider, state, reference, names_json, key_type, private_key_pem,
+             csr_pem, csr_der, renewal_of, next_attempt_at, created_at, updated_at)
+             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&o.certificate)
+        .bind(&o.provider)
+        .bind(&o.reference)
+        .bind(&names_json)
+        .bind(o.key_type.as_str())
+        .bind(o.private_key_pem.expose_secret())
+        .bind(&o.csr_pem)
+        .bind(&o.csr_der)
+        .bind(&o.renewal_of)
+        .bind(t)
+        .bind(t)
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (i, name) in o.names.iter().enumerate() {
+            let (method, index) = o.methods.get(i).copied().unwrap_or((DcvMethod::DnsTxt, 0));
+            let state = if method == DcvMethod::Email {
+                AuthzState::EmailSent
+            } else {
+                AuthzState::Publishing
+            };
+            sqlx::query(
+                "INSERT INTO authorizations (order_id, domain, method, method_index, method_started_at, state, approver_email)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(name.as_str())
+            .bind(method.as_str())
+            .bind(index as i64)
+            .bind(t)
+            .bind(state.as_str())
+            .bind(o.approver_emails.get(i).cloned().flatten())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE certificates SET current_order_id = ? WHERE name = ?")
+            .bind(id)
+            .bind(&o.certificate)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(
+            &mut tx,
+            id,
+            t,
+            &NewEvent {
+                kind: "created",
+                domain: None,
+                message: format!(
+                    "order created for {} ({}), reference {}{}",
+                    o.certificate,
+                    o.names
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    o.reference,
+                    o.renewal_of
+                        .as_deref()
+                        .map(|r| format!(", renewing CA order {r}"))
+                        .unwrap_or_default()
+                ),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn load_order(&self, id: i64) -> Result<(Order, Vec<Authorization>), StoreError> {
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLS} FROM orders WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let order =
+            Order::try_from(row.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?)?;
+        let authz: Vec<AuthzRow> =
+            sqlx::query_as("SELECT * FROM authorizations WHERE order_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let authz = authz
+            .into_iter()
+            .map(Authorization::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((order, authz))
+    }
+
+    /// Write the order, its authorizations and new events in one transaction. With
+    /// `durable`, the commit is fsynced (`synchronous=FULL`) so it survives power loss:
+    /// used for the intent written before an order request leaves.
+    pub async fn save(
+        &self,
+        order: &Order,
+        authz: &[Authorization],
+        events: &[NewEvent],
+        durable: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if durable {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let t = to_ms(now);
+            sqlx::query(
+                "UPDATE orders SET state = ?, failure_reason = ?, ca_order_id = ?, ca_data = ?, submit_maybe_sent = ?,
+                 attempts = ?, next_attempt_at = ?, last_error = ?, last_status_at = ?, ca_state = ?, cert_pem = ?, chain_pem = ?,
+                 not_after = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(order.state.as_str())
+            .bind(&order.failure_reason)
+            .bind(&order.ca_order_id)
+            .bind(order.ca_data.to_string())
+            .bind(order.submit_maybe_sent as i64)
+            .bind(order.attempts as i64)
+            .bind(to_ms(order.next_attempt_at))
+            .bind(&order.last_error)
+            .bind(order.last_status_at.map(to_ms))
+            .bind(order.ca_state.as_ref().and_then(|s| serde_json::to_string(s).ok()))
+            .bind(&order.cert_pem)
+            .bind(&order.chain_pem)
+            .bind(order.not_after.map(to_ms))
+            .bind(t)
+            .bind(order.id)
+            .execute(&mut *tx)
+            .await?;
+            for a in authz {
+                sqlx::query(
+                    "UPDATE authorizations SET method = ?, method_index = ?, method_started_at = ?, state = ?,
+                     challenge_json = ?, approver_email = ?, check_json = ?, checked_at = ?, next_check_at = ?,
+                     check_rounds = ?, resends = ?, next_resend_at = ?, last_error = ? WHERE id = ?",
+                )
+                .bind(a.method.as_str())
+                .bind(a.method_index as i64)
+                .bind(to_ms(a.method_started_at))
+                .bind(a.state.as_str())
+                .bind(a.challenge.as_ref().and_then(|c| serde_json::to_string(c).ok()))
+                .bind(&a.approver_email)
+                .bind(a.check.as_ref().and_then(|c| serde_json::to_string(c).ok()))
+                .bind(a.checked_at.map(to_ms))
+                .bind(a.next_check_at.map(to_ms))
+                .bind(a.check_rounds as i64)
+                .bind(a.resends as i64)
+                .bind(a.next_resend_at.map(to_ms))
+                .bind(&a.last_error)
+                .bind(a.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for e in events {
+                insert_event(&mut tx, order.id, t, e).await?;
+            }
+            if order.state.is_terminal() {
+                // The order ended: its certificate may get a new one; its tokens may go.
+                sqlx::query("UPDATE certificates SET current_order_id = NULL, updated_at = ? WHERE name = ? AND current_order_id = ?")
+                    .bind(t)
+                    .bind(&order.certificate)
+                    .bind(order.id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL")
+                    .bind(t)
+                    .bind(order.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if order.state == OrderState::Issued {
+                sqlx::query("UPDATE certificates SET issued_order_id = ?, not_after = ?, updated_at = ? WHERE name = ?")
+                    .bind(order.id)
+                    .bind(order.not_after.map(to_ms))
+                    .bind(t)
+                    .bind(&order.certificate)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if durable {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    /// Append one event outside a state change (e.g. a deploy hook's outcome).
+    pub async fn add_event(
+        &self,
+        order_id: i64,
+        e: &NewEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, order_id, to_ms(now), e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Live orders due at or before `now`, earliest first.
+    pub async fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?
+             ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(to_ms(now))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// When the next live order falls due (ignoring `exclude`, the ones running now).
+    pub async fn next_due(&self, exclude: &[i64]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ids = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
+        let t: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM orders WHERE state NOT IN ('issued','failed','canceled')
+             AND id NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t.map(from_ms))
+    }
+
+    /// Count of live orders whose time has come, for the scheduler-lag metric and status.
+    pub async fn overdue_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?",
+        )
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_orders(
+        &self,
+        state: Option<OrderState>,
+    ) -> Result<Vec<OrderSummary>, StoreError> {
+        let q = "SELECT id, certificate, provider, state, ca_order_id, failure_reason, last_error, attempts,
+                 next_attempt_at, created_at, updated_at, not_after FROM orders
+                 WHERE (?1 IS NULL OR state = ?1) ORDER BY id";
+        Ok(sqlx::query_as(q)
+            .bind(state.map(|s| s.as_str()))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Order counts by (provider, state), for metrics and `status`.
+    pub async fn order_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT provider, state, COUNT(*) FROM orders GROUP BY provider, state ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest order of a certificate, if any.
+    pub async fn latest_order_of(&self, certificate: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(id) FROM orders WHERE certificate = ?")
+                .bind(certificate)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn events(&self, order_id: i64) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<EventRow> =
+            sqlx::query_as("SELECT * FROM events WHERE order_id = ? ORDER BY id")
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        let rows: Vec<(String, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(name, provider, names_json, cur, issued, not_after)| {
+                let names = serde_json::from_str(&names_json).map_err(|e| StoreError::Corrupt {
+                    table: "certificates",
+                    id: 0,
+                    column: "names_json",
+                    detail: format!("certificate {name}: {e}"),
+                })?;
+                Ok(CertificateRecord {
+                    name,
+                    provider,
+                    names,
+                    current_order_id: cur,
+                    issued_order_id: issued,
+                    not_after: not_after.map(from_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// Make an order due now (CLI `orders retry`, SIGHUP, tests).
+    pub async fn make_due(&self, order_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE orders SET next_attempt_at = ?, attempts = 0 WHERE id = ? AND state NOT IN ('issued','failed','canceled')",
+        )
+        .bind(to_ms(now))
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::SqliteConnection,
+    order_id: i64,
+    at: i64,
+    e: &NewEvent,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO events (order_id, at, kind, domain, message) VALUES (?, ?, ?, ?, ?)")
+        .bind(order_id)
+        .bind(at)
+        .bind(e.kind)
+        .bind(&e.domain)
+        .bind(&e.message)
+        .execute(tx)
+        .await?;
+    Ok(())
+}

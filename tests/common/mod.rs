@@ -1,0 +1,154 @@
+//! Shared test harness: an engine on a temporary database with a manual clock and fakes.
+
+#![allow(dead_code)]
+
+pub mod fakes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use dcvd::clock::ManualClock;
+use dcvd::config::Config;
+use dcvd::engine::Engine;
+use dcvd::metrics::Metrics;
+use dcvd::model::OrderState;
+use dcvd::provider::{MethodScope, Provider};
+use dcvd::publish::Publisher;
+use dcvd::runtime::Runtime;
+use dcvd::store::Store;
+use fakes::{FakeCa, FakeChecker, FakePublisher, World};
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub world: Arc<World>,
+    pub ca: Arc<FakeCa>,
+    pub dns: Arc<FakePublisher>,
+    pub web: Arc<FakePublisher>,
+    pub config_toml: String,
+}
+
+/// A certificate section; `{dir}` is replaced by the temp dir.
+pub const WWW: &str = r#"
+[[certificates]]
+name = "www"
+provider = "ca"
+product = "ssl_dv_geotrust"
+common_name = "example.com"
+dns_names = ["www.example.com"]
+dcv = ["dns-txt", "http", "email"]
+method_timeout = "2h"
+publisher = "dns"
+http_publisher = "web"
+approver_emails = { "example.com" = "admin@example.com" }
+output_dir = "{dir}/certs/www"
+"#;
+
+impl Harness {
+    pub fn new(certificates: &str, scope: MethodScope) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let world = Arc::new(World::default());
+        let config_toml = format!(
+            r#"
+[daemon]
+database = "{{dir}}/dcvd.db"
+concurrency = 4
+[providers.ca]
+kind = "digicert"
+api_key = "test-key"
+[publishers.dns]
+kind = "manual"
+[publishers.web]
+kind = "manual"
+[dns]
+poll_interval = "2s"
+timeout = "12h"
+{certificates}"#
+        )
+        .replace("{dir}", &dir.path().display().to_string());
+        Self {
+            clock: Arc::new(ManualClock::new(
+                Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
+            )),
+            ca: Arc::new(FakeCa::new("ca", world.clone(), scope)),
+            dns: Arc::new(FakePublisher::new("dns", world.clone(), false)),
+            web: Arc::new(FakePublisher::new("web", world.clone(), true)),
+            world,
+            dir,
+            config_toml,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(&self.config_toml))
+            .extract()
+            .unwrap()
+    }
+
+    /// A fresh engine on the same database: what a restart looks like.
+    pub async fn engine(&self) -> Arc<Engine> {
+        let config = self.config();
+        let store = Store::open(&config.daemon.database).await.unwrap();
+        let mut providers: std::collections::HashMap<String, Arc<dyn Provider>> =
+            Default::default();
+        providers.insert("ca".into(), self.ca.clone());
+        let mut publishers: std::collections::HashMap<String, Arc<dyn Publisher>> =
+            Default::default();
+        publishers.insert("dns".into(), self.dns.clone());
+        publishers.insert("web".into(), self.web.clone());
+        let rt = Runtime {
+            config,
+            providers,
+            publishers,
+            checker: Arc::new(FakeChecker {
+                world: self.world.clone(),
+            }),
+        };
+        Arc::new(Engine::new(
+            store,
+            self.clock.clone(),
+            Arc::new(Metrics::new()),
+            rt,
+        ))
+    }
+
+    /// Run due work; when nothing is due, move the clock to the next deadline. Stops when
+    /// `order_id` ends or after `max_rounds` clock jumps.
+    pub async fn drive(&self, engine: &Engine, order_id: i64, max_rounds: usize) -> OrderState {
+        for _ in 0..max_rounds {
+            engine.run_due().await.unwrap();
+            let (o, _) = engine.store().load_order(order_id).await.unwrap();
+            if o.state.is_terminal() {
+                // Let cleanups that became due run too.
+                engine.run_due().await.unwrap();
+                return o.state;
+            }
+            let next = engine.store().next_due(&[]).await.unwrap().unwrap();
+            let now = self.clock.now_utc();
+            if next > now {
+                self.clock.set(next);
+            }
+        }
+        engine.store().load_order(order_id).await.unwrap().0.state
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    pub fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+pub trait NowUtc {
+    fn now_utc(&self) -> chrono::DateTime<Utc>;
+}
+
+impl NowUtc for ManualClock {
+    fn now_utc(&self) -> chrono::DateTime<Utc> {
+        dcvd::clock::Clock::now(self)
+    }
+}
