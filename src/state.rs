@@ -222,3 +222,258 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             .unwrap_or_else(|| add(now, policy.status_interval)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Challenge, ChallengeKind, DomainName, KeyType};
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn order(state: OrderState) -> Order {
+        Order {
+            id: 1,
+            certificate: "www".into(),
+            provider: "ca".into(),
+            state,
+            failure_reason: None,
+            reference: "r".into(),
+            ca_order_id: Some("9".into()),
+            ca_data: serde_json::json!({}),
+            submit_maybe_sent: false,
+            names: vec![],
+            key_type: KeyType::EcdsaP256,
+            private_key_pem: secrecy::SecretString::from(String::new()),
+            csr_pem: String::new(),
+            csr_der: vec![],
+            renewal_of: None,
+            attempts: 0,
+            next_attempt_at: t(0),
+            last_error: None,
+            last_status_at: None,
+            ca_state: None,
+            cert_pem: None,
+            chain_pem: None,
+            not_after: None,
+            created_at: t(0),
+            updated_at: t(0),
+        }
+    }
+
+    fn authz(
+        id: i64,
+        name: &str,
+        state: AuthzState,
+        method: DcvMethod,
+        index: u32,
+    ) -> Authorization {
+        Authorization {
+            id,
+            order_id: 1,
+            domain: DomainName::parse(name).unwrap(),
+            method,
+            method_index: index,
+            method_started_at: t(0),
+            state,
+            challenge: Some(Challenge {
+                kind: ChallengeKind::DnsTxt,
+                name: format!("_dnsauth.{name}"),
+                path: None,
+                value: "v".into(),
+            }),
+            approver_email: None,
+            check: None,
+            checked_at: None,
+            next_check_at: None,
+            check_rounds: 0,
+            resends: 0,
+            next_resend_at: None,
+            last_error: None,
+        }
+    }
+
+    fn policy(scope: MethodScope) -> Policy {
+        Policy {
+            dcv: vec![DcvMethod::DnsTxt, DcvMethod::Http, DcvMethod::Email],
+            method_timeout: Duration::from_secs(7200),
+            scope,
+            status_interval: Duration::from_secs(60),
+            max_resends: 2,
+            wildcard_names: vec!["*.example.com".into()],
+        }
+    }
+
+    use AuthzState::*;
+    use DcvMethod::*;
+
+    #[test]
+    fn order_level_transitions() {
+        let p = policy(MethodScope::PerOrder);
+        let mut sent = order(OrderState::Submitting);
+        sent.submit_maybe_sent = true;
+        let mut issued_at_ca = order(OrderState::AwaitingIssuance);
+        issued_at_ca.ca_state = Some(CaOrderState::Issued);
+        let mut polled = order(OrderState::AwaitingIssuance);
+        polled.last_status_at = Some(t(0));
+        let cases: Vec<(&str, Order, Next)> = vec![
+            ("pending submits", order(OrderState::Pending), Next::Submit),
+            (
+                "submitting, nothing sent",
+                order(OrderState::Submitting),
+                Next::Submit,
+            ),
+            ("submitting, maybe sent: look it up", sent, Next::Recover),
+            (
+                "awaiting issuance polls",
+                order(OrderState::AwaitingIssuance),
+                Next::PollStatus,
+            ),
+            ("awaiting, polled recently: wait", polled, Next::Wait(t(60))),
+            ("issued at CA: download", issued_at_ca, Next::Download),
+            ("issued is done", order(OrderState::Issued), Next::Done),
+            ("failed is done", order(OrderState::Failed), Next::Done),
+            ("canceled is done", order(OrderState::Canceled), Next::Done),
+        ];
+        for (what, o, want) in cases {
+            assert_eq!(decide(&o, &[], &p, t(1)), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn authorization_transitions() {
+        let o = order(OrderState::Validating);
+        let mut no_token = authz(1, "example.com", Publishing, DnsTxt, 0);
+        no_token.challenge = None;
+        let mut checked_later = authz(1, "example.com", Propagating, DnsTxt, 0);
+        checked_later.next_check_at = Some(t(30));
+        let mut email_due = authz(2, "www.example.com", EmailSent, Email, 2);
+        email_due.next_resend_at = Some(t(5));
+        let mut email_maxed = email_due.clone();
+        email_maxed.resends = 2;
+        let cases: Vec<(&str, Vec<Authorization>, Next)> = vec![
+            (
+                "tokens unknown: fetch",
+                vec![no_token],
+                Next::FetchTokens { authz: vec![1] },
+            ),
+            (
+                "publishing: publish",
+                vec![authz(1, "example.com", Publishing, DnsTxt, 0)],
+                Next::Publish { authz: 1 },
+            ),
+            (
+                "propagating: check",
+                vec![authz(1, "example.com", Propagating, DnsTxt, 0)],
+                Next::Check { authz: 1 },
+            ),
+            (
+                "check not due: wait",
+                vec![checked_later],
+                Next::Wait(t(30)),
+            ),
+            (
+                "all ready: ask the CA",
+                vec![
+                    authz(1, "example.com", Ready, DnsTxt, 0),
+                    authz(2, "www.example.com", Ready, DnsTxt, 0),
+                ],
+                Next::TriggerCheck { authz: vec![1, 2] },
+            ),
+            (
+                "one still propagating: do not ask yet",
+                vec![
+                    authz(1, "example.com", Ready, DnsTxt, 0),
+                    authz(2, "www.example.com", Propagating, DnsTxt, 0),
+                ],
+                Next::Check { authz: 2 },
+            ),
+            (
+                "submitted: poll",
+                vec![authz(1, "example.com", Submitted, DnsTxt, 0)],
+                Next::PollStatus,
+            ),
+            (
+                "email resend due",
+                vec![email_due],
+                Next::Resend { authz: vec![2] },
+            ),
+            (
+                "email at max resends: poll only",
+                vec![email_maxed],
+                Next::PollStatus,
+            ),
+            (
+                "all valid: poll for issuance",
+                vec![authz(1, "example.com", Valid, DnsTxt, 0)],
+                Next::PollStatus,
+            ),
+        ];
+        for (what, a, want) in cases {
+            assert_eq!(
+                decide(&o, &a, &policy(MethodScope::PerName), t(10)),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn fallback_and_failure_edges() {
+        let o = order(OrderState::Validating);
+        let late = t(7200);
+        // Per name: only the stalled name moves.
+        let a = vec![
+            authz(1, "example.com", Propagating, DnsTxt, 0),
+            authz(2, "www.example.com", Valid, DnsTxt, 0),
+        ];
+        match decide(&o, &a, &policy(MethodScope::PerName), late) {
+            Next::SwitchMethod { authz, to, reason } => {
+                assert_eq!((authz, to), (vec![1], 1));
+                assert!(reason.contains("method_timeout (2h)"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Per order: every pending name moves together, valid ones stay.
+        let a = vec![
+            authz(1, "example.com", Propagating, DnsTxt, 0),
+            authz(2, "www.example.com", Ready, DnsTxt, 0),
+            authz(3, "api.example.com", Valid, DnsTxt, 0),
+        ];
+        assert!(matches!(
+            decide(&o, &a, &policy(MethodScope::PerOrder), late),
+            Next::SwitchMethod { ref authz, to: 1, .. } if authz == &vec![1, 2]
+        ));
+        // A wildcard skips http and goes straight to email.
+        let a = vec![authz(1, "*.example.com", Propagating, DnsTxt, 0)];
+        assert!(matches!(
+            decide(&o, &a, &policy(MethodScope::PerName), late),
+            Next::SwitchMethod { to: 2, .. }
+        ));
+        // A method marked failed (start at the epoch) falls back at once with its reason.
+        let mut failed = authz(1, "example.com", Propagating, DnsTxt, 0);
+        failed.method_started_at = DateTime::<Utc>::UNIX_EPOCH;
+        failed.last_error = Some("REFUSED by 192.0.2.53".into());
+        match decide(&o, &[failed], &policy(MethodScope::PerName), t(1)) {
+            Next::SwitchMethod { reason, .. } => assert_eq!(reason, "REFUSED by 192.0.2.53"),
+            other => panic!("{other:?}"),
+        }
+        // The last method exhausted: fail.
+        let a = vec![authz(1, "example.com", EmailSent, Email, 2)];
+        match decide(&o, &a, &policy(MethodScope::PerName), late) {
+            Next::Exhausted { authz: 1, reason } => {
+                assert!(reason.contains("no DCV method left for example.com"))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The CA issued: download whatever the authorizations say.
+        let mut issued = order(OrderState::Validating);
+        issued.ca_state = Some(CaOrderState::Issued);
+        assert_eq!(
+            decide(&issued, &a, &policy(MethodScope::PerName), t(1)),
+            Next::Download
+        );
+    }
+}
