@@ -25,3 +25,6 @@ pub mod scheduler;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod cli;
+pub mod http;
+pub mod telemetry;

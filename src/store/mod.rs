@@ -125,6 +125,10 @@ pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+pub fn from_ms_pub(ms: i64) -> DateTime<Utc> {
+    from_ms(ms)
+}
+
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }

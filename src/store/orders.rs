@@ -209,10 +209,10 @@ impl Store {
         let result = async {
             let mut tx = conn.begin().await?;
             let t = to_ms(now);
-            sqlx::query(
+            let updated = sqlx::query(
                 "UPDATE orders SET state = ?, failure_reason = ?, ca_order_id = ?, ca_data = ?, submit_maybe_sent = ?,
                  attempts = ?, next_attempt_at = ?, last_error = ?, last_status_at = ?, ca_state = ?, cert_pem = ?, chain_pem = ?,
-                 not_after = ?, updated_at = ? WHERE id = ?",
+                 not_after = ?, updated_at = ? WHERE id = ? AND state != 'canceled'",
             )
             .bind(order.state.as_str())
             .bind(&order.failure_reason)
@@ -231,6 +231,17 @@ impl Store {
             .bind(order.id)
             .execute(&mut *tx)
             .await?;
+            if updated.rows_affected() == 0 {
+                // Canceled (by `dcvd orders cancel`) while this step ran: drop the step's
+                // result, but make sure whatever it published is cleaned up.
+                drop(tx);
+                sqlx::query("UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL")
+                    .bind(t)
+                    .bind(order.id)
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok(());
+            }
             for a in authz {
                 sqlx::query(
                     "UPDATE authorizations SET method = ?, method_index = ?, method_started_at = ?, state = ?,
@@ -435,4 +446,50 @@ async fn insert_event(
         .execute(tx)
         .await?;
     Ok(())
+}
+
+impl Store {
+    /// The newest CA call event per provider: (provider, when, message). For `status`.
+    pub async fn provider_health(&self) -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT o.provider, e.at, e.message FROM events e JOIN orders o ON o.id = e.order_id
+             WHERE e.id IN (SELECT MAX(e2.id) FROM events e2 JOIN orders o2 ON o2.id = e2.order_id
+                            WHERE e2.kind = 'ca_call' GROUP BY o2.provider)
+             ORDER BY o.provider",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(p, at, m)| (p, from_ms(at), m)).collect())
+    }
+
+    /// Mark a live order canceled (after the CA was told), release its certificate and
+    /// tokens. Returns false if the order had already ended.
+    pub async fn cancel_order(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let t = to_ms(now);
+        let r = sqlx::query(
+            "UPDATE orders SET state = 'canceled', failure_reason = ?, updated_at = ?
+             WHERE id = ? AND state NOT IN ('issued','failed','canceled')",
+        )
+        .bind(reason)
+        .bind(t)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE certificates SET current_order_id = NULL WHERE current_order_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL")
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, id, t, &NewEvent { kind: "canceled", domain: None, message: reason.to_string() }).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

@@ -1,0 +1,103 @@
+//! The `dcvd` command line: argument parsing and dispatch. Inspection commands read the
+//! database directly, so they work while the daemon is stopped.
+
+mod inspect;
+mod orders;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::model::OrderState;
+
+#[derive(Debug, Parser)]
+#[command(name = "dcvd", version, about = "DV certificates from DigiCert and Sectigo, DCV included")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "DCVD_CONFIG", default_value = "/etc/dcvd/dcvd.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run,
+    /// Validate the configuration; exit 0 when valid, 2 when not.
+    CheckConfig,
+    /// Summary: orders by state, what is stuck and why, next renewals, provider health.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and steer orders.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
+    /// DNS tools.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+    /// Run the whole pipeline locally against simulators, an in-process DNS server and
+    /// SQLite, to issued certificates.
+    Demo {
+        /// Exit 0 once every certificate is issued (non-zero on any failure).
+        #[arg(long)]
+        exit_when_done: bool,
+        /// Where to keep the database and certificates (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders.
+    List {
+        /// Only orders in this state (pending, submitting, validating, awaiting_issuance, issued, failed, canceled).
+        #[arg(long)]
+        state: Option<OrderState>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One order: per-name DCV, last check per nameserver, event timeline.
+    Show {
+        /// Order id, or a certificate name (its newest order).
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a live order's next step now; for an ended order, place a new one for its certificate.
+    Retry { id: i64 },
+    /// Cancel a live order at the CA and here; its tokens are removed.
+    Cancel { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// One propagation-check round; prints the per-nameserver table. Exit 0 only when the
+    /// value is in place on every server it must be on.
+    Check {
+        fqdn: String,
+        /// TXT or CNAME.
+        rtype: String,
+        value: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit code for "the configuration is invalid".
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Run an inspection or steering command.
+pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Status { json } => inspect::status(&cli.config, *json).await,
+        Command::Orders(OrdersCommand::List { state, json }) => inspect::list(&cli.config, *state, *json).await,
+        Command::Orders(OrdersCommand::Show { target, json }) => inspect::show(&cli.config, target, *json).await,
+        Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
+        Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
+        _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
+    }
+}
