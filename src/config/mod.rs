@@ -16,6 +16,8 @@ mod secrets;
 mod tests;
 #[cfg(test)]
 mod tests_load;
+#[cfg(test)]
+mod tests_refused;
 mod validate;
 mod validate_cert;
 

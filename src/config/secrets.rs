@@ -19,7 +19,8 @@ struct Slot<'a> {
     field: &'static str,
     /// The entry's name: the systemd credential looked for.
     name: &'a str,
-    tsig: bool,
+    /// For TSIG: the configured `tsig_algorithm`, checked against a key file's own.
+    tsig: Option<&'a str>,
 }
 
 /// Fill every inline secret field from its source. Returns the problems found.
@@ -39,7 +40,7 @@ pub fn resolve_secrets(cfg: &mut Config, credentials: Option<&Path>) -> Vec<Conf
             section,
             field,
             name,
-            tsig: false,
+            tsig: None,
         };
         problems.extend(resolve(&slot, inline, file.as_deref(), credentials));
     }
@@ -49,7 +50,7 @@ pub fn resolve_secrets(cfg: &mut Config, credentials: Option<&Path>) -> Vec<Conf
                 section: super::load::join("publishers", name),
                 field: "tsig_secret",
                 name,
-                tsig: true,
+                tsig: Some(&r.tsig_algorithm),
             };
             problems.extend(resolve(
                 &slot,
@@ -131,7 +132,18 @@ fn resolve(
             format!("{from} is empty; put the secret in it"),
         ));
     }
-    let value = if slot.tsig {
+    let value = if let Some(configured) = slot.tsig {
+        if let Some(alg) = find_field(text, "algorithm")
+            && !alg.trim_end_matches('.').eq_ignore_ascii_case(configured)
+        {
+            return Some(ConfigProblem::new(
+                from_key,
+                format!(
+                    "{from} is a key for algorithm `{alg}` but {}.tsig_algorithm is `{configured}`; make them match",
+                    slot.section
+                ),
+            ));
+        }
         match parse_tsig_secret(text) {
             Ok(v) => v,
             Err(why) => return Some(ConfigProblem::new(from_key, format!("{from} {why}"))),
@@ -164,7 +176,7 @@ pub fn parse_tsig_secret(text: &str) -> Result<String, String> {
     let candidate = if bare {
         text.to_string()
     } else {
-        find_secret_field(text).ok_or_else(|| {
+        find_field(text, "secret").ok_or_else(|| {
             "has no `secret` entry; expected the bare base64 secret, a BIND key file \
              (secret \"…\";) or a Knot keymgr file (secret: …)"
                 .to_string()
@@ -180,15 +192,15 @@ pub fn parse_tsig_secret(text: &str) -> Result<String, String> {
     }
 }
 
-/// The value after the first `secret` keyword: `secret "X";` or `secret: X`.
-fn find_secret_field(text: &str) -> Option<String> {
+/// The value after the first `word` keyword: `secret "X";` (BIND) or `secret: X` (Knot).
+fn find_field(text: &str, word: &str) -> Option<String> {
     let mut rest = text;
-    while let Some(at) = rest.find("secret") {
+    while let Some(at) = rest.find(word) {
         let before_ok = rest[..at]
             .chars()
             .next_back()
             .is_none_or(|c| c.is_whitespace() || matches!(c, '{' | ';' | '-'));
-        let after = &rest[at + "secret".len()..];
+        let after = &rest[at + word.len()..];
         let after_ok = after
             .chars()
             .next()

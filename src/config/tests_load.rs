@@ -244,6 +244,33 @@ fn tsig_secret_formats_are_understood() {
         let err = parse_tsig_secret(bad).unwrap_err();
         assert!(!err.contains("TOPSECRET"), "{err}");
     }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tsig.key");
+    std::fs::write(
+        &file,
+        format!("key \"dcvd\" {{ algorithm hmac-sha512; secret \"{TSIG_B64}\"; }};"),
+    )
+    .unwrap();
+    let toml = with(&[(
+        &format!("tsig_secret = \"{TSIG_B64}\""),
+        &format!("tsig_secret_file = {:?}", file.display().to_string()),
+    )]);
+    let ps = problems(&toml);
+    assert!(
+        ps.iter()
+            .any(|p| p.key == "publishers.bind.tsig_secret_file"
+                && p.message
+                    .contains("`hmac-sha512` but publishers.bind.tsig_algorithm is `hmac-sha256`")),
+        "{ps:?}"
+    );
+    assert!(
+        problems(&toml.replacen(
+            "tsig_key_name = \"dcvd\"",
+            "tsig_key_name = \"dcvd\"\ntsig_algorithm = \"hmac-sha512\"",
+            1
+        ))
+        .is_empty()
+    );
     let ps = problems(&with(&[(TSIG_B64, "TOPSECRET-not-base64!")]));
     assert!(
         ps.iter()
@@ -291,4 +318,49 @@ fn secrets_never_appear_in_debug_or_errors() {
     }
     let syntax = load_from_str(&broken[0], None).unwrap_err().to_string();
     assert!(syntax.contains("line"), "position kept: {syntax}");
+}
+
+/// The keys a schema struct accepts, from the error serde gives for an unknown one.
+fn keys_of<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use figment::error::Kind;
+    use figment::value::{Dict, Value};
+    let probe = Value::from(Dict::from([("zz_unknown".to_string(), Value::from("x"))]));
+    let err = probe.deserialize::<T>().err().expect("unknown key refused");
+    err.into_iter()
+        .find_map(|e| match e.kind {
+            Kind::UnknownField(_, expected) => Some(expected.to_vec()),
+            _ => None,
+        })
+        .expect("an unknown-field error")
+}
+
+#[test]
+fn example_config_shows_every_key() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/dcvd.example.toml"
+    ))
+    .unwrap();
+    let all = [
+        keys_of::<DaemonConfig>(),
+        keys_of::<DigicertConfig>(),
+        keys_of::<SectigoConfig>(),
+        keys_of::<Rfc2136Config>(),
+        keys_of::<ExecConfig>(),
+        keys_of::<WebrootConfig>(),
+        keys_of::<DnsConfig>(),
+        keys_of::<HttpCheckConfig>(),
+        keys_of::<CertificateConfig>(),
+    ];
+    assert!(all[0].contains(&"concurrency"), "{:?}", all[0]);
+    for key in all.iter().flatten() {
+        let shown = example.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{key} ="))
+                || l.contains(&format!(" {key} = "))
+                || l.contains(&format!("[{key}."))
+                || l.contains(&format!(".{key}]"))
+        });
+        assert!(shown, "config/dcvd.example.toml does not show `{key}`");
+    }
 }
