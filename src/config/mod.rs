@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::model::{DcvMethod, DomainName};
 use crate::provider::limit::RateLimit;
 
 mod load;
@@ -117,5 +118,43 @@ pub fn rate_limits(cfg: &ProviderConfig) -> Vec<RateLimit> {
     match configured {
         Some(list) => list.iter().filter_map(|s| s.parse().ok()).collect(),
         None => defaults.iter().filter_map(|s| s.parse().ok()).collect(),
+    }
+}
+
+impl CertificateConfig {
+    /// `common_name` then `dns_names`, canonical (IDN as punycode, lower case) and without
+    /// repeats. Names that do not parse are left out; [`load`] refuses them.
+    pub fn names(&self) -> Vec<DomainName> {
+        let mut out: Vec<DomainName> = Vec::new();
+        for raw in std::iter::once(&self.common_name).chain(&self.dns_names) {
+            if let Ok(n) = DomainName::parse(raw)
+                && !out.contains(&n)
+            {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// The publisher that puts `method`'s tokens in place: `http_publisher` (else
+    /// `publisher`) for http/https, `publisher` for DNS methods, none for email.
+    pub fn publisher_for(&self, method: DcvMethod) -> Option<&str> {
+        if method.is_http() {
+            self.http_publisher.as_deref().or(self.publisher.as_deref())
+        } else if method.is_dns() {
+            self.publisher.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The configured approver address for `name`: the entry for the name itself or
+    /// its closest parent in `approver_emails`. `None`: ask the provider.
+    pub fn approver_for(&self, name: &DomainName) -> Option<&str> {
+        self.approver_emails
+            .iter()
+            .filter(|(domain, _)| name.is_at_or_below(domain))
+            .max_by_key(|(domain, _)| domain.trim_end_matches('.').len())
+            .map(|(_, email)| email.as_str())
     }
 }

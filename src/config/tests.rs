@@ -218,3 +218,38 @@ fn cron_messages_explain_the_seconds_field() {
     let bad = validate::check_cron("61 * * * * *").unwrap_err();
     assert!(bad.contains("seconds first"), "{bad}");
 }
+
+#[test]
+fn certificate_helpers() {
+    let toml = with(&[
+        (
+            "dns_names = [\"www.example.com\"]",
+            "dns_names = [\"WWW.example.com\", \"Example.com\", \"bücher.example.com\"]",
+        ),
+        (
+            "output_dir",
+            "approver_emails = { \"example.com\" = \"admin@example.com\", \"www.example.com\" = \"webmaster@www.example.com\" }\noutput_dir",
+        ),
+    ]);
+    let cfg = load_from_str(&toml, None).unwrap();
+    let c = &cfg.certificates[0];
+    let n = c.names();
+    let names: Vec<&str> = n.iter().map(|n| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "example.com",
+            "www.example.com",
+            "xn--bcher-kva.example.com"
+        ]
+    );
+    assert_eq!(c.approver_for(&n[0]), Some("admin@example.com"));
+    assert_eq!(c.approver_for(&n[1]), Some("webmaster@www.example.com"));
+    assert_eq!(c.approver_for(&n[2]), Some("admin@example.com"));
+    assert_eq!(
+        c.publisher_for(crate::model::DcvMethod::DnsTxt),
+        Some("bind")
+    );
+    assert_eq!(c.publisher_for(crate::model::DcvMethod::Http), Some("www"));
+    assert_eq!(c.publisher_for(crate::model::DcvMethod::Email), None);
+}
