@@ -28,3 +28,4 @@ pub mod store;
 pub mod cli;
 pub mod http;
 pub mod telemetry;
+pub mod daemon;

@@ -60,3 +60,45 @@ impl Runtime {
             .unwrap_or(MethodScope::PerName)
     }
 }
+
+/// Build providers (each behind its rate limiter), publishers and the checker from a
+/// validated config.
+pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Result<Runtime, String> {
+    use crate::config::ProviderConfig;
+    use crate::provider::limit::Limiter;
+    use crate::provider::limited::Limited;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    for (name, pc) in &config.providers {
+        let inner: Arc<dyn Provider> = match pc {
+            ProviderConfig::Digicert(c) => Arc::new(
+                crate::provider::digicert::DigicertProvider::new(name, c)
+                    .map_err(|e| format!("providers.{name}: {e}"))?,
+            ),
+            ProviderConfig::Sectigo(c) => Arc::new(
+                crate::provider::sectigo::SectigoProvider::new(name, c)
+                    .map_err(|e| format!("providers.{name}: {e}"))?,
+            ),
+        };
+        let m = metrics.clone();
+        let limited = Limited::new(inner, Limiter::new(crate::config::rate_limits(pc)))
+            .on_wait(move |p, waited| m.rate_limit_wait(p, waited));
+        providers.insert(name.clone(), Arc::new(limited));
+    }
+    let mut publishers: HashMap<String, Arc<dyn Publisher>> = HashMap::new();
+    for (name, pc) in &config.publishers {
+        publishers.insert(
+            name.clone(),
+            crate::publish::build(name, pc).map_err(|e| format!("publishers.{name}: {e}"))?,
+        );
+    }
+    let checker = crate::dnscheck::build(&config.dns, &config.http_check).map_err(|e| format!("dns: {e}"))?;
+    Ok(Runtime { config: config.clone(), providers, publishers, checker })
+}
+
+/// An engine for one-off CLI actions (placing an order by hand).
+pub async fn engine_for_cli(store: crate::store::Store, config: Config) -> anyhow::Result<crate::engine::Engine> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let rt = build(&config, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
+    Ok(crate::engine::Engine::new(store, Arc::new(crate::clock::SystemClock), metrics, rt))
+}

@@ -1,5 +1,160 @@
 //! Configuration: figment load (defaults → TOML file → `DCVD_` env), secrets, validation.
+//!
+//! [`load`] is the one entry point: it returns a [`Config`] whose secrets are all
+//! resolved (the inline `api_key` / `login_password` / `tsig_secret` fields are filled)
+//! and whose every value has been checked, or every problem found, each naming its key.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::model::{DcvMethod, DomainName};
+use crate::provider::limit::RateLimit;
+
+mod load;
 pub mod schema;
+mod secrets;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_load;
+#[cfg(test)]
+mod tests_refused;
+mod validate;
+mod validate_cert;
 
+pub use load::{load, load_from_str};
 pub use schema::*;
+pub use secrets::{parse_tsig_secret, resolve_secrets};
+pub use validate::validate;
+
+/// Where the configuration is read from when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/dcvd/dcvd.toml";
+
+/// `$DCVD_CONFIG`, else `/etc/dcvd/dcvd.toml`.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("DCVD_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// One thing wrong with the configuration: the key it concerns
+/// (e.g. `certificates[2].dcv`, `providers.main.rate_limits[0]`) and what to do about it.
+/// Never contains a secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in one load, displayed one per line as `key: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The file that was loaded (for the heading printed by `check-config`).
+    pub path: Option<PathBuf>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigErrors {
+    pub fn new(path: Option<&Path>, problems: Vec<ConfigProblem>) -> Self {
+        Self {
+            path: path.map(Path::to_path_buf),
+            problems,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Sectigo publishes no request limits (its API only answers error -42 "too many
+/// requests"), so this default of 10 requests a second is a conservative guess.
+pub const SECTIGO_DEFAULT_LIMITS: &[&str] = &["10/1s"];
+/// DigiCert CertCentral: 100 requests per 5 seconds and 1000 per 5 minutes per API key.
+pub const DIGICERT_DEFAULT_LIMITS: &[&str] = &["100/5s", "1000/5m"];
+
+/// The request windows the scheduler enforces for a provider: the `rate_limits` key,
+/// or the kind's defaults when the key is absent. An empty list means no limit.
+/// Entries that do not parse are skipped ([`validate`] refuses them at load).
+pub fn rate_limits(cfg: &ProviderConfig) -> Vec<RateLimit> {
+    let (configured, defaults) = match cfg {
+        ProviderConfig::Digicert(d) => (&d.rate_limits, DIGICERT_DEFAULT_LIMITS),
+        ProviderConfig::Sectigo(s) => (&s.rate_limits, SECTIGO_DEFAULT_LIMITS),
+    };
+    match configured {
+        Some(list) => list.iter().filter_map(|s| s.parse().ok()).collect(),
+        None => defaults.iter().filter_map(|s| s.parse().ok()).collect(),
+    }
+}
+
+impl CertificateConfig {
+    /// `common_name` then `dns_names`, canonical (IDN as punycode, lower case) and without
+    /// repeats. Names that do not parse are left out; [`load`] refuses them.
+    pub fn names(&self) -> Vec<DomainName> {
+        let mut out: Vec<DomainName> = Vec::new();
+        for raw in std::iter::once(&self.common_name).chain(&self.dns_names) {
+            if let Ok(n) = DomainName::parse(raw)
+                && !out.contains(&n)
+            {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// The publisher that puts `method`'s tokens in place: `http_publisher` (else
+    /// `publisher`) for http/https, `publisher` for DNS methods, none for email.
+    pub fn publisher_for(&self, method: DcvMethod) -> Option<&str> {
+        if method.is_http() {
+            self.http_publisher.as_deref().or(self.publisher.as_deref())
+        } else if method.is_dns() {
+            self.publisher.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The configured approver address for `name`: the entry for the name itself or
+    /// its closest parent in `approver_emails`. `None`: ask the provider.
+    pub fn approver_for(&self, name: &DomainName) -> Option<&str> {
+        self.approver_emails
+            .iter()
+            .filter(|(domain, _)| name.is_at_or_below(domain))
+            .max_by_key(|(domain, _)| domain.trim_end_matches('.').len())
+            .map(|(_, email)| email.as_str())
+    }
+}

@@ -1,64 +1,245 @@
-//! TEMPORARY stand-in (replaced by the full implementation at merge): ECDSA keys and CSRs.
+//! Private keys and CSRs for one certificate, and the check that an issued leaf is for
+//! our key, our names and the chain that came with it.
+
+use std::collections::BTreeSet;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use secrecy::{ExposeSecret, SecretString};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
 
 use crate::model::{DomainName, KeyType};
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CsrError(pub String);
-
+/// A fresh (or stored) private key and a CSR for it. `Debug` never shows the key.
 pub struct KeyAndCsr {
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     pub key_pem: SecretString,
     pub csr_pem: String,
+    /// The CSR's DER bytes: what Sectigo's DCV hashes are computed over.
     pub csr_der: Vec<u8>,
 }
 
+impl fmt::Debug for KeyAndCsr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyAndCsr")
+            .field("key_pem", &"[REDACTED]")
+            .field("csr_pem", &self.csr_pem)
+            .field("csr_der", &format_args!("<{} bytes>", self.csr_der.len()))
+            .finish()
+    }
+}
+
+/// What [`verify_leaf`] learned about an issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafInfo {
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
+    /// Serial number as lower-case hex of its DER bytes.
     pub serial_hex: String,
+    /// DNS names in the subjectAltName, as the certificate lists them.
     pub sans: Vec<String>,
 }
 
-pub fn generate(_key_type: KeyType, names: &[DomainName]) -> Result<KeyAndCsr, CsrError> {
-    let kp = rcgen::KeyPair::generate().map_err(|e| CsrError(e.to_string()))?;
-    let mut p =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .map_err(|e| CsrError(e.to_string()))?;
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, names[0].as_str());
-    p.distinguished_name = dn;
-    let csr = p
-        .serialize_request(&kp)
-        .map_err(|e| CsrError(e.to_string()))?;
+/// Errors from key, CSR and leaf handling. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CsrError {
+    #[error("no DNS names given: a CSR needs at least one (the first becomes the common name)")]
+    NoNames,
+    #[error("generating a {key_type} private key failed: {reason}")]
+    KeyGeneration { key_type: KeyType, reason: String },
+    #[error(
+        "the stored private key cannot be used: {reason}; it must be an unencrypted PKCS#8 PEM \
+         (BEGIN PRIVATE KEY) ECDSA P-256/P-384 or RSA key"
+    )]
+    BadKey { reason: String },
+    #[error("building the CSR for {names} failed: {reason}")]
+    Csr { names: String, reason: String },
+    #[error("the issued certificate cannot be parsed: {reason}")]
+    LeafParse { reason: String },
+    #[error("chain certificate {index} from the CA cannot be parsed: {reason}")]
+    ChainParse { index: usize, reason: String },
+    #[error(
+        "the issued certificate is for a different public key than the order's private key; \
+         it is not installed (was the CSR replaced at the CA?)"
+    )]
+    KeyMismatch,
+    #[error("certificate names [{got}] differ from ordered [{want}]; it is not installed")]
+    NameMismatch { got: String, want: String },
+    #[error(
+        "the issued certificate (issuer `{issuer}`) is not signed by the first chain certificate \
+         (`{chain_subject}`): {reason}; it is not installed"
+    )]
+    NotSignedByChain {
+        issuer: String,
+        chain_subject: String,
+        reason: String,
+    },
+}
+
+/// Make a new private key of `key_type` and a CSR with CN = `names[0]` and
+/// SAN = all `names` (wildcards allowed). RSA generation is CPU-bound and can take
+/// seconds (rsa-4096): call it from `tokio::task::spawn_blocking`.
+pub fn generate(key_type: KeyType, names: &[DomainName]) -> Result<KeyAndCsr, CsrError> {
+    if names.is_empty() {
+        return Err(CsrError::NoNames);
+    }
+    let key_pem = new_key_pem(key_type)?;
+    csr_from_key(&key_pem, names)
+}
+
+/// A CSR for a stored key (PKCS#8 PEM), e.g. to re-order with the same key.
+pub fn csr_from_key(key_pem: &SecretString, names: &[DomainName]) -> Result<KeyAndCsr, CsrError> {
+    let first = names.first().ok_or(CsrError::NoNames)?;
+    let key = load_key(key_pem)?;
+    let list = names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let csr_err = |e: rcgen::Error| CsrError::Csr {
+        names: list.clone(),
+        reason: e.to_string(),
+    };
+    let sans: Vec<String> = names.iter().map(|n| n.as_str().to_string()).collect();
+    let mut params = CertificateParams::new(sans).map_err(csr_err)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, first.as_str());
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).map_err(csr_err)?;
     Ok(KeyAndCsr {
-        key_pem: SecretString::from(kp.serialize_pem()),
-        csr_pem: csr.pem().map_err(|e| CsrError(e.to_string()))?,
+        key_pem: key_pem.clone(),
+        csr_pem: csr.pem().map_err(csr_err)?,
         csr_der: csr.der().to_vec(),
     })
 }
 
-pub fn verify_leaf(
-    leaf_pem: &str,
-    _chain_pem: &[String],
-    key_pem: &SecretString,
-    _names: &[DomainName],
-) -> Result<LeafInfo, CsrError> {
-    let kp =
-        rcgen::KeyPair::from_pem(key_pem.expose_secret()).map_err(|e| CsrError(e.to_string()))?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes())
-        .map_err(|e| CsrError(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| CsrError(e.to_string()))?;
-    if cert.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&kp).as_slice() {
-        return Err(CsrError("certificate is for another key".into()));
-    }
-    let ts = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
-    Ok(LeafInfo {
-        not_before: ts(cert.validity().not_before.timestamp()),
-        not_after: ts(cert.validity().not_after.timestamp()),
-        serial_hex: cert.raw_serial_as_string(),
-        sans: Vec::new(),
+fn new_key_pem(key_type: KeyType) -> Result<SecretString, CsrError> {
+    let fail = |reason: String| CsrError::KeyGeneration { key_type, reason };
+    let bits = match key_type {
+        KeyType::EcdsaP256 | KeyType::EcdsaP384 => {
+            let alg = if key_type == KeyType::EcdsaP256 {
+                &rcgen::PKCS_ECDSA_P256_SHA256
+            } else {
+                &rcgen::PKCS_ECDSA_P384_SHA384
+            };
+            let kp = KeyPair::generate_for(alg).map_err(|e| fail(e.to_string()))?;
+            return Ok(SecretString::from(kp.serialize_pem()));
+        }
+        KeyType::Rsa2048 => 2048,
+        KeyType::Rsa3072 => 3072,
+        KeyType::Rsa4096 => 4096,
+    };
+    // ring cannot generate RSA keys: the `rsa` crate does, and rcgen loads its PKCS#8.
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key =
+        rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).map_err(|e| fail(e.to_string()))?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| fail(format!("PKCS#8 encoding: {e}")))?;
+    Ok(SecretString::from(pem.as_str()))
+}
+
+fn load_key(key_pem: &SecretString) -> Result<KeyPair, CsrError> {
+    // rcgen's parse errors describe the format problem, not the key bytes.
+    KeyPair::from_pem(key_pem.expose_secret()).map_err(|e| CsrError::BadKey {
+        reason: e.to_string(),
     })
 }
+
+/// Check an issued leaf before installing it: it is for our key, its SAN DNS names are
+/// exactly `names` (case-insensitive, any order), and `chain_pem[0]` (when given)
+/// signed it.
+pub fn verify_leaf(
+    leaf_pem: &str,
+    chain_pem: &[String],
+    key_pem: &SecretString,
+    names: &[DomainName],
+) -> Result<LeafInfo, CsrError> {
+    let leaf_der = pem_der(leaf_pem).map_err(|reason| CsrError::LeafParse { reason })?;
+    let leaf = parse_cert(&leaf_der).map_err(|reason| CsrError::LeafParse { reason })?;
+
+    let key = load_key(key_pem)?;
+    if leaf.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(CsrError::KeyMismatch);
+    }
+
+    let sans = dns_sans(&leaf).map_err(|reason| CsrError::LeafParse { reason })?;
+    let got: BTreeSet<String> = sans.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let want: BTreeSet<String> = names
+        .iter()
+        .map(|n| n.as_str().to_ascii_lowercase())
+        .collect();
+    if got != want {
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        return Err(CsrError::NameMismatch {
+            got: join(&got),
+            want: join(&want),
+        });
+    }
+
+    if let Some(first) = chain_pem.first() {
+        let parse = |reason| CsrError::ChainParse { index: 0, reason };
+        let issuer_der = pem_der(first).map_err(parse)?;
+        let issuer = parse_cert(&issuer_der).map_err(parse)?;
+        leaf.verify_signature(Some(issuer.public_key()))
+            .map_err(|e| CsrError::NotSignedByChain {
+                issuer: leaf.issuer().to_string(),
+                chain_subject: issuer.subject().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+
+    let validity = leaf.validity();
+    let time = |t: x509_parser::time::ASN1Time| {
+        DateTime::<Utc>::from_timestamp(t.timestamp(), 0).ok_or_else(|| CsrError::LeafParse {
+            reason: format!("validity time {t} is out of range"),
+        })
+    };
+    Ok(LeafInfo {
+        not_before: time(validity.not_before)?,
+        not_after: time(validity.not_after)?,
+        serial_hex: hex::encode(leaf.raw_serial()),
+        sans,
+    })
+}
+
+fn pem_der(pem: &str) -> Result<Vec<u8>, String> {
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate ({e})"))?;
+    if parsed.label != "CERTIFICATE" {
+        return Err(format!(
+            "PEM block is `{}`, expected CERTIFICATE",
+            parsed.label
+        ));
+    }
+    Ok(parsed.contents)
+}
+
+fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c)
+        .map_err(|e| format!("not an X.509 certificate ({e})"))
+}
+
+fn dns_sans(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    let ext = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("bad subjectAltName extension ({e})"))?;
+    Ok(ext
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    GeneralName::DNSName(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests;

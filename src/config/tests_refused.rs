@@ -1,0 +1,290 @@
+//! Every refused configuration names its key and says what is wrong.
+
+use super::tests::{base, problems, with};
+use super::*;
+
+#[track_caller]
+fn assert_refused(toml: &str, key: &str, needle: &str) {
+    let ps = problems(toml);
+    assert!(
+        ps.iter()
+            .any(|p| p.key == key && p.message.contains(needle)),
+        "expected a problem at `{key}` mentioning `{needle}`, got:\n{}",
+        ConfigErrors::new(None, ps.clone())
+    );
+}
+
+#[test]
+fn each_refused_case_names_its_key() {
+    let c = "certificates[0]";
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            with(&[("output_dir", "colour = \"red\"\noutput_dir")]),
+            format!("{c}.colour"),
+            "unknown key",
+        ),
+        (
+            format!("{}\n[extras]\na = 1\n", base()),
+            "extras".into(),
+            "unknown section",
+        ),
+        (
+            with(&[("kind = \"digicert\"", "kind = \"digicert\"\napikey = \"x\"")]),
+            "providers.main.apikey".into(),
+            "unknown key",
+        ),
+        (
+            with(&[("kind = \"digicert\"", "kind = \"letsencrypt\"")]),
+            "providers.main.kind".into(),
+            "digicert",
+        ),
+        (
+            with(&[(
+                "common_name = \"example.com\"",
+                "common_name = \"exa mple.com\"",
+            )]),
+            format!("{c}.common_name"),
+            "not a valid DNS name",
+        ),
+        (
+            with(&[("\"www.example.com\"]", "\"www.example.com\", \"a..b.com\"]")]),
+            format!("{c}.dns_names[1]"),
+            "empty label",
+        ),
+        (
+            with(&[("provider = \"main\"", "provider = \"nope\"")]),
+            format!("{c}.provider"),
+            "main, reseller",
+        ),
+        (
+            with(&[("publisher = \"bind\"", "publisher = \"nope\"")]),
+            format!("{c}.publisher"),
+            "not defined",
+        ),
+        (
+            with(&[("http_publisher = \"www\"", "http_publisher = \"nope\"")]),
+            format!("{c}.http_publisher"),
+            "not defined",
+        ),
+        (
+            with(&[("provider = \"main\"", "provider = \"reseller\"")]),
+            format!("{c}.dcv[0]"),
+            "not offered by sectigo",
+        ),
+        (
+            with(&[("\"dns-txt\", \"http\", \"email\"", "\"dns-txt\", \"https\"")]),
+            format!("{c}.dcv[1]"),
+            "not offered by digicert",
+        ),
+        (
+            with(&[("\"www.example.com\"]", "\"*.example.com\"]")]),
+            format!("{c}.dcv[1]"),
+            "wildcard name `*.example.com`",
+        ),
+        (
+            with(&[("publisher = \"bind\"\n", "")]),
+            format!("{c}.dcv[0]"),
+            "needs a publisher",
+        ),
+        (
+            with(&[("publisher = \"bind\"\n", "publisher = \"www\"\n")]),
+            format!("{c}.dcv[0]"),
+            "a webroot publisher",
+        ),
+        (
+            with(&[("http_publisher = \"www\"\n", "")]),
+            format!("{c}.dcv[1]"),
+            "a rfc2136 publisher",
+        ),
+        (
+            with(&[(
+                "output_dir",
+                "approver_emails = { \"example.com\" = \"bob@example.com\" }\noutput_dir",
+            )]),
+            format!("{c}.approver_emails.\"example.com\""),
+            "approver_contacts",
+        ),
+        (
+            with(&[(
+                "output_dir",
+                "approver_emails = { \"example.com\" = \"admin@other.test\" }\noutput_dir",
+            )]),
+            format!("{c}.approver_emails.\"example.com\""),
+            "admin@",
+        ),
+        (
+            with(&[(
+                "output_dir",
+                "approver_emails = { \"example.com\" = \"admin@www.example.com\" }\noutput_dir",
+            )]),
+            format!("{c}.approver_emails.\"example.com\""),
+            "parent domain",
+        ),
+        (
+            with(&[(
+                "output_dir",
+                "approver_emails = { \"other.test\" = \"admin@other.test\" }\noutput_dir",
+            )]),
+            format!("{c}.approver_emails.\"other.test\""),
+            "neither a name",
+        ),
+        (
+            with(&[("output_dir", "method_timeout = \"soon\"\noutput_dir")]),
+            format!("{c}.method_timeout"),
+            "90s or 2h",
+        ),
+        (
+            with(&[("output_dir", "renew_before = 30\noutput_dir")]),
+            format!("{c}.renew_before"),
+            "90s or 2h",
+        ),
+        (
+            with(&[("output_dir", "resend_schedule = \"0 9 * * *\"\noutput_dir")]),
+            format!("{c}.resend_schedule"),
+            "write \"0 0 9 * * *\"",
+        ),
+        (
+            with(&[(
+                "concurrency = 8",
+                "concurrency = 8\nrenewal_check = \"every day\"",
+            )]),
+            "daemon.renewal_check".into(),
+            "6 fields",
+        ),
+        (
+            with(&[(
+                "kind = \"digicert\"",
+                "kind = \"digicert\"\nrate_limits = [\"100/5s\", \"lots\"]",
+            )]),
+            "providers.main.rate_limits[1]".into(),
+            "100/5s",
+        ),
+        (
+            with(&[("concurrency = 8", "concurrency = 8\nlisten = \"localhost\"")]),
+            "daemon.listen".into(),
+            "ip:port",
+        ),
+        (
+            with(&[(
+                "kind = \"digicert\"",
+                "kind = \"digicert\"\nbase_url = \"ftp://ca.test\"",
+            )]),
+            "providers.main.base_url".into(),
+            "https://",
+        ),
+        (
+            with(&[(
+                "kind = \"digicert\"",
+                "kind = \"digicert\"\nbase_url = \"not a url\"",
+            )]),
+            "providers.main.base_url".into(),
+            "not a URL",
+        ),
+        (
+            with(&[("\"dns-txt\", \"http\", \"email\"", "")]),
+            format!("{c}.dcv"),
+            "is empty",
+        ),
+        (
+            with(&[(
+                "\"dns-txt\", \"http\", \"email\"",
+                "\"dns-txt\", \"dns-txt\"",
+            )]),
+            format!("{c}.dcv[1]"),
+            "twice",
+        ),
+        (
+            with(&[("\"dns-txt\", \"http\", \"email\"", "\"dns\"")]),
+            format!("{c}.dcv[0]"),
+            "dns-txt, dns-cname",
+        ),
+        (
+            with(&[("concurrency = 8", "concurrency = 0")]),
+            "daemon.concurrency".into(),
+            "at least 1",
+        ),
+        (
+            with(&[("server = \"127.0.0.1:53\"", "server = \"127.0.0.1\"")]),
+            "publishers.bind.server".into(),
+            "host:port",
+        ),
+        (
+            with(&[(
+                "tsig_key_name = \"dcvd\"",
+                "tsig_key_name = \"dcvd\"\ntsig_algorithm = \"hmac-md5\"",
+            )]),
+            "publishers.bind.tsig_algorithm".into(),
+            "hmac-sha384",
+        ),
+        (
+            with(&[(
+                "tsig_key_name = \"dcvd\"",
+                "tsig_key_name = \"dcvd\"\ntransport = \"quic\"",
+            )]),
+            "publishers.bind.transport".into(),
+            "\"tcp\" or \"udp\"",
+        ),
+        (
+            with(&[("\"127.0.0.1:53\"]", "\"dns.example:53\"]")]),
+            "dns.resolvers[0]".into(),
+            "IP address",
+        ),
+        (
+            format!(
+                "{}\n[dns.nameserver_overrides]\n\"example.com.\" = [\"ns1\"]\n",
+                base()
+            ),
+            "dns.nameserver_overrides.\"example.com.\"[0]".into(),
+            "IP address",
+        ),
+        (
+            with(&[("path = \"/var/www/html\"", "path = \"www\"")]),
+            "publishers.www.path".into(),
+            "absolute",
+        ),
+        (
+            with(&[("command = [\"/bin/true\"]", "command = []")]),
+            "publishers.hook.command".into(),
+            "program",
+        ),
+        (
+            with(&[(
+                "output_dir = \"/tmp/certs/www\"",
+                "output_dir = \"certs/www\"",
+            )]),
+            format!("{c}.output_dir"),
+            "absolute",
+        ),
+        (
+            with(&[("login_name = \"acme\"\n", "")]),
+            "providers.reseller.login_name".into(),
+            "required",
+        ),
+        (
+            with(&[("kind = \"exec\"\n", "")]),
+            "publishers.hook.kind".into(),
+            "required",
+        ),
+        (
+            format!(
+                "{}\n{}",
+                base(),
+                base()
+                    .split("[[certificates]]")
+                    .nth(1)
+                    .map(|s| format!("[[certificates]]{s}"))
+                    .unwrap_or_default()
+            ),
+            "certificates[1].name".into(),
+            "unique",
+        ),
+        (
+            with(&[("[daemon]", "[daemon]\nshutdown_timeout = \"0s\"")]),
+            "daemon.shutdown_timeout".into(),
+            "is zero",
+        ),
+    ];
+    for (toml, key, needle) in &cases {
+        assert_refused(toml, key, needle);
+    }
+}

@@ -1,0 +1,351 @@
+//! Checks on a parsed [`Config`] beyond what serde checks, reporting every problem
+//! at once, each with the key it concerns and the fix.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::model::{DcvMethod, DomainName, ProviderKind};
+use crate::provider::limit::RateLimit;
+
+use super::load::join;
+use super::{Config, ConfigProblem, ProviderConfig, PublisherConfig};
+
+/// Collects problems for one load.
+pub(super) struct Problems(pub(super) Vec<ConfigProblem>);
+
+impl Problems {
+    pub(super) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem::new(key, message));
+    }
+}
+
+/// Everything wrong with `cfg` (empty when it is usable). Secrets are expected to be
+/// resolved already; this never looks at their values.
+pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
+    let mut p = Problems(Vec::new());
+    daemon(cfg, &mut p);
+    for (name, provider) in &cfg.providers {
+        check_provider(&join("providers", name), name, provider, &mut p);
+    }
+    for (name, publisher) in &cfg.publishers {
+        check_publisher(&join("publishers", name), name, publisher, &mut p);
+    }
+    dns(cfg, &mut p);
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, cert) in cfg.certificates.iter().enumerate() {
+        let key = format!("certificates[{i}]");
+        match seen.get(cert.name.as_str()) {
+            Some(first) => p.push(
+                format!("{key}.name"),
+                format!(
+                    "`{}` is already the name of certificates[{first}]; certificate names must be unique",
+                    cert.name
+                ),
+            ),
+            None => {
+                seen.insert(&cert.name, i);
+            }
+        }
+        super::validate_cert::check_certificate(cfg, &key, cert, &mut p);
+    }
+    p.0
+}
+
+fn daemon(cfg: &Config, p: &mut Problems) {
+    let d = &cfg.daemon;
+    if d.database.as_os_str().is_empty() {
+        p.push(
+            "daemon.database",
+            "is empty; write the SQLite file path, e.g. /var/lib/dcvd/dcvd.db",
+        );
+    }
+    if d.listen.parse::<SocketAddr>().is_err() {
+        p.push(
+            "daemon.listen",
+            format!(
+                "`{}` is not a socket address; write ip:port, e.g. 127.0.0.1:9750 or [::1]:9750",
+                d.listen
+            ),
+        );
+    }
+    if d.concurrency == 0 {
+        p.push(
+            "daemon.concurrency",
+            "is 0, so no order would ever be worked on; use at least 1 (default 32)",
+        );
+    }
+    if let Err(m) = check_cron(&d.renewal_check) {
+        p.push("daemon.renewal_check", m);
+    }
+    nonzero("daemon.shutdown_timeout", d.shutdown_timeout, p);
+}
+
+fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Problems) {
+    check_entry_name(key, name, "provider", p);
+    let (base_url, limits) = match provider {
+        ProviderConfig::Digicert(d) => {
+            if d.dns_txt_at != "_dnsauth" && d.dns_txt_at != "name" {
+                p.push(
+                    join(key, "dns_txt_at"),
+                    format!(
+                        "`{}` is not allowed; use \"_dnsauth\" (TXT at _dnsauth.<name>) or \"name\" (TXT at the name)",
+                        d.dns_txt_at
+                    ),
+                );
+            }
+            nonzero(&join(key, "poll_interval"), d.poll_interval, p);
+            nonzero(&join(key, "request_timeout"), d.request_timeout, p);
+            (&d.base_url, &d.rate_limits)
+        }
+        ProviderConfig::Sectigo(s) => {
+            if s.login_name.trim().is_empty() {
+                p.push(
+                    join(key, "login_name"),
+                    "is empty; write the Sectigo account login name",
+                );
+            }
+            if DomainName::parse(&s.dcv_suffix).is_err() {
+                p.push(
+                    join(key, "dcv_suffix"),
+                    format!(
+                        "`{}` is not a DNS name; use \"sectigo.com\" (default) or \"comodoca.com\"",
+                        s.dcv_suffix
+                    ),
+                );
+            }
+            nonzero(&join(key, "poll_interval"), s.poll_interval, p);
+            nonzero(&join(key, "collect_interval"), s.collect_interval, p);
+            nonzero(&join(key, "request_timeout"), s.request_timeout, p);
+            (&s.base_url, &s.rate_limits)
+        }
+    };
+    if let Err(m) = check_url(base_url) {
+        p.push(join(key, "base_url"), m);
+    }
+    for (i, l) in limits.iter().flatten().enumerate() {
+        if let Err(m) = l.parse::<RateLimit>() {
+            p.push(format!("{}[{i}]", join(key, "rate_limits")), m);
+        }
+    }
+}
+
+fn check_publisher(key: &str, name: &str, publisher: &PublisherConfig, p: &mut Problems) {
+    check_entry_name(key, name, "publisher", p);
+    match publisher {
+        PublisherConfig::Rfc2136(r) => {
+            if let Err(m) = check_host_port(&r.server) {
+                p.push(join(key, "server"), m);
+            }
+            if let Some(zone) = &r.zone
+                && let Err(e) = DomainName::parse(zone)
+            {
+                p.push(
+                    join(key, "zone"),
+                    format!("{e}; write the zone apex, e.g. \"example.com\""),
+                );
+            }
+            if r.tsig_key_name.trim().is_empty() {
+                p.push(
+                    join(key, "tsig_key_name"),
+                    "is empty; write the key name the DNS server knows, e.g. \"dcvd\"",
+                );
+            }
+            if !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&r.tsig_algorithm.as_str()) {
+                p.push(
+                    join(key, "tsig_algorithm"),
+                    format!(
+                        "`{}` is not supported; use hmac-sha256, hmac-sha384 or hmac-sha512",
+                        r.tsig_algorithm
+                    ),
+                );
+            }
+            if r.transport != "tcp" && r.transport != "udp" {
+                p.push(
+                    join(key, "transport"),
+                    format!("`{}` is not allowed; use \"tcp\" or \"udp\"", r.transport),
+                );
+            }
+            nonzero(&join(key, "timeout"), r.timeout, p);
+        }
+        PublisherConfig::Exec(e) => {
+            if e.command.first().is_none_or(|c| c.trim().is_empty()) {
+                p.push(
+                    join(key, "command"),
+                    "is empty; name the program to run first, e.g. command = [\"/usr/local/bin/dns-hook\"]",
+                );
+            }
+            nonzero(&join(key, "timeout"), e.timeout, p);
+        }
+        PublisherConfig::Webroot(w) => {
+            if !w.path.is_absolute() {
+                p.push(
+                    join(key, "path"),
+                    format!("`{}` is not an absolute path; write the web server's document root, e.g. /var/www/html", w.path.display()),
+                );
+            }
+        }
+        PublisherConfig::Manual(_) => {}
+    }
+}
+
+fn dns(cfg: &Config, p: &mut Problems) {
+    let d = &cfg.dns;
+    for (i, r) in d.resolvers.iter().enumerate() {
+        if let Err(m) = parse_socket(r, 53) {
+            p.push(format!("dns.resolvers[{i}]"), m);
+        }
+    }
+    for (zone, servers) in &d.nameserver_overrides {
+        let key = join("dns.nameserver_overrides", zone);
+        if let Err(e) = DomainName::parse(zone) {
+            p.push(
+                key.clone(),
+                format!("{e}; write the zone, e.g. \"example.com.\""),
+            );
+        }
+        if servers.is_empty() {
+            p.push(
+                key.clone(),
+                "lists no servers; write at least one ip:port, or remove the entry",
+            );
+        }
+        for (i, s) in servers.iter().enumerate() {
+            if let Err(m) = parse_socket(s, 53) {
+                p.push(format!("{key}[{i}]"), m);
+            }
+        }
+    }
+    nonzero("dns.poll_interval", d.poll_interval, p);
+    nonzero("dns.timeout", d.timeout, p);
+    nonzero("dns.query_timeout", d.query_timeout, p);
+    let h = &cfg.http_check;
+    for (host, addr) in &h.overrides {
+        let key = join("http_check.overrides", host);
+        if let Err(e) = DomainName::parse(host) {
+            p.push(
+                key.clone(),
+                format!("{e}; write the host name, e.g. \"www.example.com\""),
+            );
+        }
+        if let Err(m) = parse_socket(addr, 80) {
+            p.push(key, m);
+        }
+    }
+    nonzero("http_check.timeout", h.timeout, p);
+}
+
+/// Provider/publisher names become file names under `$CREDENTIALS_DIRECTORY`.
+fn check_entry_name(key: &str, name: &str, what: &str, p: &mut Problems) {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        p.push(
+            key,
+            format!("`{name}` is not a usable {what} name; use letters, digits, `-` and `_` only"),
+        );
+    }
+}
+
+pub(super) fn nonzero(key: &str, d: Duration, p: &mut Problems) {
+    if d.is_zero() {
+        p.push(key, "is zero; write a duration with a unit, e.g. 90s or 2h");
+    }
+}
+
+/// A cron expression as the `cron` crate takes it: 6 fields with seconds first.
+pub(super) fn check_cron(expr: &str) -> Result<(), String> {
+    let schedule = match cron::Schedule::from_str(expr) {
+        Ok(s) => s,
+        Err(e) => {
+            let fields = expr.split_whitespace().count();
+            let with_seconds = format!("0 {}", expr.trim());
+            if fields == 5 && cron::Schedule::from_str(&with_seconds).is_ok() {
+                return Err(format!(
+                    "`{expr}` has 5 fields, but dcvd's cron needs 6, starting with seconds; write \"{with_seconds}\""
+                ));
+            }
+            return Err(format!(
+                "`{expr}` is not a cron expression ({e}); write 6 fields, seconds first \
+                 (sec min hour day month weekday, weekdays 1-7 = Sun-Sat or Mon-Fri), e.g. \"0 0 9 * * *\""
+            ));
+        }
+    };
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err(format!(
+            "`{expr}` never fires; pick a date that exists, e.g. \"0 0 9 * * *\""
+        ));
+    }
+    Ok(())
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "`{url}` uses scheme `{}`; write an http:// or https:// URL with a host",
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "`{url}` is not a URL ({e}); write e.g. https://www.digicert.com/services/v2"
+        )),
+    }
+}
+
+/// `ip:port`, or a bare IP address meaning port `default_port`.
+pub(super) fn parse_socket(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    Err(format!(
+        "`{s}` is not an IP address with optional port; write e.g. 192.0.2.53:{default_port}, 192.0.2.53 or [2001:db8::53]:{default_port}"
+    ))
+}
+
+/// `host:port` where host is an IP address or a DNS name.
+fn check_host_port(s: &str) -> Result<(), String> {
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let hint = format!("`{s}` is not host:port; write e.g. 192.0.2.53:53 or ns1.example.com:53");
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| hint.clone())?;
+    if port.parse::<u16>().is_err() || host.contains(':') || DomainName::parse(host).is_err() {
+        return Err(hint);
+    }
+    Ok(())
+}
+
+/// Which publisher kinds can put which tokens in place.
+pub(super) fn can_publish(publisher: &PublisherConfig, method: DcvMethod) -> bool {
+    match publisher {
+        PublisherConfig::Rfc2136(_) => method.is_dns(),
+        PublisherConfig::Webroot(_) => method.is_http(),
+        PublisherConfig::Exec(_) | PublisherConfig::Manual(_) => true,
+    }
+}
+
+pub(super) fn provider_kind(p: &ProviderConfig) -> ProviderKind {
+    match p {
+        ProviderConfig::Digicert(_) => ProviderKind::Digicert,
+        ProviderConfig::Sectigo(_) => ProviderKind::Sectigo,
+    }
+}
+
+pub(super) fn publisher_kind(p: &PublisherConfig) -> &'static str {
+    match p {
+        PublisherConfig::Rfc2136(_) => "rfc2136",
+        PublisherConfig::Exec(_) => "exec",
+        PublisherConfig::Webroot(_) => "webroot",
+        PublisherConfig::Manual(_) => "manual",
+    }
+}

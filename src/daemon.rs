@@ -1,0 +1,152 @@
+//! The daemon as a value: `App::build(config)` opens the database, builds the runtime and
+//! binds the listener; `app.run(shutdown)` runs the scheduler and the HTTP endpoint until
+//! the token is cancelled. Tests and `dcvd demo` use the same path as `dcvd run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+pub struct App {
+    pub engine: Arc<Engine>,
+    listener: TcpListener,
+    drain: Duration,
+    /// Set while the scheduler loop runs (for `/readyz`).
+    pub scheduler_running: Arc<AtomicBool>,
+}
+
+impl App {
+    /// Open the database (running migrations), build providers/publishers/checker, bind `daemon.listen`.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let rt = crate::runtime::build(&config, metrics.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Self::with_runtime(rt, metrics).await
+    }
+
+    /// As `build`, with a runtime made by the caller (tests, the demo).
+    pub async fn with_runtime(rt: Runtime, metrics: Arc<Metrics>) -> anyhow::Result<App> {
+        let db = rt.config.daemon.database.clone();
+        let store = Store::open(&db)
+            .await
+            .with_context(|| format!("opening the database {}", db.display()))?;
+        let listen = rt.config.daemon.listen.clone();
+        let listener = TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("binding daemon.listen = {listen}"))?;
+        let drain = rt.config.daemon.shutdown_timeout;
+        let engine = Arc::new(Engine::new(store, Arc::new(SystemClock), metrics, rt));
+        Ok(App { engine, listener, drain, scheduler_running: Arc::new(AtomicBool::new(false)) })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Run until `shutdown` is cancelled: place orders that are due, run the scheduler
+    /// and serve HTTP. Returns once running steps have drained.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let created = self.engine.ensure_orders().await.context("placing orders for configured certificates")?;
+        if !created.is_empty() {
+            info!(orders = created.len(), "created orders for certificates that need one");
+        }
+        let state = crate::http::HttpState {
+            engine: self.engine.clone(),
+            scheduler_running: self.scheduler_running.clone(),
+        };
+        let http_shutdown = shutdown.clone();
+        let http = tokio::spawn(async move {
+            let r = axum::serve(self.listener, crate::http::router(state))
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await;
+            if let Err(e) = r {
+                error!("HTTP endpoint stopped: {e}");
+            }
+        });
+        self.scheduler_running.store(true, Ordering::SeqCst);
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+        let status = tokio::spawn(status_loop(self.engine.clone(), shutdown.clone()));
+        crate::scheduler::run(self.engine.clone(), shutdown, self.drain).await;
+        self.scheduler_running.store(false, Ordering::SeqCst);
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        status.abort();
+        let _ = http.await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reload the configuration (SIGHUP): an invalid new config is rejected with its errors
+/// logged and the old one keeps running.
+pub async fn reload(engine: &Engine, path: &PathBuf) {
+    match crate::config::load(path) {
+        Err(errors) => {
+            error!("configuration reload rejected; still running the previous configuration:\n{errors}");
+        }
+        Ok(cfg) => match crate::runtime::build(&cfg, engine.ctx.metrics.clone()).await {
+            Err(e) => error!("configuration reload rejected ({e}); still running the previous configuration"),
+            Ok(rt) => {
+                let old_db = engine.runtime().config.daemon.database.clone();
+                if cfg.daemon.database != old_db {
+                    warn!("daemon.database changed; that takes effect only after a restart");
+                }
+                engine.replace_runtime(rt);
+                info!(certificates = cfg.certificates.len(), "configuration reloaded");
+                if let Err(e) = engine.ensure_orders().await {
+                    error!("after reload, placing orders failed: {e}");
+                }
+            }
+        },
+    }
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    let _ = sd_notify::notify(states);
+}
+
+/// STATUS= lines for systemd, and WATCHDOG=1 when the unit sets WatchdogSec.
+async fn status_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let watchdog = sd_notify::watchdog_enabled();
+    let every = watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(30)).min(Duration::from_secs(30));
+    loop {
+        let live: i64 = engine
+            .store()
+            .order_counts()
+            .await
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, s, _)| !matches!(s.as_str(), "issued" | "failed" | "canceled"))
+                    .map(|(_, _, n)| n)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let next = engine.store().next_due(&[]).await.ok().flatten();
+        let status = format!(
+            "{live} orders in flight; next step {}",
+            next.map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_else(|| "none".into())
+        );
+        let mut states = vec![sd_notify::NotifyState::Status(&status)];
+        if watchdog.is_some() {
+            states.push(sd_notify::NotifyState::Watchdog);
+        }
+        notify_systemd(&states);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
