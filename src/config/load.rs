@@ -1,13 +1,14 @@
 //! Reading `dcvd.toml` with figment and turning figment/serde errors into
 //! [`ConfigProblem`]s that name the key (never a secret value).
 //!
-//! Each section (and each provider, publisher and certificate) is deserialised on its
-//! own, so one unknown key does not hide the problems in the other sections.
+//! Defaults are the schema's serde defaults. Each section (and each provider, publisher
+//! and certificate) is deserialised on its own, and a bad key is dropped and the rest
+//! parsed again, so one mistake does not hide the next.
 
 use std::path::Path;
 
 use figment::Figment;
-use figment::error::{Actual, Kind};
+use figment::error::Kind;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
@@ -305,10 +306,10 @@ fn describe(prefix: &str, e: figment::Error) -> ConfigProblem {
             field.to_ascii_uppercase()
         ),
         Kind::InvalidType(actual, expected) => {
-            format!("expected {expected}, found {}", show(&actual))
+            format!("expected {expected}, found {}", actual)
         }
         Kind::InvalidValue(actual, expected) => {
-            format!("expected {expected}, found {}", show(&actual))
+            format!("expected {expected}, found {}", actual)
         }
         Kind::Message(m) if secret => {
             let _ = m;
@@ -321,10 +322,6 @@ fn describe(prefix: &str, e: figment::Error) -> ConfigProblem {
         message.push_str("; write a duration with a unit, e.g. 90s or 2h");
     }
     ConfigProblem::new(if key.is_empty() { "config".into() } else { key }, message)
-}
-
-fn show(actual: &Actual) -> String {
-    actual.to_string()
 }
 
 fn is_duration_key(field: &str) -> bool {

@@ -153,8 +153,9 @@ impl CertificateConfig {
     pub fn approver_for(&self, name: &DomainName) -> Option<&str> {
         self.approver_emails
             .iter()
+            .map(|(domain, email)| (domain.trim_start_matches("*.").trim_end_matches('.'), email))
             .filter(|(domain, _)| name.is_at_or_below(domain))
-            .max_by_key(|(domain, _)| domain.trim_end_matches('.').len())
+            .max_by_key(|(domain, _)| domain.len())
             .map(|(_, email)| email.as_str())
     }
 }

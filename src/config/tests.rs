@@ -92,6 +92,15 @@ fn allowed_variants_load() {
         // email with no approver for a name: the provider will be asked
         with(&[]),
         with(&[("output_dir", "max_resends = 0\noutput_dir")]),
+        // approver keyed by the wildcard name
+        with(&[
+            ("\"www.example.com\"]", "\"*.example.com\"]"),
+            ("\"dns-txt\", \"http\", \"email\"", "\"dns-txt\", \"email\""),
+            (
+                "output_dir",
+                "approver_emails = { \"*.example.com\" = \"admin@example.com\" }\noutput_dir",
+            ),
+        ]),
         // a WHOIS contact listed in approver_contacts may approve
         with(&[(
             "output_dir",

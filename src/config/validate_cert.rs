@@ -253,7 +253,7 @@ fn check_approver(
         Ok(d) => d,
         Err(e) => return p.push(key, e.to_string()),
     };
-    if !names.is_empty() && !names.iter().any(|n| n.is_at_or_below(domain.as_str())) {
+    if !names.is_empty() && !names.iter().any(|n| n.is_at_or_below(domain.base())) {
         return p.push(
             key,
             format!("`{domain}` is neither a name of this certificate nor a parent domain of one; use a name from common_name or dns_names"),
