@@ -3,6 +3,7 @@
 
 mod inspect;
 mod orders;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,5 +100,23 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
         Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
         _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
+    }
+}
+
+/// Run the parsed command; errors are printed for the operator and become exit codes.
+pub async fn main(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Run => run::daemon(&cli.config).await,
+        Command::CheckConfig => run::check_config(&cli.config),
+        Command::Dns(DnsCommand::Check { fqdn, rtype, value, json }) => run::dns_check(&cli.config, fqdn, rtype, value, *json).await,
+        Command::Demo { exit_when_done, dir } => crate::demo::run(*exit_when_done, dir.clone()).await,
+        _ => run_command(&cli).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
