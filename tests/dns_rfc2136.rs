@@ -173,6 +173,7 @@ async fn wrong_tsig_key_is_a_permanent_error_naming_server_and_zone() {
         assert!(text.contains(&sim.addr().to_string()), "{text}");
         assert!(text.contains("zone example.test"), "{text}");
         assert!(text.contains("_dnsauth.www.example.test"), "{text}");
+        assert!(text.contains("did not accept our TSIG signature"), "{text}");
     }
 }
 

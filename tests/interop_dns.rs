@@ -233,6 +233,7 @@ async fn scenario(addr: SocketAddr, secret_b64: &str) {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    assert!(err.detail.contains("TSIG"), "{err}");
     assert!(
         dig_txt(addr, NAME).is_empty(),
         "nothing was written with the wrong key"

@@ -95,22 +95,24 @@ impl DnsCheck {
             let replies = self
                 .ask_all(&zs.servers, &current, expect.rtype(), false)
                 .await;
-            if matches!(expect, Expect::Txt(_)) {
-                if let Some(target) = agreed_cname(&replies, &current) {
-                    if seen.contains(&target) || seen.len() > MAX_HOPS {
-                        return Err(DnsError {
-                            what: display_name(start),
-                            detail: format!(
-                                "CNAME chain loops or is longer than {MAX_HOPS} hops (at {})",
-                                display_name(&target)
-                            ),
-                            kind: ErrorKind::Permanent,
-                        });
-                    }
-                    seen.push(target.clone());
-                    current = target;
-                    continue;
+            let cname = match expect {
+                Expect::Txt(_) => agreed_cname(&replies, &current),
+                Expect::Cname(_) => None,
+            };
+            if let Some(target) = cname {
+                if seen.contains(&target) || seen.len() > MAX_HOPS {
+                    return Err(DnsError {
+                        what: display_name(start),
+                        detail: format!(
+                            "CNAME chain loops or is longer than {MAX_HOPS} hops (at {})",
+                            display_name(&target)
+                        ),
+                        kind: ErrorKind::Permanent,
+                    });
                 }
+                seen.push(target.clone());
+                current = target;
+                continue;
             }
             let servers = replies
                 .into_iter()

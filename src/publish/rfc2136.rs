@@ -223,16 +223,24 @@ impl Rfc2136Publisher {
                 ErrorKind::Transient,
             ),
             Err(UpdateFailure::Network(e)) => (format!("{e}; will retry"), ErrorKind::Transient),
-            Err(UpdateFailure::Rejected(e)) => (
-                format!(
-                    "the update failed ({e}); most likely the TSIG key name, secret or algorithm \
-                     does not match the server's (retrying will not help)"
-                ),
-                ErrorKind::Permanent,
-            ),
+            Err(UpdateFailure::Rejected(e)) => (rejected_detail(&e), ErrorKind::Permanent),
         };
         Err(self.error(action, what, detail, kind))
     }
+}
+
+/// hickory reports a response without a valid TSIG MAC (what servers send back for an
+/// unknown key or bad signature) as a protocol error about "truncated HMACs"; say what it means.
+fn rejected_detail(e: &str) -> String {
+    let cause = if e.contains("HMAC") || e.contains("TSIG") || e.contains("tsig") {
+        "the server did not accept our TSIG signature".to_string()
+    } else {
+        format!("the exchange failed ({e})")
+    };
+    format!(
+        "{cause}: check that tsig_key_name, the secret and tsig_algorithm match the key \
+         configured on the server (retrying will not help)"
+    )
 }
 
 #[async_trait]
