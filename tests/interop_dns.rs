@@ -269,7 +269,7 @@ async fn bind9_accepts_tsig_updates_and_check_sees_them() {
                recursion no; dnssec-validation no; allow-query {{ any; }}; }};\n\
              controls {{ }};\n\
              zone \"{ZONE}\" {{ type primary; file \"{d}/example.test.zone\";\n\
-               update-policy {{ grant dcv-key zonesub TXT; grant dcv-key zonesub CNAME; }}; }};\n"
+               update-policy {{ grant dcv-key zonesub TXT CNAME; }}; }};\n"
         ),
     )
     .unwrap();
