@@ -295,3 +295,39 @@ async fn check_once_compares_cname_targets_case_insensitively() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn cname_only_on_some_servers_is_not_followed_and_is_shown() {
+    let (a, b) = (
+        zone_sim("example.test").await,
+        zone_sim("example.test").await,
+    );
+    let delegated = zone_sim("delegated.test").await;
+    delegated
+        .add_txt("tok.delegated.test", "tok")
+        .await
+        .unwrap();
+    a.add_cname(NAME, "tok.delegated.test").await.unwrap();
+    let cfg = config(
+        &[
+            ("example.test", vec![a.addr(), b.addr()]),
+            ("delegated.test", vec![delegated.addr()]),
+        ],
+        CheckMode::Authoritative,
+        vec![],
+    );
+    let check = dnscheck::build(&cfg, &HttpCheckConfig::default()).unwrap();
+    let r = check.check(&txt(NAME, "tok")).await.unwrap();
+    assert!(!r.present);
+    assert_eq!(r.final_name, NAME);
+    assert_eq!(
+        r.servers[0].outcome,
+        ServerOutcome::OtherValue(vec!["CNAME tok.delegated.test".into()])
+    );
+    assert_eq!(r.servers[1].outcome, ServerOutcome::Nxdomain);
+
+    b.add_cname(NAME, "tok.delegated.test").await.unwrap();
+    let r = check.check(&txt(NAME, "tok")).await.unwrap();
+    assert!(r.present, "{}", r.summary());
+    assert_eq!(r.final_name, "tok.delegated.test");
+}

@@ -199,13 +199,15 @@ fn report(final_name: String, servers: Vec<ServerResult>) -> CheckReport {
     }
 }
 
-/// The CNAME target at `name` when every server that answered NOERROR returned the same one.
+/// The CNAME target at `name` when every server answered NOERROR with the same one. A
+/// server that lags (NXDOMAIN), fails or disagrees stops the walk: the round is then
+/// reported at `name`, where that server is named.
 fn agreed_cname(replies: &[(String, Result<Reply, QueryFailure>)], name: &Name) -> Option<Name> {
     let mut target: Option<Name> = None;
     for (_, r) in replies {
-        let Ok(rep) = r else { continue };
+        let rep = r.as_ref().ok()?;
         if rep.rcode != ResponseCode::NoError {
-            continue;
+            return None;
         }
         let t = cname_target(&rep.answers, name)?;
         match &target {
@@ -248,7 +250,14 @@ fn classify(
         other => return ServerOutcome::Error(format!("response code {other}")),
     }
     let values: Vec<String> = match expect {
-        Expect::Txt(_) => txt_values(&rep.answers, name),
+        Expect::Txt(_) => {
+            let v = txt_values(&rep.answers, name);
+            match cname_target(&rep.answers, name) {
+                // A CNAME not every server agrees on: show it instead of "no data".
+                Some(t) if v.is_empty() => vec![format!("CNAME {}", display_name(&t))],
+                _ => v,
+            }
+        }
         Expect::Cname(_) => cname_target(&rep.answers, name)
             .map(|t| vec![display_name(&t)])
             .unwrap_or_default(),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+pub use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{LowerName, Name, TSigner};
 use hickory_resolver::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::Server;
