@@ -254,3 +254,47 @@ pub fn parse_overrides(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_and_bad_ones_name_the_key() {
+        let mut raw = std::collections::BTreeMap::new();
+        raw.insert(
+            "example.test.".to_string(),
+            vec!["127.0.0.1:5300".to_string(), "::1".to_string()],
+        );
+        let o = parse_overrides(&raw).unwrap();
+        assert_eq!(o[0].0.to_ascii(), "example.test.");
+        assert_eq!(o[0].1[1], "[::1]:53".parse::<SocketAddr>().unwrap());
+        raw.insert("bad.test".to_string(), vec!["ns1.bad.test:53".to_string()]);
+        let err = parse_overrides(&raw).unwrap_err();
+        assert!(
+            err.contains("dns.nameserver_overrides.\"bad.test\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn most_specific_override_wins() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let f = ZoneFinder::new(
+            vec![],
+            vec![
+                (fqdn("test").unwrap(), vec![a]),
+                (fqdn("sub.example.test").unwrap(), vec![b]),
+            ],
+            Duration::from_secs(1),
+        );
+        let z = f
+            .override_for(&fqdn("_x.www.sub.example.test").unwrap())
+            .unwrap();
+        assert_eq!(z.servers[0].addr, Some(b));
+        let z = f.override_for(&fqdn("other.test").unwrap()).unwrap();
+        assert_eq!(z.servers[0].label, "127.0.0.1:1");
+        assert!(f.override_for(&fqdn("example.org").unwrap()).is_none());
+    }
+}

@@ -52,9 +52,11 @@ impl Rfc2136Publisher {
         let secret = cfg.tsig_secret.as_ref().ok_or_else(|| {
             format!("{key}: no TSIG secret (set tsig_secret_file to the base64 secret from the key file)")
         })?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(secret.expose_secret().trim())
-            .map_err(|_| format!("{key}: the TSIG secret is not valid base64"))?;
+        let raw = decode_secret(secret.expose_secret()).ok_or_else(|| {
+            format!(
+                "{key}: the TSIG secret is not valid base64 (nor a BIND/Knot key file holding one)"
+            )
+        })?;
         if raw.is_empty() {
             return Err(format!("{key}: the TSIG secret is empty"));
         }
@@ -229,6 +231,23 @@ impl Rfc2136Publisher {
     }
 }
 
+/// The raw key from a base64 secret, or from a BIND (`secret "…";`) or Knot
+/// (`secret: …`) key file's text.
+pub fn decode_secret(text: &str) -> Option<Vec<u8>> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let text = text.trim();
+    if let Ok(raw) = engine.decode(text) {
+        return Some(raw);
+    }
+    let after = &text[text.find("secret")? + "secret".len()..];
+    let value = after
+        .trim_start_matches([' ', '\t', ':'])
+        .trim_start_matches('"')
+        .split(['"', ';', '\n', ' '])
+        .next()?;
+    engine.decode(value.trim()).ok()
+}
+
 /// hickory reports a response without a valid TSIG MAC (what servers send back for an
 /// unknown key or bad signature) as a protocol error about "truncated HMACs"; say what it means.
 fn rejected_detail(e: &str) -> String {
@@ -259,5 +278,22 @@ impl Publisher for Rfc2136Publisher {
 
     async fn cleanup(&self, challenge: &Challenge) -> Result<(), PublishError> {
         self.run("cleanup", UpdateOp::Delete, challenge).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_secret;
+
+    #[test]
+    fn secrets_are_read_from_base64_or_key_files() {
+        let want = b"0123456789abcdef".to_vec();
+        let b64 = "MDEyMzQ1Njc4OWFiY2RlZg==";
+        assert_eq!(decode_secret(b64), Some(want.clone()));
+        let bind = format!("key \"dcvd\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{b64}\";\n}};\n");
+        assert_eq!(decode_secret(&bind), Some(want.clone()));
+        let knot = format!("key:\n  - id: dcvd\n    algorithm: hmac-sha256\n    secret: {b64}\n");
+        assert_eq!(decode_secret(&knot), Some(want));
+        assert_eq!(decode_secret("not base64 at all"), None);
     }
 }
