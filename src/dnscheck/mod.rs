@@ -88,3 +88,47 @@ pub struct DnsError {
 pub trait PropagationCheck: Send + Sync {
     async fn check(&self, challenge: &Challenge) -> Result<CheckReport, DnsError>;
 }
+
+pub mod dns;
+pub mod http;
+pub mod query;
+pub mod table;
+pub mod zone;
+
+pub use table::{check_once, render_table};
+
+use std::sync::Arc;
+
+use crate::config::{DnsConfig, HttpCheckConfig};
+
+/// Routes DNS challenges to the DNS check and HTTP(S) challenges to the HTTP self-check.
+pub struct Router {
+    dns: dns::DnsCheck,
+    http: http::HttpCheck,
+}
+
+#[async_trait]
+impl PropagationCheck for Router {
+    async fn check(&self, challenge: &Challenge) -> Result<CheckReport, DnsError> {
+        match dns::Expect::from_challenge(challenge) {
+            Some(expect) => self.dns.check_name(&challenge.name, &expect).await,
+            None => self.http.check(challenge).await,
+        }
+    }
+}
+
+/// Builds the DNS part of the check from `[dns]`.
+pub fn build_dns(cfg: &DnsConfig) -> Result<dns::DnsCheck, String> {
+    let resolvers = dns::resolver_addrs(&cfg.resolvers)?;
+    let overrides = zone::parse_overrides(&cfg.nameserver_overrides)?;
+    let finder = zone::ZoneFinder::new(resolvers, overrides, cfg.query_timeout);
+    Ok(dns::DnsCheck::new(finder, cfg.check, cfg.query_timeout))
+}
+
+/// Builds the checker the engine uses, from `[dns]` and `[http_check]`.
+pub fn build(dns: &DnsConfig, http: &HttpCheckConfig) -> Result<Arc<dyn PropagationCheck>, String> {
+    Ok(Arc::new(Router {
+        dns: build_dns(dns)?,
+        http: http::HttpCheck::new(http)?,
+    }))
+}

@@ -36,3 +36,23 @@ pub trait Publisher: Send + Sync {
     async fn present(&self, challenge: &Challenge) -> Result<(), PublishError>;
     async fn cleanup(&self, challenge: &Challenge) -> Result<(), PublishError>;
 }
+
+pub mod exec;
+pub mod manual;
+pub mod rfc2136;
+pub mod update;
+pub mod webroot;
+
+use std::sync::Arc;
+
+use crate::config::PublisherConfig;
+
+/// Builds the publisher `[publishers.<name>]` describes. Errors name the key and the fix.
+pub fn build(name: &str, cfg: &PublisherConfig) -> Result<Arc<dyn Publisher>, String> {
+    Ok(match cfg {
+        PublisherConfig::Rfc2136(c) => Arc::new(rfc2136::Rfc2136Publisher::new(name, c)?),
+        PublisherConfig::Exec(c) => Arc::new(exec::ExecPublisher::new(name, c)?),
+        PublisherConfig::Webroot(c) => Arc::new(webroot::WebrootPublisher::new(name, c)?),
+        PublisherConfig::Manual(_) => Arc::new(manual::ManualPublisher::new(name)),
+    })
+}

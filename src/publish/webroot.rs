@@ -1,0 +1,180 @@
+//! `webroot` publisher: writes HTTP token files under `<path>/.well-known/pki-validation/`
+//! atomically (temp file + rename, 0644) and removes them on cleanup.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{PublishError, Publisher};
+use crate::config::WebrootConfig;
+use crate::model::{Challenge, ChallengeKind};
+use crate::provider::ErrorKind;
+
+const PREFIX: &str = "/.well-known/pki-validation/";
+
+#[derive(Debug)]
+pub struct WebrootPublisher {
+    name: String,
+    root: PathBuf,
+}
+
+/// The file for a token path, refusing anything but one plain file name under
+/// `/.well-known/pki-validation/`.
+pub fn token_file(root: &Path, url_path: &str) -> Result<PathBuf, String> {
+    let file = url_path.strip_prefix(PREFIX).ok_or_else(|| {
+        format!("token path `{url_path}` is not under {PREFIX}; refusing to write it")
+    })?;
+    let ok = !file.is_empty()
+        && file != "."
+        && file != ".."
+        && !file.contains(['/', '\\', '\0'])
+        && !file.starts_with('.');
+    if !ok || url_path.contains("..") {
+        return Err(format!(
+            "token path `{url_path}` must name one plain file in {PREFIX} (no `..`, no sub-directories)"
+        ));
+    }
+    Ok(root.join(".well-known").join("pki-validation").join(file))
+}
+
+fn write_atomically(target: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("token file has no parent directory"))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.dcvd-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(body)?;
+        // The umask may have narrowed the mode; the web server must be able to read it.
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl WebrootPublisher {
+    pub fn new(name: &str, cfg: &WebrootConfig) -> Result<Self, String> {
+        if cfg.path.as_os_str().is_empty() || !cfg.path.is_absolute() {
+            return Err(format!(
+                "publishers.{name}.path must be an absolute directory (the web server's document root)"
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            root: cfg.path.clone(),
+        })
+    }
+
+    fn target(&self, action: &'static str, c: &Challenge) -> Result<PathBuf, PublishError> {
+        let err = |detail: String| PublishError {
+            publisher: self.name.clone(),
+            action,
+            what: format!("HTTP token {}", c.location()),
+            detail,
+            kind: ErrorKind::Permanent,
+        };
+        if !matches!(c.kind, ChallengeKind::Http | ChallengeKind::Https) {
+            return Err(err(format!(
+                "webroot publishes HTTP files only, not {}",
+                c.kind
+            )));
+        }
+        let path = c
+            .path
+            .as_deref()
+            .ok_or_else(|| err("the challenge has no URL path".into()))?;
+        token_file(&self.root, path).map_err(err)
+    }
+
+    fn io_error(&self, action: &'static str, file: &Path, e: std::io::Error) -> PublishError {
+        let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Transient
+        };
+        PublishError {
+            publisher: self.name.clone(),
+            action,
+            what: format!("file {}", file.display()),
+            detail: e.to_string(),
+            kind,
+        }
+    }
+}
+
+#[async_trait]
+impl Publisher for WebrootPublisher {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn can_publish(&self, challenge: &Challenge) -> bool {
+        matches!(challenge.kind, ChallengeKind::Http | ChallengeKind::Https)
+    }
+
+    async fn present(&self, c: &Challenge) -> Result<(), PublishError> {
+        let file = self.target("present", c)?;
+        let body = c.value.clone().into_bytes();
+        let f = file.clone();
+        let r = tokio::task::spawn_blocking(move || write_atomically(&f, &body))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        r.map_err(|e| self.io_error("present", &file, e))?;
+        tracing::info!(publisher = %self.name, file = %file.display(), "token file written");
+        Ok(())
+    }
+
+    async fn cleanup(&self, c: &Challenge) -> Result<(), PublishError> {
+        let file = self.target("cleanup", c)?;
+        match tokio::fs::remove_file(&file).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_error("cleanup", &file, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_file;
+    use std::path::Path;
+
+    #[test]
+    fn only_plain_files_under_pki_validation_are_accepted() {
+        let root = Path::new("/srv/www");
+        assert_eq!(
+            token_file(root, "/.well-known/pki-validation/fileauth.txt").unwrap(),
+            Path::new("/srv/www/.well-known/pki-validation/fileauth.txt")
+        );
+        for bad in [
+            "/.well-known/pki-validation/../../etc/passwd",
+            "/.well-known/pki-validation/a/b.txt",
+            "/.well-known/pki-validation/",
+            "/.well-known/pki-validation/..",
+            "/.well-known/acme-challenge/x",
+            "/etc/passwd",
+            "/.well-known/pki-validation/.hidden",
+        ] {
+            assert!(token_file(root, bad).is_err(), "{bad}");
+        }
+    }
+}
