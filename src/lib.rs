@@ -29,3 +29,4 @@ pub mod cli;
 pub mod http;
 pub mod telemetry;
 pub mod daemon;
+pub mod demo;

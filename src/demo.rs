@@ -1,0 +1,325 @@
+//! `dcvd demo`: the whole pipeline in one process on loopback. An in-process
+//! authoritative DNS server (TSIG updates), the DigiCert and Sectigo simulators (which
+//! validate DCV for real), a web server for webroot tokens, and the daemon itself with a
+//! generated config, driving several certificates to issued files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine as _;
+use rand::RngExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+
+const ZONE: &str = "demo.test";
+
+/// The demo's certificates: (name, provider, names, dcv, DNS publisher, what it shows).
+const CERTS: &[(&str, &str, &[&str], &[&str], &str, &str)] = &[
+    ("www", "digicert", &["www.demo.test"], &["dns-txt"], "dns", "DigiCert, DNS TXT via RFC 2136"),
+    ("shop", "sectigo", &["shop.demo.test", "api.demo.test"], &["dns-cname"], "dns", "Sectigo, CSR-hash CNAME, two names"),
+    ("web", "digicert", &["web.demo.test"], &["http"], "dns", "DigiCert, HTTP file via webroot"),
+    ("static", "sectigo", &["static.demo.test"], &["http"], "dns", "Sectigo, CSR-hash HTTP file"),
+    ("mail", "digicert", &["mail.demo.test"], &["email"], "dns", "DigiCert, approval email (approved after 3 s)"),
+    (
+        "fallback",
+        "digicert",
+        &["fallback.demo.test"],
+        &["dns-txt", "http"],
+        "badkey",
+        "DigiCert, dns-txt refused (bad TSIG key) → falls back to http",
+    ),
+];
+
+pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Progress lines are the demo's output; the daemon's own logs only when asked.
+        crate::telemetry::init_with("warn", crate::config::LogFormat::Text);
+    } else {
+        crate::telemetry::init(crate::config::LogFormat::Text);
+    }
+    let started = Instant::now();
+    let (dir, _keep) = match dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile_dir()?;
+            (t.clone(), Some(t))
+        }
+    };
+    std::fs::create_dir_all(dir.join("secrets")).context("creating the demo directory")?;
+    println!("dcvd demo — everything runs in this process on 127.0.0.1; state in {}", dir.display());
+
+    // DNS: one zone, updates signed with a TSIG key the daemon gets from a file.
+    let tsig_raw: [u8; 32] = rand::rng().random();
+    let dns = DnsSim::start(
+        &[ZoneSpec::new(ZONE)],
+        Some(("dcvd-demo.", TsigAlgorithm::HmacSha256, &tsig_raw)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the demo DNS server: {e}"))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    write_secret(&dir, "tsig.key", &b64.encode(tsig_raw))?;
+    write_secret(&dir, "wrong-tsig.key", &b64.encode(rand::rng().random::<[u8; 32]>()))?;
+    write_secret(&dir, "digicert.key", "demo-digicert-api-key")?;
+    write_secret(&dir, "sectigo.pass", "demo-sectigo-password")?;
+
+    // Web server for webroot tokens; every demo host name points at it.
+    let webroot = dir.join("www");
+    std::fs::create_dir_all(&webroot)?;
+    let web = serve_webroot(webroot.clone()).await?;
+    let hosts: BTreeMap<String, SocketAddr> = CERTS
+        .iter()
+        .flat_map(|c| c.2.iter())
+        .map(|h| (h.to_string(), web))
+        .collect();
+
+    let digicert = crate::sim::digicert::start(crate::sim::digicert::DigicertSimOptions {
+        api_keys: vec!["demo-digicert-api-key".into()],
+        nameserver: Some(dns.addr()),
+        http_addresses: hosts.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let sectigo = crate::sim::sectigo::start(crate::sim::sectigo::SectigoSimOptions {
+        login_name: "demo".into(),
+        login_password: "demo-sectigo-password".into(),
+        nameserver: Some(dns.addr()),
+        http_addresses: hosts.clone(),
+        check_interval: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let config_path = dir.join("dcvd.toml");
+    std::fs::write(&config_path, config_text(&dir, dns.addr(), web, &digicert.base_url(), &sectigo.base_url()))?;
+    let cfg = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let rt = crate::runtime::build(&cfg, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
+    let app = crate::daemon::App::with_runtime(rt, metrics).await?;
+    let listen = app.local_addr()?;
+    let store = app.engine.store().clone();
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(app.run(shutdown.clone()));
+
+    println!("certificates:");
+    for (name, _, names, _, _, what) in CERTS {
+        println!("  {name:<9} {:<40} {what}", names.join(", "));
+    }
+    println!();
+
+    // The approver of the email certificate "clicks the link" after a few seconds.
+    let approver = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+            }
+            for o in digicert.orders() {
+                let _ = digicert.approve(o.id);
+            }
+            // Keep the simulators alive until the demo ends.
+            shutdown.cancelled().await;
+            drop((digicert, sectigo));
+        }
+    };
+    let approver = tokio::spawn(approver);
+
+    let outcome = watch(&store, started, exit_when_done, &shutdown).await;
+    match &outcome {
+        Ok(()) => {
+            println!("\nall {} certificates issued in {:.1} s; files:", CERTS.len(), started.elapsed().as_secs_f64());
+            for (name, ..) in CERTS {
+                println!("  {}", dir.join("certs").join(name).join("fullchain.pem").display());
+            }
+            println!("\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)");
+            println!("inspect:  dcvd --config {} orders show fallback", config_path.display());
+            println!("          dcvd --config {} status", config_path.display());
+        }
+        Err(e) => println!("\ndemo failed: {e}"),
+    }
+    if outcome.is_ok() && !exit_when_done {
+        println!("\nthe daemon keeps running; Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+    let _ = daemon.await;
+    let _ = approver.await;
+    drop(dns);
+    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Print a line whenever an order changes state; finish when all are issued.
+async fn watch(
+    store: &crate::store::Store,
+    started: Instant,
+    exit_when_done: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    let deadline = Duration::from_secs(120);
+    loop {
+        let orders = store.list_orders(None).await.map_err(|e| e.to_string())?;
+        for o in &orders {
+            let line = match (&o.state[..], &o.last_error) {
+                ("failed", _) => format!("failed: {}", o.failure_reason.clone().unwrap_or_default()),
+                (s, Some(e)) if s != "issued" => format!("{s} ({})", e.chars().take(90).collect::<String>()),
+                (s, _) => s.to_string(),
+            };
+            if seen.get(&o.id) != Some(&line) {
+                println!("[{:>5.1}s] {:<9} {:<9} {line}", started.elapsed().as_secs_f64(), o.certificate, o.provider);
+                seen.insert(o.id, line);
+            }
+        }
+        if let Some(f) = orders.iter().find(|o| o.state == "failed") {
+            return Err(format!("order {} ({}) failed: {}", f.id, f.certificate, f.failure_reason.clone().unwrap_or_default()));
+        }
+        if orders.len() >= CERTS.len() && orders.iter().all(|o| o.state == "issued") {
+            return Ok(());
+        }
+        if exit_when_done && started.elapsed() > deadline {
+            return Err(format!("not all certificates were issued within {} s", deadline.as_secs()));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err("stopped".into()),
+            _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+fn config_text(dir: &Path, dns: SocketAddr, web: SocketAddr, digicert: &str, sectigo: &str) -> String {
+    let d = dir.display();
+    let mut s = format!(
+        r#"# Generated by `dcvd demo`: simulators and DNS on 127.0.0.1.
+[daemon]
+database = "{d}/dcvd.db"
+listen = "127.0.0.1:0"
+concurrency = 16
+shutdown_timeout = "5s"
+
+[providers.digicert]
+kind = "digicert"
+base_url = "{digicert}"
+api_key_file = "{d}/secrets/digicert.key"
+poll_interval = "1s"
+
+[providers.sectigo]
+kind = "sectigo"
+base_url = "{sectigo}"
+login_name = "demo"
+login_password_file = "{d}/secrets/sectigo.pass"
+poll_interval = "1s"
+collect_interval = "1s"
+
+[publishers.dns]
+kind = "rfc2136"
+server = "{dns}"
+zone = "{ZONE}"
+tsig_key_name = "dcvd-demo"
+tsig_algorithm = "hmac-sha256"
+tsig_secret_file = "{d}/secrets/tsig.key"
+
+[publishers.badkey]
+kind = "rfc2136"
+server = "{dns}"
+zone = "{ZONE}"
+tsig_key_name = "dcvd-demo"
+tsig_algorithm = "hmac-sha256"
+tsig_secret_file = "{d}/secrets/wrong-tsig.key"
+
+[publishers.www]
+kind = "webroot"
+path = "{d}/www"
+
+[dns]
+poll_interval = "300ms"
+[dns.nameserver_overrides]
+"{ZONE}" = ["{dns}"]
+
+[http_check.overrides]
+"#
+    );
+    for (_, _, names, ..) in CERTS {
+        for n in *names {
+            s.push_str(&format!("\"{n}\" = \"{web}\"\n"));
+        }
+    }
+    for (name, provider, names, dcv, publisher, _) in CERTS {
+        let product = if *provider == "digicert" { "ssl_dv_geotrust" } else { "287" };
+        let dcv: Vec<String> = dcv.iter().map(|m| format!("\"{m}\"")).collect();
+        let dns_names: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
+        s.push_str(&format!(
+            r#"
+[[certificates]]
+name = "{name}"
+provider = "{provider}"
+product = "{product}"
+common_name = "{cn}"
+dns_names = [{dns_names}]
+dcv = [{dcv}]
+publisher = "{publisher}"
+http_publisher = "www"
+approver_emails = {{ "{ZONE}" = "admin@{ZONE}" }}
+output_dir = "{d}/certs/{name}"
+"#,
+            cn = names[0],
+            dns_names = dns_names.join(", "),
+            dcv = dcv.join(", "),
+        ));
+    }
+    s
+}
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("secrets").join(name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(&path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(value.as_bytes())?;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("dcvd-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d)
+}
+
+/// Serve `root/.well-known/pki-validation/*` over HTTP on 127.0.0.1, as a web server would.
+async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
+    use axum::extract::{Path as AxPath, State};
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/pki-validation/{file}",
+            get(|State(root): State<PathBuf>, AxPath(file): AxPath<String>| async move {
+                if file.contains('/') || file.contains("..") {
+                    return Err(StatusCode::NOT_FOUND);
+                }
+                tokio::fs::read_to_string(root.join(".well-known/pki-validation").join(file))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)
+            }),
+        )
+        .with_state(root);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
