@@ -5,6 +5,7 @@
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
 
+pub mod digicert;
 pub mod error;
 pub mod limit;
 
@@ -186,5 +187,10 @@ pub trait Provider: Send + Sync {
 }
 
 /// The constructed approver mailboxes CAs accept (CA/B Forum BR 3.2.2.4.4).
-pub const CONSTRUCTED_MAILBOXES: &[&str] =
-    &["admin", "administrator", "webmaster", "hostmaster", "postmaster"];
+pub const CONSTRUCTED_MAILBOXES: &[&str] = &[
+    "admin",
+    "administrator",
+    "webmaster",
+    "hostmaster",
+    "postmaster",
+];
