@@ -118,13 +118,17 @@ impl DigicertSim {
     pub fn set_faults(&self, faults: Faults) {
         *self.sim.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
     }
+    /// Lifetime of random values created from now on (tests: expire values at once).
+    pub fn set_random_value_lifetime(&self, d: Duration) {
+        *self.sim.lifetime.lock().unwrap_or_else(|p| p.into_inner()) = d;
+    }
     /// Same as `POST /_sim/approve/{id}`.
     pub fn approve(&self, order_id: u64) -> Result<(), String> {
         self.sim.approve_email(order_id)
     }
     /// Run DigiCert's own re-check for every pending order once, now.
     pub async fn recheck_now(&self) {
-        self.sim.background_round().await;
+        self.sim.background_round(true).await;
     }
     pub fn shutdown(mut self) {
         self.stop_all();
@@ -162,6 +166,7 @@ pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
     })?;
     let sim = Arc::new(Sim {
         faults: Mutex::new(opts.faults.clone()),
+        lifetime: Mutex::new(opts.random_value_lifetime),
         opts,
         ca,
         lookup,
@@ -184,11 +189,17 @@ pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
     if let Some(tick) = tick {
         let sim = sim.clone();
         tasks.push(tokio::spawn(async move {
+            let interval = sim.opts.recheck_interval;
+            let mut last_recheck = tokio::time::Instant::now();
             let mut every = tokio::time::interval(tick);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                sim.background_round().await;
+                let recheck = !interval.is_zero() && last_recheck.elapsed() >= interval;
+                if recheck {
+                    last_recheck = tokio::time::Instant::now();
+                }
+                sim.background_round(recheck).await;
             }
         }));
     }

@@ -65,6 +65,8 @@ pub struct Sim {
     /// Faults forced on the next requests, before the random ones.
     pub forced: Mutex<VecDeque<Fault>>,
     pub faults: Mutex<crate::sim::Faults>,
+    /// Lifetime of new random values (starts as `opts.random_value_lifetime`).
+    pub lifetime: Mutex<Duration>,
 }
 
 pub fn random_value() -> String {
@@ -81,8 +83,8 @@ impl Sim {
     }
 
     pub fn lifetime(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.opts.random_value_lifetime)
-            .unwrap_or(chrono::Duration::days(30))
+        let d = *self.lifetime.lock().unwrap_or_else(|p| p.into_inner());
+        chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(30))
     }
 
     /// True when the request fits the sliding windows (and counts it).
@@ -217,8 +219,9 @@ impl Sim {
         }
     }
 
-    /// One background round: what DigiCert's own polling does.
-    pub async fn background_round(&self) {
+    /// One background round: what DigiCert's own polling does (token re-checks only
+    /// when `recheck`; due email auto-approvals always).
+    pub async fn background_round(&self, recheck: bool) {
         let now = Utc::now();
         let (token_orders, emails): (Vec<u64>, Vec<u64>) = {
             let orders = self.lock();
@@ -242,7 +245,7 @@ impl Sim {
         for id in emails {
             let _ = self.approve_email(id);
         }
-        if !self.opts.recheck_interval.is_zero() {
+        if recheck {
             for id in token_orders {
                 self.validate(id).await;
             }
