@@ -281,7 +281,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let resp = if !sim.opts.api_keys.iter().any(|k| *k == key) {
+    let resp = if !sim.opts.api_keys.contains(&key) {
         api::error(
             StatusCode::UNAUTHORIZED,
             &[(
