@@ -216,6 +216,12 @@ async fn email_order_resends_and_issues_after_approval() {
         "approver domain is a parent"
     );
     assert_eq!(e.p.status(o).await.unwrap().order, CaOrderState::InProgress);
+    let st = e.p.trigger_check(o, &req.names).await.unwrap();
+    assert_eq!(
+        st.order,
+        CaOrderState::InProgress,
+        "email orders are not sent to check-dcv"
+    );
     let admin = reqwest::Client::new()
         .post(format!("http://{}/_sim/approve/{id}", e.sim.addr()))
         .send()
@@ -443,7 +449,39 @@ async fn malformed_and_dropped_answers_are_transient() {
     assert_eq!((err.kind(), err.status), (ErrorKind::Transient, Some(200)));
     e.sim.force_faults(Fault::Drop, 1);
     let err = e.p.approver_emails(&name).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert_eq!(
+        (err.kind(), err.status),
+        (ErrorKind::Transient, None),
+        "{err}"
+    );
     assert!(!err.rejected);
     e.p.approver_emails(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn timeout_is_transient_and_outcome_unknown() {
+    let e = env().await;
+    let mut c = cfg(&e.sim.base_url(), KEY);
+    c.request_timeout = Duration::from_millis(300);
+    let p = DigicertProvider::new("dc", &c).unwrap();
+    e.sim.set_faults(dcvd::sim::Faults {
+        latency: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let err = p
+        .submit(&request(NAMES, DcvMethod::DnsTxt, "dcvd-slow"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status, err.rejected),
+        (ErrorKind::Transient, None, false)
+    );
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn debug_output_holds_no_key() {
+    let e = env().await;
+    let shown = format!("{:?}", e.p);
+    assert!(shown.contains("dc") && !shown.contains(KEY), "{shown}");
 }

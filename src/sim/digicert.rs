@@ -10,6 +10,7 @@
 //! 429 carries `Retry-After` only when `retry_after` is set (the docs promise none).
 
 mod api;
+mod dcv;
 mod state;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -229,13 +230,13 @@ fn router(sim: Arc<Sim>) -> Router {
         )
         .route(
             "/order/certificate/{id}/dcv-random-value",
-            put(api::dcv_random_value),
+            put(dcv::dcv_random_value),
         )
-        .route("/order/certificate/{id}/dcv-method", put(api::dcv_method))
-        .route("/order/certificate/{id}/check-dcv", put(api::check_dcv))
+        .route("/order/certificate/{id}/dcv-method", put(dcv::dcv_method))
+        .route("/order/certificate/{id}/check-dcv", put(dcv::check_dcv))
         .route(
             "/order/certificate/{id}/resend-emails",
-            put(api::resend_emails),
+            put(dcv::resend_emails),
         )
         .route("/order/certificate/{id}/status", put(api::update_status))
         .route("/domain/{id}/dcv/emails", get(api::domain_emails))

@@ -59,6 +59,10 @@ impl Api {
         &self.name
     }
 
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// Send one request; 2xx → `Answer`, anything else → `ProviderError`.
     /// `endpoint` is the metric name (ids replaced by `{id}`).
     pub async fn send<B: Serialize + ?Sized>(

@@ -1,5 +1,6 @@
-//! The simulated CertCentral endpoints: same paths, bodies, status codes and error
-//! codes as the documented API (reference/digicert.md).
+//! The simulated CertCentral order endpoints (place, read, list, cancel, download,
+//! approver addresses): documented paths, bodies, status codes and error codes
+//! (reference/digicert.md). DCV endpoints live in `dcv.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ const DV_PRODUCTS: &[&str] = &[
     "cloud_dv_geotrust",
     "ssl_dv_geotrust_flex",
 ];
-const TOKEN_METHODS: &[&str] = &["dns-txt-token", "dns-cname-token", "http-token"];
+pub(super) const TOKEN_METHODS: &[&str] = &["dns-txt-token", "dns-cname-token", "http-token"];
 
 pub fn error(status: StatusCode, items: &[(&str, &str)]) -> Response {
     let body = ErrorBody {
@@ -45,14 +46,14 @@ pub fn error(status: StatusCode, items: &[(&str, &str)]) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn not_found_order() -> Response {
+pub(super) fn not_found_order() -> Response {
     error(
         StatusCode::NOT_FOUND,
         &[("not_found|order", "The specified order was not found.")],
     )
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -64,7 +65,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Respons
     })
 }
 
-fn order_id(raw: &str) -> Result<u64, Response> {
+pub(super) fn order_id(raw: &str) -> Result<u64, Response> {
     raw.parse().map_err(|_| not_found_order())
 }
 
@@ -75,7 +76,7 @@ fn info(o: &SimOrder) -> OrderInfo {
         status: o.status.clone(),
         certificate: CertificateInfo {
             id: Some(o.certificate_id),
-            common_name: o.names[0].clone(),
+            common_name: o.names.first().cloned().unwrap_or_default(),
             dns_names: o.names.clone(),
             date_created: Some(o.date_created.to_rfc3339()),
             valid_from: issued.then(|| Utc::now().format("%Y-%m-%d").to_string()),
@@ -269,188 +270,6 @@ pub async fn list(State(sim): S, Query(q): Query<BTreeMap<String, String>>) -> R
         }),
     })
     .into_response()
-}
-
-/// `PUT …/dcv-random-value`: the current value, or a new one once it expired.
-pub async fn dcv_random_value(State(sim): S, Path(id): Path<String>) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
-    let lifetime = sim.lifetime();
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    if !TOKEN_METHODS.contains(&o.dcv_method.as_str()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_dcv_method",
-                "The order's DCV method does not use a random value.",
-            )],
-        );
-    }
-    if o.random_value_expires <= Utc::now() {
-        o.random_value = random_value();
-        o.random_value_expires = Utc::now() + lifetime;
-    }
-    Json(RandomValue {
-        dcv_random_value: o.random_value.clone(),
-        expiration_date: Some(o.expiration()),
-    })
-    .into_response()
-}
-
-/// `PUT …/dcv-method`.
-pub async fn dcv_method(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
-    let req: DcvMethodChange = match parse_body(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let lifetime = sim.lifetime();
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    let m = req.dcv_method.as_str();
-    if !TOKEN_METHODS.contains(&m) && m != "email" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[("invalid_dcv_method", "Unknown DCV method.")],
-        );
-    }
-    if m == "http-token" && o.is_wildcard() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_wildcard_dcv_method",
-                "Wildcard domains cannot be validated with http-token.",
-            )],
-        );
-    }
-    if o.status != "pending" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_order_status",
-                "Only pending orders can change their DCV method.",
-            )],
-        );
-    }
-    o.dcv_method = m.to_string();
-    o.method_changes += 1;
-    o.random_value = random_value();
-    o.random_value_expires = Utc::now() + lifetime;
-    if m == "email" {
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    Json(RandomValue {
-        dcv_random_value: o.random_value.clone(),
-        expiration_date: Some(o.expiration()),
-    })
-    .into_response()
-}
-
-/// `PUT …/check-dcv`: looks the tokens up now.
-pub async fn check_dcv(State(sim): S, Path(id): Path<String>) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
-    let (method, status) = match sim.lock().get(&id) {
-        Some(o) => (o.dcv_method.clone(), o.status.clone()),
-        None => return not_found_order(),
-    };
-    if method == "email" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_dcv_method",
-                "check-dcv is only for dns-txt-token, dns-cname-token and http-token orders.",
-            )],
-        );
-    }
-    if status != "pending" && status != "issued" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[("invalid_order_status", "The order is not pending.")],
-        );
-    }
-    let Some(result) = sim.validate(id).await else {
-        return not_found_order();
-    };
-    let all = result.iter().all(|(_, ok)| *ok);
-    if method == "http-token" && !all {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "file_random_value_not_found",
-                "The random value was not found at the expected location for one or more domains.",
-            )],
-        );
-    }
-    let (order_status, certificate_id) = match sim.lock().get(&id) {
-        Some(o) => (o.status.clone(), o.certificate_id),
-        None => return not_found_order(),
-    };
-    Json(CheckDcv {
-        order_status,
-        certificate_id: Some(certificate_id),
-        dcv_status: if all { "valid" } else { "pending" }.into(),
-        dns_name_validations: result
-            .into_iter()
-            .map(|(n, ok)| NameValidation {
-                dns_name: n,
-                status: if ok { "approved" } else { "pending" }.into(),
-            })
-            .collect(),
-    })
-    .into_response()
-}
-
-/// `PUT …/resend-emails`.
-pub async fn resend_emails(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
-    let req: ResendEmails = match parse_body(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    if o.dcv_method != "email" || o.status != "pending" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_dcv_method",
-                "Emails can be resent only for pending orders using email DCV.",
-            )],
-        );
-    }
-    for a in &req.domain_approval_emails {
-        let scope = a.email_domain.as_deref().unwrap_or(&a.domain);
-        let on_order = o
-            .names
-            .iter()
-            .any(|n| n.strip_prefix("*.").unwrap_or(n) == a.domain);
-        let below = a.domain == scope || a.domain.ends_with(&format!(".{scope}"));
-        if !on_order || !below || !a.email.contains('@') {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &[(
-                    "invalid_email",
-                    &format!("`{}` cannot approve `{}`.", a.email, a.domain),
-                )],
-            );
-        }
-    }
-    o.resent_emails.push(req);
-    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `PUT …/status` (cancel).
