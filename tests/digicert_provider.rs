@@ -333,7 +333,21 @@ async fn find_order_recovers_by_reference() {
     let second = request(NAMES, DcvMethod::DnsTxt, "dcvd-find-2");
     e.p.submit(&first).await.unwrap();
     let placed = e.p.submit(&second).await.unwrap();
+    let before = e.sim.log().entries().len();
     let found = e.p.find_order(&second).await.unwrap().expect("order found");
+    let calls: Vec<String> = e.sim.log().entries()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.endpoint))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET order/certificate",
+            "GET order/certificate/{id}",
+            "PUT order/certificate/{id}/dcv-random-value"
+        ],
+        "newest first: the list omits comments, so one detail fetch finds the reference"
+    );
     assert_eq!(found.ca_order_id, placed.ca_order_id);
     assert_eq!(
         found.challenges, placed.challenges,

@@ -16,8 +16,6 @@ pub const NOT_YET_CODES: &[&str] = &[
     "invalid_dns_txt",
     "invalid_dns_cname",
     "file_random_value_not_found",
-    "random_value_not_found",
-    "dcv_not_complete",
 ];
 
 pub struct Api {
@@ -73,6 +71,7 @@ impl Api {
         body: Option<&B>,
     ) -> Result<Answer, ProviderError> {
         let url = format!("{}{}", self.base_url, path);
+        let what = format!("{method} {path}");
         let mut req = self
             .http
             .request(method, &url)
@@ -106,7 +105,13 @@ impl Api {
                 body,
             });
         }
-        Err(self.error_from(endpoint, status, &body, retry_after))
+        let mut err = self.error_from(endpoint, status, &body, retry_after);
+        // Name the request (path holds the order id; never the key, which is a header).
+        err.detail = Some(match err.detail.take() {
+            Some(d) => format!("{d} [{what}]"),
+            None => format!("[{what}]"),
+        });
+        Err(err)
     }
 
     /// Send and parse a JSON answer.

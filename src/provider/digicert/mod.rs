@@ -175,6 +175,10 @@ impl Provider for DigicertProvider {
         order: OrderRef<'_>,
         names: &[(DomainName, DcvMethod)],
     ) -> Result<Tokens, ProviderError> {
+        if names.iter().all(|(_, m)| *m == DcvMethod::Email) {
+            // Email DCV has no token; the random-value call would be refused.
+            return Ok(Tokens::default());
+        }
         let id = self.order_id("order/certificate/{id}/dcv-random-value", order.ca_order_id)?;
         let rv = self.random_value(id).await?;
         let mut data = CaData::from_json(order.ca_data);
