@@ -132,7 +132,7 @@ impl DigicertProvider {
 fn name_dcv(status: &str) -> NameDcv {
     match status {
         "approved" | "valid" | "validated" | "complete" | "completed" => NameDcv::Valid,
-        "rejected" | "invalid" | "failed" | "expired" => NameDcv::Invalid(status.to_string()),
+        "rejected" | "invalid" | "failed" => NameDcv::Invalid(status.to_string()),
         _ => NameDcv::Pending,
     }
 }

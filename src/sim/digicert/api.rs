@@ -223,12 +223,14 @@ pub async fn get_order(State(sim): S, Path(id): Path<String>) -> Response {
     }
 }
 
-/// `GET /order/certificate` with `filters[common_name]`, `filters[date_created]=a...b`,
+/// `GET /order/certificate` with `filters[common_name]`, `filters[status]`,
+/// `filters[date_created]=a...b`,
 /// `sort=-date_created`, `limit`, `offset`. List items carry no `comments` (as observed).
 pub async fn list(State(sim): S, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let cn = q
         .get("filters[common_name]")
         .map(|s| s.to_ascii_lowercase());
+    let status = q.get("filters[status]");
     let range = q.get("filters[date_created]").and_then(|r| {
         let (a, b) = r.split_once("...")?;
         let d = |s: &str| NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok();
@@ -243,7 +245,8 @@ pub async fn list(State(sim): S, Query(q): Query<BTreeMap<String, String>>) -> R
     let orders = sim.lock();
     let mut matching: Vec<OrderInfo> = orders
         .values()
-        .filter(|o| cn.as_ref().is_none_or(|cn| &o.names[0] == cn))
+        .filter(|o| cn.as_ref().is_none_or(|cn| o.names.first() == Some(cn)))
+        .filter(|o| status.is_none_or(|s| *s == o.status))
         .filter(|o| {
             range.is_none_or(|(a, b)| {
                 let d = o.date_created.date_naive();
