@@ -114,6 +114,19 @@ async fn assert_issued_chain(e: &Env, o: OrderRef<'_>, want: &[&str]) {
         .collect();
     let want: Vec<String> = want.iter().map(|n| format!("DNSName({n})")).collect();
     assert_eq!(sans, want);
+    use x509_parser::prelude::FromDer;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(o.csr_der).unwrap();
+    assert_eq!(
+        cert.public_key().raw,
+        csr.certification_request_info.subject_pki.raw,
+        "leaf is for the CSR's key"
+    );
+    let chained = x509_parser::pem::parse_x509_pem(chain.chain_pem[0].as_bytes())
+        .unwrap()
+        .1;
+    let issuer = chained.parse_x509().unwrap();
+    cert.verify_signature(Some(issuer.public_key())).unwrap();
 }
 
 const NAMES: &[&str] = &["shop.example.test", "www.shop.example.test"];
