@@ -512,3 +512,24 @@ async fn debug_output_holds_no_key() {
     let shown = format!("{:?}", e.p);
     assert!(shown.contains("dc") && !shown.contains(KEY), "{shown}");
 }
+
+#[tokio::test]
+async fn dns_txt_at_the_name_is_validated_there() {
+    let e = env().await;
+    let mut c = cfg(&e.sim.base_url(), KEY);
+    c.dns_txt_at = "name".into();
+    let p = DigicertProvider::new("dc", &c).unwrap();
+    let req = request(&["*.shop.example.test"], DcvMethod::DnsTxt, "dcvd-at-name");
+    let s = p.submit(&req).await.unwrap();
+    let (_, ch) = &s.challenges[0];
+    assert_eq!(
+        ch.name, "shop.example.test",
+        "wildcard token at the base name"
+    );
+    e.dns.set_txt(&ch.name, &ch.value).await;
+    let st = p
+        .trigger_check(oref(&req, &s, &s.ca_data), &req.names)
+        .await
+        .unwrap();
+    assert_eq!(st.order, CaOrderState::Issued);
+}
