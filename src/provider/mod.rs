@@ -5,6 +5,7 @@
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
 
+pub mod digicert;
 pub mod error;
 pub mod limit;
 pub mod limited;

@@ -6,6 +6,7 @@
 //! HTTP at a configured address), exactly where the real CA would look.
 
 pub mod ca;
+pub mod digicert;
 pub mod dns;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod dcv_env;
 pub mod fakes;
+
+pub use dcv_env::*;
 
 use std::sync::Arc;
 use std::time::Duration;

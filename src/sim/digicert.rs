@@ -1,0 +1,367 @@
+//! A DigiCert CertCentral Services API v2 simulator (axum) that validates DCV for real.
+//!
+//! Serves the DV order endpoints under `/services/v2` with the documented paths,
+//! headers, bodies, status codes and error codes, plus admin endpoints under `/_sim`:
+//! `POST /_sim/approve/{order_id}` (an approver clicked the email link),
+//! `GET /_sim/requests` (request log) and `GET /_sim/orders` (orders and count).
+//!
+//! Choices where the docs are silent: an unknown API key gets 401 with
+//! `access_denied|invalid_api_key`; body parse failures get 400 `bad_request_format`;
+//! 429 carries `Retry-After` only when `retry_after` is set (the docs promise none).
+
+mod api;
+mod dcv;
+mod state;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post, put};
+
+use self::state::Sim;
+pub use self::state::SimOrder;
+use super::ca::SimCa;
+use super::{DcvLookup, Fault, Faults, RequestLog};
+
+/// How the simulator behaves. `Default` is the real API's behaviour with no faults.
+#[derive(Debug, Clone)]
+pub struct DigicertSimOptions {
+    pub listen: SocketAddr,
+    /// Accepted `X-DC-DEVKEY` values.
+    pub api_keys: Vec<String>,
+    /// Where DNS tokens are looked up (authoritative server; `None`: DNS never validates).
+    pub nameserver: Option<SocketAddr>,
+    /// Host → address to fetch HTTP tokens from instead of resolving the host.
+    pub http_addresses: BTreeMap<String, SocketAddr>,
+    pub faults: Faults,
+    /// Enforce 100 requests / 5 s and 1000 / 5 min per key (sliding windows).
+    pub rate_limits: bool,
+    /// Multiplies both windows (e.g. 0.01 for benchmarks: 100 / 50 ms).
+    pub rate_limit_scale: f64,
+    /// `Retry-After` seconds sent with 429 answers (none by default, as documented).
+    pub retry_after: Option<u64>,
+    pub random_value_lifetime: Duration,
+    /// Approve email orders by themselves this long after they were placed.
+    pub auto_approve_email_after: Option<Duration>,
+    /// DigiCert re-checks pending token orders on its own; zero turns that off.
+    pub recheck_interval: Duration,
+    pub ca_name: String,
+}
+
+impl Default for DigicertSimOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_keys: Vec::new(),
+            nameserver: None,
+            http_addresses: BTreeMap::new(),
+            faults: Faults::default(),
+            rate_limits: true,
+            rate_limit_scale: 1.0,
+            retry_after: None,
+            random_value_lifetime: Duration::from_secs(30 * 86400),
+            auto_approve_email_after: None,
+            recheck_interval: Duration::from_secs(1),
+            ca_name: "dcvd Simulated DigiCert".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("DigiCert simulator: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("DigiCert simulator: {0}")]
+    Setup(String),
+}
+
+/// A running simulator. Stops when dropped or on `shutdown()`.
+pub struct DigicertSim {
+    addr: SocketAddr,
+    sim: Arc<Sim>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DigicertSim {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn base_url(&self) -> String {
+        format!("http://{}/services/v2", self.addr)
+    }
+    pub fn log(&self) -> &RequestLog {
+        &self.sim.log
+    }
+    /// A copy of every order.
+    pub fn orders(&self) -> Vec<SimOrder> {
+        self.sim.lock().values().cloned().collect()
+    }
+    pub fn order(&self, id: u64) -> Option<SimOrder> {
+        self.sim.lock().get(&id).cloned()
+    }
+    /// The next `n` API requests (after auth) get `fault`, before any random faults.
+    pub fn force_faults(&self, fault: Fault, n: usize) {
+        let mut q = self.sim.forced.lock().unwrap_or_else(|p| p.into_inner());
+        q.extend(std::iter::repeat_n(fault, n));
+    }
+    pub fn set_faults(&self, faults: Faults) {
+        *self.sim.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+    /// Lifetime of random values created from now on (tests: expire values at once).
+    pub fn set_random_value_lifetime(&self, d: Duration) {
+        *self.sim.lifetime.lock().unwrap_or_else(|p| p.into_inner()) = d;
+    }
+    /// Same as `POST /_sim/approve/{id}`.
+    pub fn approve(&self, order_id: u64) -> Result<(), String> {
+        self.sim.approve_email(order_id)
+    }
+    /// Run DigiCert's own re-check for every pending order once, now.
+    pub async fn recheck_now(&self) {
+        self.sim.background_round(true).await;
+    }
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+    fn stop_all(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for DigicertSim {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let lookup =
+        DcvLookup::new(opts.nameserver, opts.http_addresses.clone()).map_err(SimError::Setup)?;
+    let ca = SimCa::new(&opts.ca_name).map_err(|e| SimError::Setup(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let sim = Arc::new(Sim {
+        faults: Mutex::new(opts.faults.clone()),
+        lifetime: Mutex::new(opts.random_value_lifetime),
+        opts,
+        ca,
+        lookup,
+        log: Arc::new(RequestLog::default()),
+        orders: Mutex::new(BTreeMap::new()),
+        sent: Mutex::new(BTreeMap::new()),
+        forced: Mutex::new(VecDeque::new()),
+    });
+    let app = router(sim.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut tasks = vec![tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "DigiCert simulator stopped serving");
+        }
+    })];
+    let tick = background_tick(&sim.opts);
+    if let Some(tick) = tick {
+        let sim = sim.clone();
+        tasks.push(tokio::spawn(async move {
+            let interval = sim.opts.recheck_interval;
+            let mut last_recheck = tokio::time::Instant::now();
+            let mut every = tokio::time::interval(tick);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let recheck = !interval.is_zero() && last_recheck.elapsed() >= interval;
+                if recheck {
+                    last_recheck = tokio::time::Instant::now();
+                }
+                sim.background_round(recheck).await;
+            }
+        }));
+    }
+    Ok(DigicertSim {
+        addr,
+        sim,
+        stop: Some(stop),
+        tasks,
+    })
+}
+
+fn background_tick(o: &DigicertSimOptions) -> Option<Duration> {
+    let mut t: Option<Duration> = (!o.recheck_interval.is_zero()).then_some(o.recheck_interval);
+    if let Some(a) = o.auto_approve_email_after {
+        let a = a.max(Duration::from_millis(10));
+        t = Some(t.map_or(a, |t| t.min(a)));
+    }
+    t
+}
+
+fn router(sim: Arc<Sim>) -> Router {
+    let v2 = Router::new()
+        .route("/order/certificate", get(api::list))
+        .route(
+            "/order/certificate/{id}",
+            post(api::create).get(api::get_order),
+        )
+        .route(
+            "/order/certificate/{id}/dcv-random-value",
+            put(dcv::dcv_random_value),
+        )
+        .route("/order/certificate/{id}/dcv-method", put(dcv::dcv_method))
+        .route("/order/certificate/{id}/check-dcv", put(dcv::check_dcv))
+        .route(
+            "/order/certificate/{id}/resend-emails",
+            put(dcv::resend_emails),
+        )
+        .route("/order/certificate/{id}/status", put(api::update_status))
+        .route("/domain/{id}/dcv/emails", get(api::domain_emails))
+        .route(
+            "/certificate/{id}/download/format/{format}",
+            get(api::download),
+        )
+        .route_layer(middleware::from_fn_with_state(sim.clone(), gate));
+    Router::new()
+        .nest("/services/v2", v2)
+        .route("/_sim/approve/{id}", post(admin_approve))
+        .route("/_sim/requests", get(admin_requests))
+        .route("/_sim/orders", get(admin_orders))
+        .fallback(fallback)
+        .with_state(sim)
+}
+
+async fn fallback(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    sim.log.record(req.method().as_str(), "unknown", &path, 404);
+    api::error(
+        StatusCode::NOT_FOUND,
+        &[("not_found|route", "The specified route was not found.")],
+    )
+}
+
+/// Logging, latency, authentication, rate limits and injected faults, in that order.
+async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().trim_start_matches("/services/v2/").to_string())
+        .unwrap_or_else(|| path.clone());
+    let faults = sim.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let key = req
+        .headers()
+        .get("X-DC-DEVKEY")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let resp = if !sim.opts.api_keys.contains(&key) {
+        api::error(
+            StatusCode::UNAUTHORIZED,
+            &[(
+                "access_denied|invalid_api_key",
+                "The API key is missing or not valid.",
+            )],
+        )
+    } else if !sim.admit(&key) {
+        rate_limited(&sim)
+    } else {
+        let forced = sim
+            .forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        match forced.unwrap_or_else(|| faults.pick()) {
+            Fault::None => next.run(req).await,
+            Fault::ServerError => api::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &[("internal_error", "An internal error occurred.")],
+            ),
+            Fault::RateLimited => rate_limited(&sim),
+            Fault::Malformed => (
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"id\": 12, \"status\": [",
+            )
+                .into_response(),
+            Fault::Drop => dropped(),
+        }
+    };
+    sim.log
+        .record(&method, &endpoint, &path, resp.status().as_u16());
+    resp
+}
+
+fn rate_limited(sim: &Sim) -> Response {
+    let mut r = api::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &[(
+            "request_limit_exceeded",
+            "You have exceeded the request limit. Wait a few seconds and try again.",
+        )],
+    );
+    if let Some(s) = sim.opts.retry_after
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// A response that promises more body than it sends: hyper aborts the connection
+/// mid-message, which the client sees as a reset (outcome unknown).
+fn dropped() -> Response {
+    let mut r = Response::new(Body::from("{"));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4096"));
+    r
+}
+
+async fn admin_approve(State(sim): State<Arc<Sim>>, Path(id): Path<u64>) -> Response {
+    let status = match sim.approve_email(id) {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(e) => return (StatusCode::CONFLICT, e).into_response(),
+    };
+    sim.log.record(
+        "POST",
+        "_sim/approve/{id}",
+        &format!("/_sim/approve/{id}"),
+        status.as_u16(),
+    );
+    status.into_response()
+}
+
+async fn admin_requests(State(sim): State<Arc<Sim>>) -> Response {
+    Json(sim.log.entries()).into_response()
+}
+
+async fn admin_orders(State(sim): State<Arc<Sim>>) -> Response {
+    let orders: Vec<SimOrder> = sim.lock().values().cloned().collect();
+    Json(serde_json::json!({ "count": orders.len(), "orders": orders })).into_response()
+}
