@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod limit;
+pub mod sectigo;
 
 use std::time::Duration;
 
