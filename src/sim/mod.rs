@@ -6,6 +6,7 @@
 //! HTTP at a configured address), exactly where the real CA would look.
 
 pub mod ca;
+pub mod sectigo;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

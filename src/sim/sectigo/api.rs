@@ -1,0 +1,470 @@
+//! Sectigo simulator endpoints: argument checks with Sectigo's error codes, and the
+//! order operations behind `!AutoApplySSL`, `!AutoUpdateDCV`, `download/CollectSSL` & co.
+
+use base64::Engine;
+
+use super::Shared;
+use super::state::{
+    METHODS, SimName, SimOrder, SimOrderState, approver_list, csr_names, is_approver,
+};
+
+/// A parsed request form; keys are matched exactly (Sectigo's are case sensitive).
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn has(&self, k: &str) -> bool {
+        self.get(k).is_some()
+    }
+}
+
+/// An `errorCode < 0` answer.
+pub fn error(code: i64, message: &str, item: Option<&str>) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    s.append_pair("errorCode", &code.to_string());
+    s.append_pair("errorMessage", message);
+    if let Some(i) = item {
+        s.append_pair("errorItem", i);
+    }
+    s.finish()
+}
+
+fn ok(pairs: &[(&str, String)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+fn missing(item: &str) -> String {
+    error(
+        -3,
+        &format!("The '{item}' argument is missing!"),
+        Some(item),
+    )
+}
+fn invalid(item: &str) -> String {
+    error(
+        -4,
+        &format!("The value of the '{item}' argument is invalid!"),
+        Some(item),
+    )
+}
+
+/// Answers in `Err` so handlers can use `?` on argument checks.
+type R = Result<String, String>;
+
+fn order_number(f: &Form) -> Result<u64, String> {
+    let raw = f.get("orderNumber").ok_or_else(|| missing("orderNumber"))?;
+    raw.trim().parse().map_err(|_| invalid("orderNumber"))
+}
+
+fn wire_method_of_token(token: &str) -> Option<&'static str> {
+    match token {
+        "HTTPCSRHASH" => Some("HTTP_CSR_HASH"),
+        "HTTPSCSRHASH" => Some("HTTPS_CSR_HASH"),
+        "CNAMECSRHASH" => Some("CNAME_CSR_HASH"),
+        _ => None,
+    }
+}
+
+pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
+    for item in ["product", "csr", "serverSoftware"] {
+        f.get(item).ok_or_else(|| missing(item))?;
+    }
+    f.get("product")
+        .and_then(|p| p.parse::<u32>().ok())
+        .ok_or_else(|| invalid("product"))?;
+    if !f.has("days") && !f.has("years") {
+        return Err(missing("days"));
+    }
+    let csr_pem = f.get("csr").unwrap_or_default();
+    let csr_der = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+            .map_err(|_| error(-9, "The CSR could not be decoded!", Some("csr")))?
+            .as_ref()
+            .to_vec()
+    };
+    let uv = match f.get("uniqueValue") {
+        Some(u)
+            if u.is_empty() || u.len() > 20 || !u.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            return Err(invalid("uniqueValue"));
+        }
+        Some(u) => u.to_string(),
+        None => format!("sim{}", sh.next_number()),
+    };
+    let names = match f.get("domainNames") {
+        Some(list) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect();
+            let tokens: Vec<&str> = match f.get("dcvEmailAddresses") {
+                Some(t) => t.split(',').map(str::trim).collect(),
+                None => vec![f.get("dcvMethod").ok_or_else(|| missing("dcvMethod"))?; names.len()],
+            };
+            if tokens.len() != names.len() || names.iter().any(|n| n.is_empty()) {
+                return Err(invalid("dcvEmailAddresses"));
+            }
+            let mut out = Vec::new();
+            for (n, t) in names.into_iter().zip(tokens) {
+                let (method, email) = match wire_method_of_token(t) {
+                    Some(m) => (m.to_string(), None),
+                    None if METHODS.contains(&t) && t != "EMAIL" => (t.to_string(), None),
+                    None if is_approver(&n, t) => ("EMAIL".to_string(), Some(t.to_string())),
+                    None => return Err(invalid("dcvEmailAddresses")),
+                };
+                out.push(SimName {
+                    name: n,
+                    method,
+                    email,
+                    validated: false,
+                });
+            }
+            out
+        }
+        None => {
+            let cn = csr_names(&csr_der)
+                .map_err(|_| error(-9, "The CSR could not be decoded!", Some("csr")))?;
+            let method = f.get("dcvMethod").ok_or_else(|| missing("dcvMethod"))?;
+            if !METHODS.contains(&method) {
+                return Err(invalid("dcvMethod"));
+            }
+            let email = if method == "EMAIL" {
+                let e = f
+                    .get("dcvEmailAddress")
+                    .ok_or_else(|| missing("dcvEmailAddress"))?;
+                if !is_approver(&cn[0], e) {
+                    return Err(invalid("dcvEmailAddress"));
+                }
+                Some(e.to_string())
+            } else {
+                None
+            };
+            vec![SimName {
+                name: cn[0].clone(),
+                method: method.to_string(),
+                email,
+                validated: false,
+            }]
+        }
+    };
+    let number = sh.next_number();
+    let order = SimOrder::new(number, uv.clone(), csr_der, names);
+    let cert_id = order.certificate_id;
+    sh.orders_lock().insert(number, order);
+    sh.check(number).await;
+    let pairs = [
+        ("errorCode", "0".to_string()),
+        ("orderNumber", number.to_string()),
+        ("certificateID", cert_id.to_string()),
+        ("totalCost", "0.00".into()),
+        ("expectedDeliveryTime", "1".into()),
+        ("uniqueValue", uv.clone()),
+    ];
+    if f.get("responseFormat") == Some("1") {
+        return Ok(ok(&pairs));
+    }
+    Ok(format!("0\n{number}\n0.00\n1\n{cert_id}\n{uv}\n"))
+}
+
+pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
+    if f.has("responseFormat") {
+        return Err(error(
+            -2,
+            "The 'responseFormat' argument was not recognised!",
+            Some("responseFormat"),
+        ));
+    }
+    let number = order_number(f)?;
+    let (order_names, state) = {
+        let orders = sh.orders_lock();
+        let o = orders.get(&number).ok_or_else(|| invalid("orderNumber"))?;
+        (
+            o.names.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
+            o.state,
+        )
+    };
+    if state != SimOrderState::Pending {
+        return Err(invalid("orderNumber"));
+    }
+    let mut changes: Vec<(String, String, Option<String>)> = Vec::new();
+    if let Some(list) = f.get("domainNames") {
+        let names: Vec<&str> = list.split_whitespace().collect();
+        let methods: Vec<&str> = f
+            .get("newMethods")
+            .ok_or_else(|| missing("newMethods"))?
+            .split(',')
+            .map(str::trim)
+            .collect();
+        if methods.len() != names.len() || methods.iter().any(|m| !METHODS.contains(m)) {
+            return Err(invalid("newMethods"));
+        }
+        let emails: Vec<&str> = f
+            .get("newDCVEmailAddresses")
+            .map(|e| e.split_whitespace().collect())
+            .unwrap_or_default();
+        if emails.len() != methods.iter().filter(|m| **m == "EMAIL").count() {
+            return Err(invalid("newDCVEmailAddresses"));
+        }
+        let mut emails = emails.into_iter();
+        for (n, m) in names.into_iter().zip(methods) {
+            let email = if m == "EMAIL" {
+                emails.next().map(str::to_string)
+            } else {
+                None
+            };
+            changes.push((n.to_ascii_lowercase(), m.to_string(), email));
+        }
+    } else {
+        let name = match f.get("domainName") {
+            Some(n) => n.to_ascii_lowercase(),
+            None if order_names.len() == 1 => order_names[0].clone(),
+            None => return Err(missing("domainName")),
+        };
+        let m = f.get("newMethod").ok_or_else(|| missing("newMethod"))?;
+        if !METHODS.contains(&m) {
+            return Err(invalid("newMethod"));
+        }
+        let email = if m == "EMAIL" {
+            Some(
+                f.get("newDCVEmailAddress")
+                    .ok_or_else(|| missing("newDCVEmailAddress"))?
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        changes.push((name, m.to_string(), email));
+    }
+    let multi = f.has("domainNames");
+    for (n, _, e) in &changes {
+        if !order_names.contains(n) {
+            return Err(invalid(if multi { "domainNames" } else { "domainName" }));
+        }
+        if let Some(e) = e {
+            if !is_approver(n, e) {
+                return Err(invalid(if multi {
+                    "newDCVEmailAddresses"
+                } else {
+                    "newDCVEmailAddress"
+                }));
+            }
+        }
+    }
+    if let Some(o) = sh.orders_lock().get_mut(&number) {
+        for (n, m, e) in changes {
+            if let Some(entry) = o.names.iter_mut().find(|x| x.name == n) {
+                entry.method = m;
+                entry.email = e;
+            }
+        }
+    }
+    sh.check(number).await;
+    Ok(ok(&[("errorCode", "0".into())]))
+}
+
+pub async fn resend_dcv_email(sh: &Shared, f: &Form) -> R {
+    let number = order_number(f)?;
+    let names: Vec<String> = {
+        let orders = sh.orders_lock();
+        let o = orders.get(&number).ok_or_else(|| invalid("orderNumber"))?;
+        o.names.iter().map(|n| n.name.clone()).collect()
+    };
+    if let Some(addr) = f.get("dcvEmailAddress") {
+        if !names.iter().any(|n| is_approver(n, addr)) {
+            return Err(invalid("dcvEmailAddress"));
+        }
+    }
+    sh.check(number).await;
+    Ok(ok(&[("errorCode", "0".into())]))
+}
+
+/// Text format (the default): status line, then tab-separated pairs.
+pub fn get_dcv_email_address_list(f: &Form) -> R {
+    let domain = f
+        .get("domainName")
+        .ok_or_else(|| missing("domainName"))?
+        .to_ascii_lowercase();
+    if crate::model::DomainName::parse(&domain).is_err() {
+        return Err(invalid("domainName"));
+    }
+    let mut out = format!("0\ndomain_name\t{domain}\n");
+    for (k, v) in approver_list(&domain) {
+        out.push_str(&format!("{k}\t{v}\n"));
+    }
+    Ok(out)
+}
+
+pub fn get_mdc_domain_details(sh: &Shared, f: &Form) -> R {
+    let number = order_number(f)?;
+    let orders = sh.orders_lock();
+    let o = orders.get(&number).ok_or_else(|| invalid("orderNumber"))?;
+    let mut pairs = vec![("errorCode".to_string(), "0".to_string())];
+    for (i, n) in o.names.iter().enumerate() {
+        let status = match (n.validated, n.method.as_str()) {
+            (true, _) => "Validated",
+            (false, "EMAIL") => "Awaiting Validation",
+            (false, _) => "Not Validated",
+        };
+        let i = i + 1;
+        pairs.push((format!("{i}_domainName"), n.name.clone()));
+        pairs.push((format!("{i}_dcvMethod"), n.method.clone()));
+        pairs.push((format!("{i}_dcvStatus"), status.to_string()));
+    }
+    let refs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    Ok(ok(&refs))
+}
+
+/// Rows in order-number order; see `provider::sectigo::order::find` for the shape.
+pub fn web_host_report(sh: &Shared, f: &Form) -> R {
+    let date = |k: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        f.get(k)
+            .map(|d| {
+                chrono::DateTime::parse_from_rfc3339(d)
+                    .map(|d| d.to_utc())
+                    .map_err(|_| invalid(k))
+            })
+            .transpose()
+    };
+    let (start, end) = (date("startDate")?, date("endDate")?);
+    let fqdn = f.get("fqdn").map(str::to_ascii_lowercase);
+    let orders = sh.orders_lock();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    for o in orders.values() {
+        let in_window =
+            start.is_none_or(|s| o.created_at >= s) && end.is_none_or(|e| o.created_at <= e);
+        let name_ok = fqdn
+            .as_ref()
+            .is_none_or(|q| o.names.iter().any(|n| &n.name == q));
+        if !(in_window && name_ok) {
+            continue;
+        }
+        i += 1;
+        pairs.push((format!("{i}_orderNumber"), o.order_number.to_string()));
+        pairs.push((format!("{i}_certificateID"), o.certificate_id.to_string()));
+        pairs.push((
+            format!("{i}_fqdn"),
+            o.names.first().map(|n| n.name.clone()).unwrap_or_default(),
+        ));
+        pairs.push((format!("{i}_uniqueValue"), o.unique_value.clone()));
+        pairs.push((format!("{i}_dateTime"), o.created_at.to_rfc3339()));
+    }
+    let mut all = vec![
+        ("errorCode", "0".to_string()),
+        ("noOfResults", i.to_string()),
+    ];
+    all.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    Ok(ok(&all))
+}
+
+/// Only `responseType=3` (individually encoded, base64) is simulated for downloads.
+/// The CA certificates come root first, so clients must order them themselves.
+pub fn collect_ssl(sh: &Shared, f: &Form) -> R {
+    let by_cert = f.get("certificateID").and_then(|c| c.parse::<u64>().ok());
+    let orders = sh.orders_lock();
+    let o = match (f.get("orderNumber"), by_cert) {
+        (Some(_), _) => orders.get(&order_number(f)?),
+        (None, Some(c)) => orders.values().find(|o| o.certificate_id == c),
+        (None, None) => return Err(missing("orderNumber")),
+    }
+    .ok_or_else(|| invalid("orderNumber"))?;
+    let qt: u8 = f
+        .get("queryType")
+        .ok_or_else(|| missing("queryType"))?
+        .parse()
+        .map_err(|_| invalid("queryType"))?;
+    match o.state {
+        SimOrderState::Cancelled => {
+            return Err(error(
+                -20,
+                "The certificate request has been rejected!",
+                None,
+            ));
+        }
+        SimOrderState::Revoked => {
+            return Err(error(-21, "The certificate has been revoked!", None));
+        }
+        SimOrderState::Pending => {
+            return Ok(ok(&[
+                ("errorCode", "0".into()),
+                (
+                    "certificateStatus",
+                    "Currently being processed by Sectigo".into(),
+                ),
+            ]));
+        }
+        SimOrderState::Issued => {}
+    }
+    let mut pairs = vec![
+        ("errorCode", "2".to_string()),
+        ("certificateStatus", "Issued".into()),
+    ];
+    if qt == 0 {
+        return Ok(ok(&pairs));
+    }
+    if f.get("responseType") != Some("3") || f.get("responseEncoding").is_some_and(|e| e != "0") {
+        return Err(invalid("responseType"));
+    }
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    if qt == 1 || qt == 2 {
+        pairs.push((
+            "certificate",
+            b64(o.leaf_der.as_deref().unwrap_or_default()),
+        ));
+    }
+    if qt == 1 || qt == 3 {
+        for c in o.chain_der.iter().rev() {
+            pairs.push(("caCertificate", b64(c)));
+        }
+    }
+    Ok(ok(&pairs))
+}
+
+pub fn auto_refund(sh: &Shared, f: &Form) -> R {
+    let number = order_number(f)?;
+    let mut orders = sh.orders_lock();
+    let o = orders
+        .get_mut(&number)
+        .ok_or_else(|| invalid("orderNumber"))?;
+    if o.state == SimOrderState::Cancelled {
+        return Err(error(
+            -18,
+            "The order has already been refunded!",
+            Some("orderNumber"),
+        ));
+    }
+    o.state = SimOrderState::Cancelled;
+    Ok(ok(&[("errorCode", "0".into())]))
+}
+
+pub fn auto_revoke_ssl(sh: &Shared, f: &Form) -> R {
+    let number = order_number(f)?;
+    f.get("revocationReason")
+        .ok_or_else(|| missing("revocationReason"))?;
+    let mut orders = sh.orders_lock();
+    let o = orders
+        .get_mut(&number)
+        .ok_or_else(|| invalid("orderNumber"))?;
+    o.state = match o.state {
+        SimOrderState::Issued => SimOrderState::Revoked,
+        SimOrderState::Revoked => {
+            return Err(error(
+                -21,
+                "The certificate has already been revoked!",
+                None,
+            ));
+        }
+        _ => SimOrderState::Cancelled,
+    };
+    Ok(ok(&[("errorCode", "0".into())]))
+}
