@@ -127,6 +127,8 @@ pub struct SectigoSimError(String);
 
 pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimError> {
     let e = |what: &str, err: String| SectigoSimError(format!("{what}: {err}"));
+    // DcvLookup builds a reqwest client, which needs a process-wide rustls provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dcv = DcvLookup::new(opts.nameserver, opts.http_addresses.clone())
         .map_err(|x| e("DCV lookup", x))?;
     let ca = SimCa::new("Sectigo Sim").map_err(|x| e("CA", x.to_string()))?;
