@@ -44,6 +44,8 @@ pub struct SectigoSimOptions {
     /// At most this many API calls per window, then `-42`.
     pub rate_limit: Option<(u32, Duration)>,
     pub faults: Faults,
+    /// Extra time each CollectSSL answer takes (lets tests see overlapping calls).
+    pub collect_latency: Duration,
 }
 
 impl Default for SectigoSimOptions {
@@ -57,6 +59,7 @@ impl Default for SectigoSimOptions {
             check_interval: Duration::ZERO,
             rate_limit: None,
             faults: Faults::default(),
+            collect_latency: Duration::ZERO,
         }
     }
 }
@@ -325,6 +328,9 @@ async fn answer(sh: &Shared, method: &Method, endpoint: &str, body: &[u8]) -> (S
         "download/CollectSSL" => {
             let now = sh.collects_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             sh.max_concurrent_collects.fetch_max(now, Ordering::SeqCst);
+            if !sh.opts.collect_latency.is_zero() {
+                tokio::time::sleep(sh.opts.collect_latency).await;
+            }
             let r = api::collect_ssl(sh, &form);
             sh.collects_in_flight.fetch_sub(1, Ordering::SeqCst);
             r
@@ -414,6 +420,7 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
         check_interval: args.check_interval,
         rate_limit: args.rate_limit,
         faults: args.faults.unwrap_or_default(),
+        collect_latency: Duration::ZERO,
     })
     .await?;
     println!("Sectigo simulator listening; base_url = {}", sim.base_url());
