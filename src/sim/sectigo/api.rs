@@ -250,14 +250,14 @@ pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
         if !order_names.contains(n) {
             return Err(invalid(if multi { "domainNames" } else { "domainName" }));
         }
-        if let Some(e) = e {
-            if !is_approver(n, e) {
-                return Err(invalid(if multi {
-                    "newDCVEmailAddresses"
-                } else {
-                    "newDCVEmailAddress"
-                }));
-            }
+        if let Some(e) = e
+            && !is_approver(n, e)
+        {
+            return Err(invalid(if multi {
+                "newDCVEmailAddresses"
+            } else {
+                "newDCVEmailAddress"
+            }));
         }
     }
     if let Some(o) = sh.orders_lock().get_mut(&number) {
@@ -279,10 +279,10 @@ pub async fn resend_dcv_email(sh: &Shared, f: &Form) -> R {
         let o = orders.get(&number).ok_or_else(|| invalid("orderNumber"))?;
         o.names.iter().map(|n| n.name.clone()).collect()
     };
-    if let Some(addr) = f.get("dcvEmailAddress") {
-        if !names.iter().any(|n| is_approver(n, addr)) {
-            return Err(invalid("dcvEmailAddress"));
-        }
+    if let Some(addr) = f.get("dcvEmailAddress")
+        && !names.iter().any(|n| is_approver(n, addr))
+    {
+        return Err(invalid("dcvEmailAddress"));
     }
     sh.check(number).await;
     Ok(ok(&[("errorCode", "0".into())]))

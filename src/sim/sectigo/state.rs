@@ -85,10 +85,8 @@ pub fn csr_names(der: &[u8]) -> Result<Vec<String>, String> {
     let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
         .map_err(|e| format!("CSR does not parse: {e}"))?;
     let info = &csr.certification_request_info;
-    if let Some(cn) = info.subject.iter_common_name().next() {
-        if let Ok(s) = cn.as_str() {
-            return Ok(vec![s.to_ascii_lowercase()]);
-        }
+    if let Some(Ok(s)) = info.subject.iter_common_name().next().map(|cn| cn.as_str()) {
+        return Ok(vec![s.to_ascii_lowercase()]);
     }
     for ext in csr.requested_extensions().into_iter().flatten() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext {
