@@ -8,7 +8,11 @@
 //! `POST /_sim/approve/{orderNumber}`.
 
 mod api;
+mod cli;
+mod report;
 pub mod state;
+
+pub use cli::{SectigoSimArgs, run_from_args};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -322,21 +326,21 @@ async fn answer(sh: &Shared, method: &Method, endpoint: &str, body: &[u8]) -> (S
         "!AutoApplySSL" | "!AutoApplyOrder" => api::auto_apply_ssl(sh, &form).await,
         "!AutoUpdateDCV" | "download/!AutoUpdateDCV" => api::auto_update_dcv(sh, &form).await,
         "!ResendDCVEmail" => api::resend_dcv_email(sh, &form).await,
-        "!GetDCVEmailAddressList" => api::get_dcv_email_address_list(&form),
-        "!GetMDCDomainDetails" => api::get_mdc_domain_details(sh, &form),
-        "!WebHostReport" => api::web_host_report(sh, &form),
+        "!GetDCVEmailAddressList" => report::get_dcv_email_address_list(&form),
+        "!GetMDCDomainDetails" => report::get_mdc_domain_details(sh, &form),
+        "!WebHostReport" => report::web_host_report(sh, &form),
         "download/CollectSSL" => {
             let now = sh.collects_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             sh.max_concurrent_collects.fetch_max(now, Ordering::SeqCst);
             if !sh.opts.collect_latency.is_zero() {
                 tokio::time::sleep(sh.opts.collect_latency).await;
             }
-            let r = api::collect_ssl(sh, &form);
+            let r = report::collect_ssl(sh, &form);
             sh.collects_in_flight.fetch_sub(1, Ordering::SeqCst);
             r
         }
-        "!AutoRefund" => api::auto_refund(sh, &form),
-        "!AutoRevokeSSL" => api::auto_revoke_ssl(sh, &form),
+        "!AutoRefund" => report::auto_refund(sh, &form),
+        "!AutoRevokeSSL" => report::auto_revoke_ssl(sh, &form),
         _ => Err(api::error(-14, "Unknown API endpoint", None)),
     };
     (StatusCode::OK, result.unwrap_or_else(|e| e))
@@ -358,74 +362,4 @@ async fn admin_approve(State(sh): State<Arc<Shared>>, Path(order): Path<u64>) ->
     } else {
         (StatusCode::NOT_FOUND, format!("no order {order}")).into_response()
     }
-}
-
-/// Command-line options for a `dcvd-sim sectigo` subcommand.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SectigoSimArgs {
-    /// Port on 127.0.0.1 (0 = any free port).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    #[arg(long, default_value = "dcvd")]
-    pub login_name: String,
-    #[arg(
-        long,
-        env = "DCVD_SIM_SECTIGO_PASSWORD",
-        default_value = "sim-password",
-        hide_env_values = true
-    )]
-    pub login_password: String,
-    /// Authoritative nameserver for CNAME checks, e.g. 127.0.0.1:5353.
-    #[arg(long)]
-    pub nameserver: Option<SocketAddr>,
-    /// `host=ip:port` where HTTP DCV files for `host` are fetched (repeatable).
-    #[arg(long = "http-address", value_parser = parse_host_addr)]
-    pub http_addresses: Vec<(String, SocketAddr)>,
-    /// Background re-check interval for pending orders (0s = off).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub check_interval: Duration,
-    /// Call limit before -42, as `N/window`, e.g. `100/1m`.
-    #[arg(long, value_parser = parse_rate)]
-    pub rate_limit: Option<(u32, Duration)>,
-    /// Fault injection as JSON (`sim::Faults`), e.g. '{"malformed_rate":0.1,"latency":"200ms"}'.
-    #[arg(long, value_parser = parse_faults)]
-    pub faults: Option<Faults>,
-}
-
-fn parse_host_addr(s: &str) -> Result<(String, SocketAddr), String> {
-    let (h, a) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: write host=ip:port"))?;
-    Ok((
-        h.to_ascii_lowercase(),
-        a.parse().map_err(|e| format!("`{a}`: {e}"))?,
-    ))
-}
-fn parse_rate(s: &str) -> Result<(u32, Duration), String> {
-    let r: crate::provider::limit::RateLimit = s.parse()?;
-    Ok((r.requests, r.window))
-}
-fn parse_faults(s: &str) -> Result<Faults, String> {
-    serde_json::from_str(s).map_err(|e| format!("faults JSON: {e}"))
-}
-
-/// Start from command-line options, print the base URL, run until Ctrl-C.
-pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> {
-    let sim = start(SectigoSimOptions {
-        port: args.port,
-        login_name: args.login_name,
-        login_password: args.login_password,
-        nameserver: args.nameserver,
-        http_addresses: args.http_addresses.into_iter().collect(),
-        check_interval: args.check_interval,
-        rate_limit: args.rate_limit,
-        faults: args.faults.unwrap_or_default(),
-        collect_latency: Duration::ZERO,
-    })
-    .await?;
-    println!("Sectigo simulator listening; base_url = {}", sim.base_url());
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| SectigoSimError(format!("waiting for Ctrl-C: {e}")))?;
-    Ok(())
 }

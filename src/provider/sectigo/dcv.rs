@@ -242,7 +242,7 @@ impl SectigoProvider {
             .pairs
             .iter()
             .filter(|(k, v)| k.to_ascii_lowercase().ends_with("_email") && v.contains('@'))
-            .map(|(_, v)| v.to_ascii_lowercase())
+            .map(|(_, v)| v.clone())
             .collect();
         if let Ok(mut cache) = self.approvers.lock() {
             cache.insert(

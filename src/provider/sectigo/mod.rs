@@ -201,7 +201,7 @@ impl SectigoProvider {
         let (code, reply) = self.call_raw(endpoint, params).await?;
         if code < 0 {
             let e = wire::api_error(&self.name, endpoint, code, &reply);
-            tracing::warn!(provider = %self.name, endpoint, code, error = %e, "Sectigo refused a call");
+            tracing::debug!(provider = %self.name, endpoint, code, error = %e, "Sectigo refused a call");
             return Err(e);
         }
         Ok(reply)
