@@ -188,6 +188,19 @@ async fn simulator_checks_auto_update_dcv_arguments() {
         (Some(-2), Some("responseFormat"))
     );
     let r = post(
+        "!AutoUpdateDCV",
+        vec![
+            on(),
+            ("newMethod", "HTTP_CSR_HASH".into()),
+            ("showDetails", "Y".into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.error_code(), r.get("errorItem")),
+        (Some(-2), Some("showDetails"))
+    );
+    let r = post(
         "download/!AutoUpdateDCV",
         vec![on(), ("newMethod", "EMAIL".into())],
     )

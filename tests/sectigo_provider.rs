@@ -139,6 +139,17 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
         .await
         .unwrap();
     assert_eq!(tokens, Tokens::default());
+
+    // Cancel after issuance revokes (with a reason) instead of refunding.
+    p.cancel(held.r()).await.unwrap();
+    let revoke = params(&sim.forms("!AutoRevokeSSL")[0]);
+    assert_eq!(revoke[0], format!("orderNumber={}", sub.ca_order_id));
+    assert!(revoke[1].starts_with("revocationReason="));
+    assert!(sim.forms("!AutoRefund").is_empty());
+    assert_eq!(
+        serde_json::to_value(sim.orders()[0].state).unwrap(),
+        "revoked"
+    );
 }
 
 #[tokio::test]
@@ -236,6 +247,13 @@ async fn email_order_issues_after_approval() {
             "dcvEmailAddress=admin@example.test".into()
         ]
     );
+    // After 24 h the list is fetched again before the address is used.
+    p.backdate_approver_lists(std::time::Duration::from_secs(25 * 3600));
+    p.resend_emails(held.r(), &req.approver_emails, "en")
+        .await
+        .unwrap();
+    assert_eq!(sim.log().counts()["!GetDCVEmailAddressList"], 2);
+    assert_eq!(sim.forms("!ResendDCVEmail").len(), 2);
 
     let number: u64 = sub.ca_order_id.parse().unwrap();
     let url = format!("http://{}/_sim/approve/{number}", sim.addr());
@@ -253,6 +271,22 @@ async fn email_order_issues_after_approval() {
     held.data = st.ca_data.unwrap();
     let chain = p.download(held.r()).await.unwrap();
     assert_chain_leaf_to_root(&chain, &req.csr_der, "mail.example.test");
+    let admin = |path: &str| format!("http://{}/_sim/{path}", sim.addr());
+    let orders: serde_json::Value = reqwest::get(admin("orders"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders[0]["state"], "issued");
+    assert_eq!(orders[0]["names"][0]["email"], "admin@example.test");
+    let log: serde_json::Value = reqwest::get(admin("requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log[0]["endpoint"], "!GetDCVEmailAddressList");
 }
 
 #[tokio::test]

@@ -230,6 +230,17 @@ impl SectigoProvider {
         Ok(())
     }
 
+    /// Make every cached approver list look `by` older (tests of the 24-hour rule).
+    #[doc(hidden)]
+    pub fn backdate_approver_lists(&self, by: Duration) {
+        if let Ok(mut cache) = self.approvers.lock() {
+            let now = tokio::time::Instant::now();
+            for (until, _) in cache.values_mut() {
+                *until = until.checked_sub(by).unwrap_or(now);
+            }
+        }
+    }
+
     /// `!GetDCVEmailAddressList` (text format); refreshes the 24-hour cache.
     pub(super) async fn fetch_approvers(&self, domain: &str) -> Result<Vec<String>, ProviderError> {
         let reply = self
@@ -247,7 +258,10 @@ impl SectigoProvider {
         if let Ok(mut cache) = self.approvers.lock() {
             cache.insert(
                 domain.to_ascii_lowercase(),
-                (tokio::time::Instant::now(), list.clone()),
+                (
+                    tokio::time::Instant::now() + APPROVER_LIST_TTL,
+                    list.clone(),
+                ),
             );
         }
         Ok(list)
@@ -262,7 +276,7 @@ impl SectigoProvider {
         let domain = name.base().to_ascii_lowercase();
         let cached = self.approvers.lock().ok().and_then(|c| {
             c.get(&domain)
-                .filter(|(at, _)| at.elapsed() < APPROVER_LIST_TTL)
+                .filter(|(until, _)| tokio::time::Instant::now() < *until)
                 .map(|(_, l)| l.clone())
         });
         let list = match cached {

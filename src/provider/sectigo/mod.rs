@@ -87,7 +87,7 @@ pub struct SectigoProvider {
     collect_interval: Duration,
     /// Sectigo asks never to run CollectSSL concurrently: one at a time per account.
     collect_lock: tokio::sync::Mutex<()>,
-    /// Approver lists per domain with fetch time (the 24-hour rule).
+    /// Approver lists per domain with the end of their 24-hour validity.
     approvers: std::sync::Mutex<HashMap<String, (tokio::time::Instant, Vec<String>)>>,
 }
 

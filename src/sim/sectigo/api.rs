@@ -172,12 +172,30 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
     Ok(format!("0\n{number}\n0.00\n1\n{cert_id}\n{uv}\n"))
 }
 
+const UPDATE_DCV_ARGS: &[&str] = &[
+    "loginName",
+    "loginPassword",
+    "orderNumber",
+    "baseOrderNumber",
+    "domainName",
+    "newMethod",
+    "newDCVEmailAddress",
+    "domainNames",
+    "newMethods",
+    "newDCVEmailAddresses",
+];
+
 pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
-    if f.has("responseFormat") {
+    // Stricter than documented on purpose: any argument the seed does not list
+    // (notably `responseFormat`, which the real service refuses) gets -2.
+    if let Some((k, _)) =
+        f.0.iter()
+            .find(|(k, _)| !UPDATE_DCV_ARGS.contains(&k.as_str()))
+    {
         return Err(error(
             -2,
-            "The 'responseFormat' argument was not recognised!",
-            Some("responseFormat"),
+            &format!("The '{k}' argument was not recognised!"),
+            Some(k),
         ));
     }
     let number = order_number(f)?;
