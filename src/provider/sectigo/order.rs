@@ -187,6 +187,10 @@ impl SectigoProvider {
                 emails: req
                     .approver_emails
                     .iter()
+                    .filter(|(n, _)| {
+                        let i = req.names.iter().position(|x| x == n);
+                        i.and_then(|i| req.methods.get(i)) == Some(&DcvMethod::Email)
+                    })
                     .map(|(n, e)| (n.to_string(), e.clone()))
                     .collect(),
                 last_collect: Some(chrono::Utc::now().timestamp()),
@@ -214,8 +218,10 @@ impl SectigoProvider {
                 break;
             };
             let status = reply.get(&format!("{i}_dcvStatus")).unwrap_or_default();
-            if let Ok(d) = DomainName::parse(d) {
-                names.push((d, wire::name_status(status)));
+            // Only our names: Sectigo may add a free `www.` that can fail harmlessly.
+            match DomainName::parse(d) {
+                Ok(d) if order.names.contains(&d) => names.push((d, wire::name_status(status))),
+                _ => {}
             }
         }
         let all_valid = !names.is_empty() && names.iter().all(|(_, s)| *s == NameDcv::Valid);

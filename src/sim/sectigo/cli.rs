@@ -75,3 +75,36 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
         .map_err(|e| SectigoSimError(format!("waiting for Ctrl-C: {e}")))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: SectigoSimArgs,
+    }
+
+    #[test]
+    fn parses_flags() {
+        let c = Cmd::try_parse_from([
+            "dcvd-sim",
+            "--http-address",
+            "WWW.example.test=127.0.0.1:8080",
+            "--rate-limit",
+            "10/1m",
+            "--check-interval",
+            "0s",
+            "--faults",
+            r#"{"malformed_rate":0.5}"#,
+        ])
+        .unwrap();
+        assert_eq!(c.args.http_addresses[0].0, "www.example.test");
+        assert_eq!(c.args.rate_limit, Some((10, Duration::from_secs(60))));
+        assert!(c.args.check_interval.is_zero());
+        assert_eq!(c.args.faults.unwrap().malformed_rate, 0.5);
+        assert!(Cmd::try_parse_from(["dcvd-sim", "--http-address", "nohost"]).is_err());
+    }
+}
