@@ -6,13 +6,14 @@
 //! - `find_order`: `!WebHostReport`. `challenges`: none (computed from the CSR hashes).
 //! - `trigger_check` / `change_method`: `!AutoUpdateDCV` (+ list refresh for e-mail).
 //! - `status`: `!GetMDCDomainDetails`, plus `download/CollectSSL queryType=0` only when
-//!   every name is validated or the last collect is older than `collect_interval`
-//!   (so 1 or 2 requests). `download`: `download/CollectSSL queryType=1`.
+//!   every name has just become validated (once) or the last collect is older than
+//!   `collect_interval` (so 1 or 2 requests; never concurrently, see `collect_lock`). `download`: `download/CollectSSL queryType=1`.
 //! - `cancel`: `!AutoRefund` (not issued) or `!AutoRevokeSSL` (issued).
 //!
 //! A single-name `dns-cname` order costs 5 calls from submit to download:
 //! AutoApplySSL, AutoUpdateDCV, GetMDCDomainDetails, CollectSSL(0), CollectSSL(1).
 
+mod chain;
 mod dcv;
 mod order;
 pub mod wire;
@@ -53,6 +54,9 @@ pub struct OrderData {
     /// Unix seconds of the last `CollectSSL` for this order (submit time at first).
     #[serde(rename = "lastCollect", default)]
     pub last_collect: Option<i64>,
+    /// Set once a CollectSSL ran after every name was validated.
+    #[serde(rename = "collectedWhenValid", default)]
+    pub collected_when_valid: bool,
     #[serde(default)]
     pub issued: bool,
 }

@@ -1,8 +1,7 @@
 //! Sectigo order life: `!AutoApplySSL`, recovery via `!WebHostReport`, status from
 //! `!GetMDCDomainDetails` + `download/CollectSSL`, download, refund/revoke.
 
-use base64::Engine;
-
+use super::chain::{order_chain, pem, to_der};
 use super::dcv::unique_value_for;
 use super::{DEFAULT_DAYS, OrderData, SectigoProvider, wire};
 use crate::model::{DcvMethod, DomainName};
@@ -28,7 +27,10 @@ impl SectigoProvider {
         };
         let mut tokens = Vec::new();
         for (i, name) in req.names.iter().enumerate() {
-            let method = req.methods.get(i).copied().unwrap_or(DcvMethod::DnsCname);
+            let method = req.methods.get(i).copied().ok_or_else(|| {
+                self.permanent(APPLY, format!("{name}: no DCV method given"))
+                    .rejected()
+            })?;
             wire::method_wire(method).ok_or_else(|| {
                 self.permanent(APPLY, format!("{name}: Sectigo has no {method} method"))
                     .rejected()
@@ -113,6 +115,7 @@ impl SectigoProvider {
                 .map(|(n, _, t)| (n.to_string(), t.clone()))
                 .collect(),
             last_collect: Some(chrono::Utc::now().timestamp()),
+            collected_when_valid: false,
             issued: false,
         };
         self.submitted(data, &req.csr_der)
@@ -163,7 +166,8 @@ impl SectigoProvider {
         let rows: usize = reply
             .get("noOfResults")
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(reply.pairs.len());
         for i in 1..=rows {
             let row_uv = reply.get(&format!("{i}_uniqueValue")).unwrap_or_default();
             if !row_uv.eq_ignore_ascii_case(&uv) {
@@ -194,6 +198,7 @@ impl SectigoProvider {
                     .map(|(n, e)| (n.to_string(), e.clone()))
                     .collect(),
                 last_collect: Some(chrono::Utc::now().timestamp()),
+                collected_when_valid: false,
                 issued: false,
             };
             return self.submitted(data, &req.csr_der).map(Some);
@@ -226,10 +231,7 @@ impl SectigoProvider {
         }
         let all_valid = !names.is_empty() && names.iter().all(|(_, s)| *s == NameDcv::Valid);
         let now = chrono::Utc::now().timestamp();
-        let due = data
-            .last_collect
-            .is_none_or(|t| now.saturating_sub(t) >= self.collect_interval.as_secs() as i64);
-        if !(all_valid || due) {
+        if !collect_due(&data, all_valid, now, self.collect_interval) {
             return Ok(CaStatus {
                 order: CaOrderState::InProgress,
                 names,
@@ -245,6 +247,7 @@ impl SectigoProvider {
             self.call_raw(COLLECT, &params).await?
         };
         data.last_collect = Some(now);
+        data.collected_when_valid |= all_valid;
         let issued = code >= 1 || reply.get("certificateStatus") == Some("Issued");
         let state = match code {
             -20 => CaOrderState::Failed(format!(
@@ -325,56 +328,54 @@ impl SectigoProvider {
     }
 }
 
+/// Sectigo asks for CollectSSL rarely: once as soon as every name is validated, and
+/// otherwise at most once per `interval` (also while validated but not yet issued).
+fn collect_due(data: &OrderData, all_valid: bool, now: i64, interval: std::time::Duration) -> bool {
+    let interval_passed = data
+        .last_collect
+        .is_none_or(|t| now.saturating_sub(t) >= interval.as_secs() as i64);
+    interval_passed || (all_valid && !data.collected_when_valid)
+}
+
 fn names_map(pairs: Vec<(DomainName, DcvMethod)>) -> std::collections::BTreeMap<String, DcvMethod> {
     pairs.into_iter().map(|(n, m)| (n.to_string(), m)).collect()
 }
 
-/// A base64 DER certificate (or a PEM block) as DER bytes.
-fn to_der(s: &str) -> Result<Vec<u8>, String> {
-    let body: String = s
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|e| format!("not base64: {e}"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
-/// Order CA certificates leaf → root by issuer/subject, whatever order they came in.
-/// Certificates that fit nowhere are appended at the end.
-pub(super) fn order_chain(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
-    let names = |der: &[u8]| -> Result<(Vec<u8>, Vec<u8>), String> {
-        let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-        Ok((c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
-    };
-    let (mut subject, mut issuer) = names(leaf)?;
-    let mut out = Vec::new();
-    while subject != issuer {
-        let mut found = None;
-        for (i, c) in rest.iter().enumerate() {
-            if names(c)?.0 == issuer {
-                found = Some(i);
-                break;
-            }
+    #[test]
+    fn collect_is_rationed() {
+        let mut d = OrderData {
+            order_number: "1".into(),
+            certificate_id: None,
+            unique_value: "u".into(),
+            dcv_suffix: "sectigo.com".into(),
+            methods: Default::default(),
+            emails: Default::default(),
+            last_collect: Some(1000),
+            collected_when_valid: false,
+            issued: false,
+        };
+        let iv = std::time::Duration::from_secs(300);
+        // (all_valid, now, collected_when_valid) -> due
+        let cases = [
+            (false, 1100, false, false),
+            (false, 1300, false, true),
+            (true, 1100, false, true),
+            (true, 1100, true, false),
+            (true, 1300, true, true),
+        ];
+        for (valid, now, once, want) in cases {
+            d.collected_when_valid = once;
+            assert_eq!(
+                collect_due(&d, valid, now, iv),
+                want,
+                "{valid} {now} {once}"
+            );
         }
-        let Some(i) = found else { break };
-        let c = rest.remove(i);
-        (subject, issuer) = names(&c)?;
-        out.push(c);
+        d.last_collect = None;
+        assert!(collect_due(&d, false, 0, iv));
     }
-    out.extend(rest);
-    Ok(out)
 }
