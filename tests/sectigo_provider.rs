@@ -345,3 +345,42 @@ async fn cancel_refunds_a_pending_order_and_status_reports_failed() {
         st.order
     );
 }
+
+#[tokio::test]
+async fn background_check_issues_without_a_trigger() {
+    let dns = common::TestDns::start("example.test").await;
+    let sim = sectigo::start(SectigoSimOptions {
+        login_password: PASSWORD.into(),
+        nameserver: Some(dns.addr),
+        check_interval: std::time::Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = provider(&sim.base_url());
+    let req = request(
+        "dcvd-bg-1",
+        &["bg.example.test"],
+        &[DcvMethod::DnsCname],
+        &[],
+    );
+    let sub = p.submit(&req).await.unwrap();
+    let number: u64 = sub.ca_order_id.parse().unwrap();
+    assert_eq!(
+        sim.orders()[0].state,
+        sectigo::state::SimOrderState::Pending
+    );
+    let (_, ch) = &sub.challenges[0];
+    dns.set_cname(&ch.name, &ch.value).await;
+    let issued = sectigo::state::SimOrderState::Issued;
+    assert!(
+        sim.wait_for_state(number, issued, std::time::Duration::from_secs(10))
+            .await
+    );
+    let held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
+    assert_eq!(
+        p.status(held.r()).await.unwrap().order,
+        CaOrderState::Issued
+    );
+    assert!(sim.forms("!AutoUpdateDCV").is_empty());
+}

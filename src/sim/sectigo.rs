@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     collects_in_flight: AtomicUsize,
     max_concurrent_collects: AtomicUsize,
+    /// Poked after every DCV check and approval (for `wait_for_state`).
+    changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -99,6 +101,7 @@ impl Shared {
     async fn check(&self, number: u64) {
         let hosts = |h: &str| self.opts.http_addresses.contains_key(h);
         state::check_order(&self.orders, number, &self.dcv, &hosts, &self.ca).await;
+        self.changed.notify_waiters();
     }
     /// Sliding-window call limit; true when this call is over it.
     fn over_limit(&self) -> bool {
@@ -157,6 +160,7 @@ pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimErro
         calls: Mutex::new(VecDeque::new()),
         collects_in_flight: AtomicUsize::new(0),
         max_concurrent_collects: AtomicUsize::new(0),
+        changed: tokio::sync::Notify::new(),
     });
     let app = Router::new()
         .route("/products/{*endpoint}", any(products))
@@ -225,6 +229,32 @@ impl SectigoSim {
     pub fn approve(&self, order_number: u64) -> bool {
         approve(&self.shared, order_number)
     }
+    /// Wait until order `number` is in `state` (e.g. issued by the background check);
+    /// false when `timeout` passes first.
+    pub async fn wait_for_state(
+        &self,
+        number: u64,
+        state: SimOrderState,
+        timeout: Duration,
+    ) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self
+                    .shared
+                    .orders_lock()
+                    .get(&number)
+                    .is_some_and(|o| o.state == state)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
     /// Highest number of CollectSSL calls seen running at once.
     pub fn max_concurrent_collects(&self) -> usize {
         self.shared.max_concurrent_collects.load(Ordering::Relaxed)
@@ -251,6 +281,8 @@ fn approve(sh: &Shared, number: u64) -> bool {
         n.validated = true;
     }
     state::issue_if_ready(o, &sh.ca);
+    drop(orders);
+    sh.changed.notify_waiters();
     true
 }
 
