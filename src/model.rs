@@ -51,9 +51,7 @@ impl DomainName {
                 return Err(err("a label is longer than 63 characters"));
             }
             if label.contains('*') {
-                return Err(err(
-                    "`*` is allowed only as the whole first label, as in *.example.com",
-                ));
+                return Err(err("`*` is allowed only as the whole first label, as in *.example.com"));
             }
             if !label
                 .bytes()
@@ -340,10 +338,7 @@ mod tests {
             assert_eq!(m.as_str().parse::<DcvMethod>().unwrap(), *m);
         }
         let err = "dns".parse::<DcvMethod>().unwrap_err();
-        assert!(
-            err.contains("dns-txt, dns-cname, http, https, email"),
-            "{err}"
-        );
+        assert!(err.contains("dns-txt, dns-cname, http, https, email"), "{err}");
         assert!(!ProviderKind::Sectigo.supports(DcvMethod::DnsTxt));
         assert!(!ProviderKind::Digicert.supports(DcvMethod::Https));
     }

@@ -80,12 +80,7 @@ impl ProviderError {
 
     /// A response whose body could not be understood. Transient: proxies and
     /// maintenance pages produce these; the outcome of the request is unknown.
-    pub fn malformed(
-        provider: &str,
-        endpoint: &str,
-        status: u16,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn malformed(provider: &str, endpoint: &str, status: u16, detail: impl Into<String>) -> Self {
         Self {
             status: Some(status),
             detail: Some(detail.into()),

@@ -23,17 +23,15 @@ pub struct RateLimit {
 impl FromStr for RateLimit {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (n, w) = s.split_once('/').ok_or_else(|| {
-            format!("`{s}` is not a rate limit; write it as requests/window, e.g. \"100/5s\"")
-        })?;
+        let (n, w) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a rate limit; write it as requests/window, e.g. \"100/5s\""))?;
         let requests: u32 = n
             .trim()
             .parse()
             .map_err(|_| format!("`{n}` in `{s}` is not a whole number of requests"))?;
         if requests == 0 {
-            return Err(format!(
-                "`{s}` allows no requests at all; use a number above 0"
-            ));
+            return Err(format!("`{s}` allows no requests at all; use a number above 0"));
         }
         let window = humantime::parse_duration(w.trim())
             .map_err(|e| format!("`{w}` in `{s}` is not a duration ({e}); write e.g. 5s or 5m"))?;
@@ -63,11 +61,7 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(limits: Vec<RateLimit>) -> Self {
-        let keep = limits
-            .iter()
-            .map(|l| l.requests as usize)
-            .max()
-            .unwrap_or(0);
+        let keep = limits.iter().map(|l| l.requests as usize).max().unwrap_or(0);
         Self {
             limits,
             state: Mutex::new(State {
@@ -154,24 +148,11 @@ mod tests {
     fn parses_limits_and_explains_errors() {
         assert_eq!(
             "100/5s".parse::<RateLimit>().unwrap(),
-            RateLimit {
-                requests: 100,
-                window: Duration::from_secs(5)
-            }
+            RateLimit { requests: 100, window: Duration::from_secs(5) }
         );
         assert!("100".parse::<RateLimit>().unwrap_err().contains("100/5s"));
-        assert!(
-            "x/5s"
-                .parse::<RateLimit>()
-                .unwrap_err()
-                .contains("whole number")
-        );
-        assert!(
-            "5/soon"
-                .parse::<RateLimit>()
-                .unwrap_err()
-                .contains("duration")
-        );
+        assert!("x/5s".parse::<RateLimit>().unwrap_err().contains("whole number"));
+        assert!("5/soon".parse::<RateLimit>().unwrap_err().contains("duration"));
         assert!("0/5s".parse::<RateLimit>().is_err());
     }
 
@@ -189,10 +170,7 @@ mod tests {
         assert!(at[3] >= Duration::from_secs(1) && at[4] < Duration::from_secs(2));
         assert!(at[5] >= Duration::from_secs(10));
         for w in at.windows(4) {
-            assert!(
-                w[3] - w[0] >= Duration::from_secs(1),
-                "4 requests within 1s: {at:?}"
-            );
+            assert!(w[3] - w[0] >= Duration::from_secs(1), "4 requests within 1s: {at:?}");
         }
     }
 

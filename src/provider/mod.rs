@@ -187,10 +187,5 @@ pub trait Provider: Send + Sync {
 }
 
 /// The constructed approver mailboxes CAs accept (CA/B Forum BR 3.2.2.4.4).
-pub const CONSTRUCTED_MAILBOXES: &[&str] = &[
-    "admin",
-    "administrator",
-    "webmaster",
-    "hostmaster",
-    "postmaster",
-];
+pub const CONSTRUCTED_MAILBOXES: &[&str] =
+    &["admin", "administrator", "webmaster", "hostmaster", "postmaster"];

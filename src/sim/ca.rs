@@ -46,11 +46,7 @@ impl SimCa {
 
     /// Sign a leaf for the public key in `csr_der`, for `names` (first = common name).
     /// Returns leaf PEM and the chain `[intermediate, root]` as PEM.
-    pub fn issue(
-        &self,
-        csr_der: &[u8],
-        names: &[String],
-    ) -> Result<(String, Vec<String>), SimCaError> {
+    pub fn issue(&self, csr_der: &[u8], names: &[String]) -> Result<(String, Vec<String>), SimCaError> {
         let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
             csr_der.to_vec(),
         ))
@@ -73,10 +69,7 @@ impl SimCa {
         let leaf = params
             .signed_by(&csr.public_key, &self.intermediate)
             .map_err(|e| SimCaError(e.to_string()))?;
-        Ok((
-            leaf.pem(),
-            vec![self.intermediate.pem(), self.root_pem.clone()],
-        ))
+        Ok((leaf.pem(), vec![self.intermediate.pem(), self.root_pem.clone()]))
     }
 
     pub fn root_pem(&self) -> &str {
@@ -85,8 +78,7 @@ impl SimCa {
 }
 
 fn ca_params(cn: &str) -> Result<CertificateParams, SimCaError> {
-    let mut p =
-        CertificateParams::new(Vec::<String>::new()).map_err(|e| SimCaError(e.to_string()))?;
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| SimCaError(e.to_string()))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
     dn.push(DnType::OrganizationName, "dcvd simulator");
@@ -127,13 +119,7 @@ mod tests {
             .iter()
             .map(|g| g.to_string())
             .collect();
-        assert_eq!(
-            sans,
-            vec!["DNSName(example.com)", "DNSName(www.example.com)"]
-        );
-        assert_eq!(
-            cert.public_key().raw,
-            rcgen::PublicKeyData::subject_public_key_info(&key).as_slice()
-        );
+        assert_eq!(sans, vec!["DNSName(example.com)", "DNSName(www.example.com)"]);
+        assert_eq!(cert.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&key).as_slice());
     }
 }

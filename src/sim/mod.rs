@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::TokioResolver;
 use rand::RngExt;
 use serde::Serialize;
 
@@ -200,9 +200,11 @@ impl DcvLookup {
                         .map(|s| String::from_utf8_lossy(s).into_owned())
                         .collect::<String>(),
                 ),
-                RData::CNAME(c) if rtype == RecordType::CNAME => {
-                    Some(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase())
-                }
+                RData::CNAME(c) if rtype == RecordType::CNAME => Some(
+                    c.0.to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                ),
                 _ => None,
             })
             .collect()
