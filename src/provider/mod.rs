@@ -9,6 +9,7 @@ pub mod digicert;
 pub mod error;
 pub mod limit;
 pub mod limited;
+pub mod sectigo;
 
 use std::time::Duration;
 

@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod digicert;
 pub mod dns;
+pub mod sectigo;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -137,6 +138,8 @@ impl DcvLookup {
         nameserver: Option<SocketAddr>,
         http_addresses: BTreeMap<String, SocketAddr>,
     ) -> Result<Self, String> {
+        // reqwest needs a rustls crypto provider installed before a client is built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let resolver = match nameserver {
             None => None,
             Some(ns) => {

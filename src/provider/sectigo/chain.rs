@@ -1,0 +1,80 @@
+//! Certificates from `download/CollectSSL`: base64 DER to PEM, and the chain put in
+//! leaf → root order by issuer/subject (Sectigo's order is not to be trusted).
+
+use base64::Engine;
+
+/// A base64 DER certificate (or a PEM block) as DER bytes.
+pub fn to_der(s: &str) -> Result<Vec<u8>, String> {
+    let body: String = s
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| format!("not base64: {e}"))
+}
+
+pub fn pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Order CA certificates leaf → root by issuer/subject, whatever order they came in.
+/// Certificates that fit nowhere are appended at the end.
+pub fn order_chain(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
+    let names = |der: &[u8]| -> Result<(Vec<u8>, Vec<u8>), String> {
+        let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+        Ok((c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
+    };
+    let (mut subject, mut issuer) = names(leaf)?;
+    let mut out = Vec::new();
+    while subject != issuer {
+        let mut found = None;
+        for (i, c) in rest.iter().enumerate() {
+            if names(c)?.0 == issuer {
+                found = Some(i);
+                break;
+            }
+        }
+        let Some(i) = found else { break };
+        let c = rest.remove(i);
+        (subject, issuer) = names(&c)?;
+        out.push(c);
+    }
+    out.extend(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_is_ordered_by_issuer_whatever_the_input_order() {
+        let ca = crate::sim::ca::SimCa::new("T").unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap();
+        let (leaf, chain) = ca.issue(csr.der(), &["a.example".to_string()]).unwrap();
+        let (leaf, int, root) = (
+            to_der(&leaf).unwrap(),
+            to_der(&chain[0]).unwrap(),
+            to_der(&chain[1]).unwrap(),
+        );
+        let ordered = order_chain(&leaf, vec![root.clone(), int.clone()]).unwrap();
+        assert_eq!(ordered, vec![int.clone(), root.clone()]);
+        assert_eq!(to_der(&pem(&int)).unwrap(), int);
+        assert!(order_chain(b"junk", vec![]).is_err());
+        assert!(to_der("not base64!").is_err());
+    }
+}
