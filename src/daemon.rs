@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -50,7 +50,12 @@ impl App {
             .with_context(|| format!("binding daemon.listen = {listen}"))?;
         let drain = rt.config.daemon.shutdown_timeout;
         let engine = Arc::new(Engine::new(store, Arc::new(SystemClock), metrics, rt));
-        Ok(App { engine, listener, drain, scheduler_running: Arc::new(AtomicBool::new(false)) })
+        Ok(App {
+            engine,
+            listener,
+            drain,
+            scheduler_running: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -60,9 +65,16 @@ impl App {
     /// Run until `shutdown` is cancelled: place orders that are due, run the scheduler
     /// and serve HTTP. Returns once running steps have drained.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let created = self.engine.ensure_orders().await.context("placing orders for configured certificates")?;
+        let created = self
+            .engine
+            .ensure_orders()
+            .await
+            .context("placing orders for configured certificates")?;
         if !created.is_empty() {
-            info!(orders = created.len(), "created orders for certificates that need one");
+            info!(
+                orders = created.len(),
+                "created orders for certificates that need one"
+            );
         }
         let state = crate::http::HttpState {
             engine: self.engine.clone(),
@@ -95,17 +107,24 @@ impl App {
 pub async fn reload(engine: &Engine, path: &PathBuf) {
     match crate::config::load(path) {
         Err(errors) => {
-            error!("configuration reload rejected; still running the previous configuration:\n{errors}");
+            error!(
+                "configuration reload rejected; still running the previous configuration:\n{errors}"
+            );
         }
         Ok(cfg) => match crate::runtime::build(&cfg, engine.ctx.metrics.clone()).await {
-            Err(e) => error!("configuration reload rejected ({e}); still running the previous configuration"),
+            Err(e) => error!(
+                "configuration reload rejected ({e}); still running the previous configuration"
+            ),
             Ok(rt) => {
                 let old_db = engine.runtime().config.daemon.database.clone();
                 if cfg.daemon.database != old_db {
                     warn!("daemon.database changed; that takes effect only after a restart");
                 }
                 engine.replace_runtime(rt);
-                info!(certificates = cfg.certificates.len(), "configuration reloaded");
+                info!(
+                    certificates = cfg.certificates.len(),
+                    "configuration reloaded"
+                );
                 if let Err(e) = engine.ensure_orders().await {
                     error!("after reload, placing orders failed: {e}");
                 }
@@ -121,7 +140,10 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
 /// STATUS= lines for systemd, and WATCHDOG=1 when the unit sets WatchdogSec.
 async fn status_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
     let watchdog = sd_notify::watchdog_enabled();
-    let every = watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(30)).min(Duration::from_secs(30));
+    let every = watchdog
+        .map(|w| w / 2)
+        .unwrap_or(Duration::from_secs(30))
+        .min(Duration::from_secs(30));
     loop {
         let live: i64 = engine
             .store()
@@ -137,7 +159,8 @@ async fn status_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
         let next = engine.store().next_due(&[]).await.ok().flatten();
         let status = format!(
             "{live} orders in flight; next step {}",
-            next.map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_else(|| "none".into())
+            next.map(|t| t.format("%H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "none".into())
         );
         let mut states = vec![sd_notify::NotifyState::Status(&status)];
         if watchdog.is_some() {

@@ -21,11 +21,46 @@ const ZONE: &str = "demo.test";
 
 /// The demo's certificates: (name, provider, names, dcv, DNS publisher, what it shows).
 const CERTS: &[(&str, &str, &[&str], &[&str], &str, &str)] = &[
-    ("www", "digicert", &["www.demo.test"], &["dns-txt"], "dns", "DigiCert, DNS TXT via RFC 2136"),
-    ("shop", "sectigo", &["shop.demo.test", "api.demo.test"], &["dns-cname"], "dns", "Sectigo, CSR-hash CNAME, two names"),
-    ("web", "digicert", &["web.demo.test"], &["http"], "dns", "DigiCert, HTTP file via webroot"),
-    ("static", "sectigo", &["static.demo.test"], &["http"], "dns", "Sectigo, CSR-hash HTTP file"),
-    ("mail", "digicert", &["mail.demo.test"], &["email"], "dns", "DigiCert, approval email (approved after 3 s)"),
+    (
+        "www",
+        "digicert",
+        &["www.demo.test"],
+        &["dns-txt"],
+        "dns",
+        "DigiCert, DNS TXT via RFC 2136",
+    ),
+    (
+        "shop",
+        "sectigo",
+        &["shop.demo.test", "api.demo.test"],
+        &["dns-cname"],
+        "dns",
+        "Sectigo, CSR-hash CNAME, two names",
+    ),
+    (
+        "web",
+        "digicert",
+        &["web.demo.test"],
+        &["http"],
+        "dns",
+        "DigiCert, HTTP file via webroot",
+    ),
+    (
+        "static",
+        "sectigo",
+        &["static.demo.test"],
+        &["http"],
+        "dns",
+        "Sectigo, CSR-hash HTTP file",
+    ),
+    (
+        "mail",
+        "digicert",
+        &["mail.demo.test"],
+        &["email"],
+        "dns",
+        "DigiCert, approval email (approved after 3 s)",
+    ),
     (
         "fallback",
         "digicert",
@@ -40,7 +75,10 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("RUST_LOG").is_none() {
         // Progress lines are the demo's output; the daemon's own logs only when asked.
-        crate::telemetry::init_with("warn", crate::config::LogFormat::Text);
+        crate::telemetry::init_with(
+            "warn,hickory_server=off,hickory_proto=off",
+            crate::config::LogFormat::Text,
+        );
     } else {
         crate::telemetry::init(crate::config::LogFormat::Text);
     }
@@ -53,7 +91,10 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         }
     };
     std::fs::create_dir_all(dir.join("secrets")).context("creating the demo directory")?;
-    println!("dcvd demo — everything runs in this process on 127.0.0.1; state in {}", dir.display());
+    println!(
+        "dcvd demo — everything runs in this process on 127.0.0.1; state in {}",
+        dir.display()
+    );
 
     // DNS: one zone, updates signed with a TSIG key the daemon gets from a file.
     let tsig_raw: [u8; 32] = rand::rng().random();
@@ -65,7 +106,11 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     .map_err(|e| anyhow::anyhow!("starting the demo DNS server: {e}"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     write_secret(&dir, "tsig.key", &b64.encode(tsig_raw))?;
-    write_secret(&dir, "wrong-tsig.key", &b64.encode(rand::rng().random::<[u8; 32]>()))?;
+    write_secret(
+        &dir,
+        "wrong-tsig.key",
+        &b64.encode(rand::rng().random::<[u8; 32]>()),
+    )?;
     write_secret(&dir, "digicert.key", "demo-digicert-api-key")?;
     write_secret(&dir, "sectigo.pass", "demo-sectigo-password")?;
 
@@ -98,10 +143,22 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let config_path = dir.join("dcvd.toml");
-    std::fs::write(&config_path, config_text(&dir, dns.addr(), web, &digicert.base_url(), &sectigo.base_url()))?;
-    let cfg = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
+    std::fs::write(
+        &config_path,
+        config_text(
+            &dir,
+            dns.addr(),
+            web,
+            &digicert.base_url(),
+            &sectigo.base_url(),
+        ),
+    )?;
+    let cfg = crate::config::load(&config_path)
+        .map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = crate::runtime::build(&cfg, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
+    let rt = crate::runtime::build(&cfg, metrics.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let app = crate::daemon::App::with_runtime(rt, metrics).await?;
     let listen = app.local_addr()?;
     let store = app.engine.store().clone();
@@ -135,13 +192,28 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let outcome = watch(&store, started, exit_when_done, &shutdown).await;
     match &outcome {
         Ok(()) => {
-            println!("\nall {} certificates issued in {:.1} s; files:", CERTS.len(), started.elapsed().as_secs_f64());
+            println!(
+                "\nall {} certificates issued in {:.1} s; files:",
+                CERTS.len(),
+                started.elapsed().as_secs_f64()
+            );
             for (name, ..) in CERTS {
-                println!("  {}", dir.join("certs").join(name).join("fullchain.pem").display());
+                println!(
+                    "  {}",
+                    dir.join("certs").join(name).join("fullchain.pem").display()
+                );
             }
-            println!("\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)");
-            println!("inspect:  dcvd --config {} orders show fallback", config_path.display());
+            println!(
+                "\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)"
+            );
+            println!(
+                "inspect:  dcvd --config {} orders show fallback",
+                config_path.display()
+            );
             println!("          dcvd --config {} status", config_path.display());
+            println!(
+                "          (from a checkout: cargo run --release -- --config … instead of dcvd)"
+            );
         }
         Err(e) => println!("\ndemo failed: {e}"),
     }
@@ -153,49 +225,85 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let _ = daemon.await;
     let _ = approver.await;
     drop(dns);
-    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-/// Print a line whenever an order changes state; finish when all are issued.
+/// Print the notable events as they happen; finish when all are issued.
 async fn watch(
     store: &crate::store::Store,
     started: Instant,
     exit_when_done: bool,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    const SHOWN: &[&str] = &[
+        "created",
+        "ca_order",
+        "published",
+        "check_passed",
+        "method_failed",
+        "method_switch",
+        "validated",
+        "email_resent",
+        "installed",
+        "failed",
+        "error",
+    ];
+    let mut last = 0;
     let deadline = Duration::from_secs(120);
     loop {
-        let orders = store.list_orders(None).await.map_err(|e| e.to_string())?;
-        for o in &orders {
-            let line = match (&o.state[..], &o.last_error) {
-                ("failed", _) => format!("failed: {}", o.failure_reason.clone().unwrap_or_default()),
-                (s, Some(e)) if s != "issued" => format!("{s} ({})", e.chars().take(90).collect::<String>()),
-                (s, _) => s.to_string(),
-            };
-            if seen.get(&o.id) != Some(&line) {
-                println!("[{:>5.1}s] {:<9} {:<9} {line}", started.elapsed().as_secs_f64(), o.certificate, o.provider);
-                seen.insert(o.id, line);
+        for (cert, e) in store
+            .events_after(last, 500)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            last = e.id;
+            if SHOWN.contains(&e.kind.as_str()) {
+                let msg: String = e.message.chars().take(110).collect();
+                let domain = e.domain.map(|d| format!("[{d}] ")).unwrap_or_default();
+                println!(
+                    "[{:>5.1}s] {cert:<9} {:<13} {domain}{msg}",
+                    started.elapsed().as_secs_f64(),
+                    e.kind
+                );
             }
         }
+        let orders = store.list_orders(None).await.map_err(|e| e.to_string())?;
         if let Some(f) = orders.iter().find(|o| o.state == "failed") {
-            return Err(format!("order {} ({}) failed: {}", f.id, f.certificate, f.failure_reason.clone().unwrap_or_default()));
+            return Err(format!(
+                "order {} ({}) failed: {}",
+                f.id,
+                f.certificate,
+                f.failure_reason.clone().unwrap_or_default()
+            ));
         }
         if orders.len() >= CERTS.len() && orders.iter().all(|o| o.state == "issued") {
             return Ok(());
         }
         if exit_when_done && started.elapsed() > deadline {
-            return Err(format!("not all certificates were issued within {} s", deadline.as_secs()));
+            return Err(format!(
+                "not all certificates were issued within {} s",
+                deadline.as_secs()
+            ));
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Err("stopped".into()),
             _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }
 
-fn config_text(dir: &Path, dns: SocketAddr, web: SocketAddr, digicert: &str, sectigo: &str) -> String {
+fn config_text(
+    dir: &Path,
+    dns: SocketAddr,
+    web: SocketAddr,
+    digicert: &str,
+    sectigo: &str,
+) -> String {
     let d = dir.display();
     let mut s = format!(
         r#"# Generated by `dcvd demo`: simulators and DNS on 127.0.0.1.
@@ -237,7 +345,7 @@ tsig_secret_file = "{d}/secrets/wrong-tsig.key"
 
 [publishers.www]
 kind = "webroot"
-path = "{d}/www"
+path = "{d}/www/{{host}}"
 
 [dns]
 poll_interval = "300ms"
@@ -253,7 +361,11 @@ poll_interval = "300ms"
         }
     }
     for (name, provider, names, dcv, publisher, _) in CERTS {
-        let product = if *provider == "digicert" { "ssl_dv_geotrust" } else { "287" };
+        let product = if *provider == "digicert" {
+            "ssl_dv_geotrust"
+        } else {
+            "287"
+        };
         let dcv: Vec<String> = dcv.iter().map(|m| format!("\"{m}\"")).collect();
         let dns_names: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
         s.push_str(&format!(
@@ -287,7 +399,9 @@ fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(&path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(value.as_bytes())?;
     Ok(())
 }
@@ -298,26 +412,39 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Serve `root/.well-known/pki-validation/*` over HTTP on 127.0.0.1, as a web server would.
+/// Serve `root/<host>/.well-known/pki-validation/*` over HTTP on 127.0.0.1, one document
+/// root per virtual host, as a web server would.
 async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
     use axum::extract::{Path as AxPath, State};
-    use axum::http::StatusCode;
+    use axum::http::{HeaderMap, StatusCode, header};
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/pki-validation/{file}",
-            get(|State(root): State<PathBuf>, AxPath(file): AxPath<String>| async move {
-                if file.contains('/') || file.contains("..") {
-                    return Err(StatusCode::NOT_FOUND);
-                }
-                tokio::fs::read_to_string(root.join(".well-known/pki-validation").join(file))
-                    .await
-                    .map_err(|_| StatusCode::NOT_FOUND)
-            }),
-        )
-        .with_state(root);
+    let app =
+        axum::Router::new()
+            .route(
+                "/.well-known/pki-validation/{file}",
+                get(
+                    |State(root): State<PathBuf>,
+                     headers: HeaderMap,
+                     AxPath(file): AxPath<String>| async move {
+                        let host = headers
+                            .get(header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .map(|h| h.split(':').next().unwrap_or(h).to_string())
+                            .unwrap_or_default();
+                        let dir = crate::publish::webroot::root_for(&root.join("{host}"), &host)
+                            .map_err(|_| StatusCode::NOT_FOUND)?;
+                        if file.contains('/') || file.contains("..") {
+                            return Err(StatusCode::NOT_FOUND);
+                        }
+                        tokio::fs::read_to_string(dir.join(".well-known/pki-validation").join(file))
+                            .await
+                            .map_err(|_| StatusCode::NOT_FOUND)
+                    },
+                ),
+            )
+            .with_state(root);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -2,11 +2,11 @@
 //! `/healthz` (process alive), `/readyz` (migrations done, scheduler running, database
 //! writable) and the read-only `/api/v1/orders` JSON.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -36,7 +36,9 @@ pub async fn render_metrics(engine: &Engine) -> String {
     if let Ok(counts) = engine.store().order_counts().await {
         m.orders.clear();
         for (provider, state, n) in counts {
-            m.orders.get_or_create(&crate::metrics::OrderLabels { provider, state }).set(n);
+            m.orders
+                .get_or_create(&crate::metrics::OrderLabels { provider, state })
+                .set(n);
         }
     }
     if let Ok(certs) = engine.store().certificates().await {
@@ -44,7 +46,9 @@ pub async fn render_metrics(engine: &Engine) -> String {
         for c in certs {
             if let Some(t) = c.not_after {
                 m.certificate_expiry
-                    .get_or_create(&crate::metrics::CertLabels { certificate: c.name })
+                    .get_or_create(&crate::metrics::CertLabels {
+                        certificate: c.name,
+                    })
                     .set(t.timestamp());
             }
         }
@@ -55,7 +59,10 @@ pub async fn render_metrics(engine: &Engine) -> String {
 async fn metrics(State(s): State<HttpState>) -> Response {
     let body = render_metrics(&s.engine).await;
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -71,7 +78,11 @@ async fn readyz(State(s): State<HttpState>) -> Response {
             (false, _) => "scheduler not running",
             _ => "database not writable",
         };
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response()
     }
 }
 
@@ -96,7 +107,9 @@ async fn order(State(s): State<HttpState>, Path(id): Path<i64>) -> Response {
             "authorizations": authz,
         }))
         .into_response(),
-        Err(crate::store::StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "no such order\n").into_response(),
+        Err(crate::store::StoreError::NotFound(_)) => {
+            (StatusCode::NOT_FOUND, "no such order\n").into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

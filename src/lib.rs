@@ -9,11 +9,15 @@
 //! - [`publish`]: the Publisher trait and token publishers (rfc2136, exec, webroot, manual).
 //! - [`dnscheck`]: the PropagationCheck trait: authoritative DNS and HTTP self-checks.
 //! - [`sim`]: CA simulators and an in-process DNS server for tests, benchmarks and the demo.
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod csr;
+pub mod daemon;
+pub mod demo;
 pub mod dnscheck;
 pub mod engine;
+pub mod http;
 pub mod install;
 pub mod metrics;
 pub mod model;
@@ -25,8 +29,4 @@ pub mod scheduler;
 pub mod sim;
 pub mod state;
 pub mod store;
-pub mod cli;
-pub mod http;
 pub mod telemetry;
-pub mod daemon;
-pub mod demo;

@@ -63,7 +63,10 @@ impl Runtime {
 
 /// Build providers (each behind its rate limiter), publishers and the checker from a
 /// validated config.
-pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Result<Runtime, String> {
+pub async fn build(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<Runtime, String> {
     use crate::config::ProviderConfig;
     use crate::provider::limit::Limiter;
     use crate::provider::limited::Limited;
@@ -92,13 +95,29 @@ pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Re
             crate::publish::build(name, pc).map_err(|e| format!("publishers.{name}: {e}"))?,
         );
     }
-    let checker = crate::dnscheck::build(&config.dns, &config.http_check).map_err(|e| format!("dns: {e}"))?;
-    Ok(Runtime { config: config.clone(), providers, publishers, checker })
+    let checker =
+        crate::dnscheck::build(&config.dns, &config.http_check).map_err(|e| format!("dns: {e}"))?;
+    Ok(Runtime {
+        config: config.clone(),
+        providers,
+        publishers,
+        checker,
+    })
 }
 
 /// An engine for one-off CLI actions (placing an order by hand).
-pub async fn engine_for_cli(store: crate::store::Store, config: Config) -> anyhow::Result<crate::engine::Engine> {
+pub async fn engine_for_cli(
+    store: crate::store::Store,
+    config: Config,
+) -> anyhow::Result<crate::engine::Engine> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = build(&config, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
-    Ok(crate::engine::Engine::new(store, Arc::new(crate::clock::SystemClock), metrics, rt))
+    let rt = build(&config, metrics.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(crate::engine::Engine::new(
+        store,
+        Arc::new(crate::clock::SystemClock),
+        metrics,
+        rt,
+    ))
 }

@@ -151,11 +151,53 @@ async fn webroot_writes_0644_file_atomically_and_removes_it() {
         .await
         .unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "def456");
+    // Cleaning up the old token leaves the file that now holds another order's token.
     p.cleanup(&c).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "def456");
+    p.cleanup(&http_challenge("www.example.test", "def456"))
+        .await
+        .unwrap();
     assert!(!file.exists());
     p.cleanup(&c)
         .await
         .expect("cleanup of an absent file succeeds");
+}
+
+#[tokio::test]
+async fn webroot_host_placeholder_keeps_hosts_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = publish::build(
+        "www",
+        &PublisherConfig::Webroot(WebrootConfig {
+            path: dir.path().join("{host}"),
+        }),
+    )
+    .unwrap();
+    // DigiCert's file name is the same for every host; each host gets its own root.
+    p.present(&http_challenge("a.example.test", "one"))
+        .await
+        .unwrap();
+    p.present(&http_challenge("b.example.test", "two"))
+        .await
+        .unwrap();
+    let file = |h: &str| {
+        dir.path()
+            .join(h)
+            .join(".well-known/pki-validation/fileauth.txt")
+    };
+    assert_eq!(
+        std::fs::read_to_string(file("a.example.test")).unwrap(),
+        "one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(file("b.example.test")).unwrap(),
+        "two"
+    );
+    p.cleanup(&http_challenge("a.example.test", "one"))
+        .await
+        .unwrap();
+    assert!(!file("a.example.test").exists());
+    assert!(file("b.example.test").exists());
 }
 
 #[tokio::test]

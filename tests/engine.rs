@@ -183,6 +183,19 @@ async fn a_refused_publisher_switches_method_at_once() {
     let evs = engine.store().events(id).await.unwrap();
     assert!(events(&evs, "method_failed")[0].contains("TSIG key not accepted"));
     assert!(events(&evs, "method_switch")[0].contains("dns-txt → http"));
+    // The refused token was never published, so no removal of it is attempted.
+    assert!(
+        !evs.iter()
+            .any(|e| e.kind == "cleanup" && e.message.contains("TXT"))
+    );
+    assert!(
+        engine
+            .store()
+            .journal_for_order(id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

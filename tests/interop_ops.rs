@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     let h = Harness {
-        config_toml: h.config_toml.replace("concurrency = 4", "concurrency = 4\nlisten = \"127.0.0.1:0\""),
+        config_toml: h.config_toml.replace(
+            "concurrency = 4",
+            "concurrency = 4\nlisten = \"127.0.0.1:0\"",
+        ),
         ..h
     };
     let engine = h.engine().await;
@@ -38,13 +41,23 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     // Wait (bounded) for the certificate, so every metric family has samples.
     let mut body = String::new();
     for _ in 0..200 {
-        body = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        body = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1"), "{body}");
+    assert!(
+        body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1"),
+        "{body}"
+    );
     for family in [
         "dcvd_orders{",
         "dcvd_provider_requests_total{",
@@ -57,7 +70,11 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
         assert!(body.contains(family), "missing {family}");
     }
     assert!(!body.contains("test-key"), "a secret reached the metrics");
-    let health = client.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    let health = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     shutdown.cancel();
     run.await.unwrap().unwrap();
@@ -69,8 +86,20 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool not found: apt-get install -y prometheus");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
 }

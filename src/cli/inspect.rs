@@ -31,10 +31,17 @@ pub(super) fn database_path(config: &Path) -> anyhow::Result<PathBuf> {
 pub(super) async fn open(config: &Path) -> anyhow::Result<Option<Store>> {
     let db = database_path(config)?;
     if !db.exists() {
-        eprintln!("no database at {} yet (dcvd has not run with this configuration)", db.display());
+        eprintln!(
+            "no database at {} yet (dcvd has not run with this configuration)",
+            db.display()
+        );
         return Ok(None);
     }
-    Ok(Some(Store::open(&db).await.with_context(|| format!("opening {}", db.display()))?))
+    Ok(Some(
+        Store::open(&db)
+            .await
+            .with_context(|| format!("opening {}", db.display()))?,
+    ))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -45,7 +52,11 @@ fn ms(t: i64) -> String {
     ts(crate::store::from_ms_pub(t))
 }
 
-pub(super) async fn list(config: &Path, state: Option<OrderState>, json: bool) -> anyhow::Result<ExitCode> {
+pub(super) async fn list(
+    config: &Path,
+    state: Option<OrderState>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let orders = match open(config).await? {
         Some(store) => store.list_orders(state).await?,
         None => Vec::new(),
@@ -58,7 +69,10 @@ pub(super) async fn list(config: &Path, state: Option<OrderState>, json: bool) -
         println!("no orders");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:<20} {:<10} {:<18} {:<12} {:<24} NOTE", "ID", "CERTIFICATE", "PROVIDER", "STATE", "CA ORDER", "UPDATED");
+    println!(
+        "{:>6}  {:<20} {:<10} {:<18} {:<12} {:<24} NOTE",
+        "ID", "CERTIFICATE", "PROVIDER", "STATE", "CA ORDER", "UPDATED"
+    );
     for o in orders {
         let note = o.failure_reason.or(o.last_error).unwrap_or_default();
         println!(
@@ -137,13 +151,20 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
             .await?
             .with_context(|| format!("no order with id or certificate name `{target}`"))?,
     };
-    let (order, authz) = store.load_order(id).await.with_context(|| format!("order {id}"))?;
+    let (order, authz) = store
+        .load_order(id)
+        .await
+        .with_context(|| format!("order {id}"))?;
     let events = store.events(id).await?;
     let cleanup: Vec<CleanupView> = store
         .journal_for_order(id)
         .await?
         .into_iter()
-        .map(|(token, removable, last_error)| CleanupView { token, removable, last_error })
+        .map(|(token, removable, last_error)| CleanupView {
+            token,
+            removable,
+            last_error,
+        })
         .collect();
     if json {
         let v = serde_json::json!({
@@ -160,17 +181,38 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
 }
 
 fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[CleanupView]) {
-    println!("Order {} — certificate {} at provider {}: {}", o.id, o.certificate, o.provider, o.state);
-    println!("  CA order:   {}", o.ca_order_id.as_deref().unwrap_or("(not placed yet)"));
+    println!(
+        "Order {} — certificate {} at provider {}: {}",
+        o.id, o.certificate, o.provider, o.state
+    );
+    println!(
+        "  CA order:   {}",
+        o.ca_order_id.as_deref().unwrap_or("(not placed yet)")
+    );
     if let Some(s) = &o.ca_state {
         println!("  CA says:    {s:?}");
     }
     println!("  reference:  {}", o.reference);
-    println!("  names:      {}", o.names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  names:      {}",
+        o.names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  key:        {}", o.key_type);
-    println!("  created:    {}   updated: {}", ts(o.created_at), ts(o.updated_at));
+    println!(
+        "  created:    {}   updated: {}",
+        ts(o.created_at),
+        ts(o.updated_at)
+    );
     if !o.state.is_terminal() {
-        println!("  next step:  {} (attempt {})", ts(o.next_attempt_at), o.attempts);
+        println!(
+            "  next step:  {} (attempt {})",
+            ts(o.next_attempt_at),
+            o.attempts
+        );
     }
     if let Some(r) = &o.failure_reason {
         println!("  FAILED:     {r}");
@@ -183,7 +225,13 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
     }
     println!("\nNames:");
     for a in authz {
-        println!("  {}  method {} (since {})  state {}", a.domain, a.method, ts(a.method_started_at), a.state);
+        println!(
+            "  {}  method {} (since {})  state {}",
+            a.domain,
+            a.method,
+            ts(a.method_started_at),
+            a.state
+        );
         if let Some(c) = &a.challenge {
             println!("    token: {} {} = {}", c.kind, c.location(), c.value);
         }
@@ -217,8 +265,15 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
                 "  {} {} {}{}",
                 c.token.kind,
                 c.token.location(),
-                if c.removable { "(removal pending)" } else { "(in use)" },
-                c.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+                if c.removable {
+                    "(removal pending)"
+                } else {
+                    "(in use)"
+                },
+                c.last_error
+                    .as_deref()
+                    .map(|e| format!(" last error: {e}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -228,7 +283,10 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
             "  {}  {:<14} {}{}",
             ts(e.at),
             e.kind,
-            e.domain.as_deref().map(|d| format!("[{d}] ")).unwrap_or_default(),
+            e.domain
+                .as_deref()
+                .map(|d| format!("[{d}] "))
+                .unwrap_or_default(),
             e.message
         );
     }
@@ -270,7 +328,10 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     let db = database_path(config)?;
     let Some(store) = open(config).await? else {
         if json {
-            println!("{}", serde_json::json!({"database": db, "orders_by_state": {}, "attention": [], "renewals": [], "providers": []}));
+            println!(
+                "{}",
+                serde_json::json!({"database": db, "orders_by_state": {}, "attention": [], "renewals": [], "providers": []})
+            );
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -278,9 +339,15 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     for (_, state, n) in store.order_counts().await? {
         *by_state.entry(state).or_insert(0) += n;
     }
-    let renew_before: std::collections::HashMap<String, std::time::Duration> = crate::config::load(config)
-        .map(|c| c.certificates.into_iter().map(|c| (c.name, c.renew_before)).collect())
-        .unwrap_or_default();
+    let renew_before: std::collections::HashMap<String, std::time::Duration> =
+        crate::config::load(config)
+            .map(|c| {
+                c.certificates
+                    .into_iter()
+                    .map(|c| (c.name, c.renew_before))
+                    .collect()
+            })
+            .unwrap_or_default();
     let now = Utc::now();
     let mut attention = Vec::new();
     for o in store.list_orders(None).await? {
@@ -294,13 +361,25 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         } else if live {
             o.last_error.clone().or_else(|| {
                 let age = now.timestamp_millis() - o.created_at;
-                (age > 3_600_000).then(|| format!("in progress for {}", humantime::format_duration(std::time::Duration::from_secs((age / 1000) as u64))))
+                (age > 3_600_000).then(|| {
+                    format!(
+                        "in progress for {}",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            (age / 1000) as u64
+                        ))
+                    )
+                })
             })
         } else {
             None
         };
         if let Some(reason) = reason {
-            attention.push(Attention { order_id: o.id, certificate: o.certificate, state: o.state, reason });
+            attention.push(Attention {
+                order_id: o.id,
+                certificate: o.certificate,
+                state: o.state,
+                reason,
+            });
         }
     }
     let mut renewals: Vec<Renewal> = store
@@ -312,7 +391,11 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
             let renew_from = renew_before
                 .get(&c.name)
                 .map(|d| expires - chrono::Duration::from_std(*d).unwrap_or_default());
-            Some(Renewal { certificate: c.name, expires, renew_from })
+            Some(Renewal {
+                certificate: c.name,
+                expires,
+                renew_from,
+            })
         })
         .collect();
     renewals.sort_by_key(|r| r.renew_from.unwrap_or(r.expires));
@@ -320,22 +403,47 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         .provider_health()
         .await?
         .into_iter()
-        .map(|(provider, at, msg)| ProviderHealth { ok: msg.contains(": ok"), provider, last_call_at: at, last_call: msg })
+        .map(|(provider, at, msg)| ProviderHealth {
+            ok: msg.contains(": ok"),
+            provider,
+            last_call_at: at,
+            last_call: msg,
+        })
         .collect();
-    let view = StatusView { database: db.display().to_string(), orders_by_state: by_state, attention, renewals, providers };
+    let view = StatusView {
+        database: db.display().to_string(),
+        orders_by_state: by_state,
+        attention,
+        renewals,
+        providers,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let counts: Vec<String> = view.orders_by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let counts: Vec<String> = view
+        .orders_by_state
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
     println!("dcvd status — database {}", view.database);
-    println!("Orders: {}", if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    println!(
+        "Orders: {}",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    );
     if view.attention.is_empty() {
         println!("Attention: nothing stuck");
     } else {
         println!("Attention:");
         for a in &view.attention {
-            println!("  order {} ({}, {}): {}", a.order_id, a.certificate, a.state, a.reason);
+            println!(
+                "  order {} ({}, {}): {}",
+                a.order_id, a.certificate, a.state, a.reason
+            );
         }
     }
     if !view.renewals.is_empty() {
@@ -345,18 +453,25 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                 "  {:<24} expires {}{}",
                 r.certificate,
                 r.expires.format("%Y-%m-%d"),
-                r.renew_from.map(|t| format!(", renews from {}", t.format("%Y-%m-%d"))).unwrap_or_default()
+                r.renew_from
+                    .map(|t| format!(", renews from {}", t.format("%Y-%m-%d")))
+                    .unwrap_or_default()
             );
         }
     }
     if !view.providers.is_empty() {
         println!("Providers:");
         for p in &view.providers {
-            let age = humantime::format_duration(std::time::Duration::from_secs((now - p.last_call_at).num_seconds().max(0) as u64));
+            let age = humantime::format_duration(std::time::Duration::from_secs(
+                (now - p.last_call_at).num_seconds().max(0) as u64,
+            ));
             if p.ok {
                 println!("  {}: ok (last call {age} ago)", p.provider);
             } else {
-                println!("  {}: FAILING — last call {age} ago: {}", p.provider, p.last_call);
+                println!(
+                    "  {}: FAILING — last call {age} ago: {}",
+                    p.provider, p.last_call
+                );
             }
         }
     }

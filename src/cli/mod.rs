@@ -13,10 +13,19 @@ use clap::{Parser, Subcommand};
 use crate::model::OrderState;
 
 #[derive(Debug, Parser)]
-#[command(name = "dcvd", version, about = "DV certificates from DigiCert and Sectigo, DCV included")]
+#[command(
+    name = "dcvd",
+    version,
+    about = "DV certificates from DigiCert and Sectigo, DCV included"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "DCVD_CONFIG", default_value = "/etc/dcvd/dcvd.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "DCVD_CONFIG",
+        default_value = "/etc/dcvd/dcvd.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -95,8 +104,12 @@ pub const EXIT_CONFIG: u8 = 2;
 pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Status { json } => inspect::status(&cli.config, *json).await,
-        Command::Orders(OrdersCommand::List { state, json }) => inspect::list(&cli.config, *state, *json).await,
-        Command::Orders(OrdersCommand::Show { target, json }) => inspect::show(&cli.config, target, *json).await,
+        Command::Orders(OrdersCommand::List { state, json }) => {
+            inspect::list(&cli.config, *state, *json).await
+        }
+        Command::Orders(OrdersCommand::Show { target, json }) => {
+            inspect::show(&cli.config, target, *json).await
+        }
         Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
         Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
         _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
@@ -108,8 +121,16 @@ pub async fn main(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run => run::daemon(&cli.config).await,
         Command::CheckConfig => run::check_config(&cli.config),
-        Command::Dns(DnsCommand::Check { fqdn, rtype, value, json }) => run::dns_check(&cli.config, fqdn, rtype, value, *json).await,
-        Command::Demo { exit_when_done, dir } => crate::demo::run(*exit_when_done, dir.clone()).await,
+        Command::Dns(DnsCommand::Check {
+            fqdn,
+            rtype,
+            value,
+            json,
+        }) => run::dns_check(&cli.config, fqdn, rtype, value, *json).await,
+        Command::Demo {
+            exit_when_done,
+            dir,
+        } => crate::demo::run(*exit_when_done, dir.clone()).await,
         _ => run_command(&cli).await,
     };
     match result {

@@ -12,10 +12,16 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     let Some(store) = super::inspect::open(config).await? else {
         anyhow::bail!("no order {id}: there is no database yet");
     };
-    let (order, _) = store.load_order(id).await.with_context(|| format!("order {id}"))?;
+    let (order, _) = store
+        .load_order(id)
+        .await
+        .with_context(|| format!("order {id}"))?;
     if !order.state.is_terminal() {
         store.make_due(id, Utc::now()).await?;
-        println!("order {id} ({}) will take its next step now (the running daemon picks it up within seconds)", order.certificate);
+        println!(
+            "order {id} ({}) will take its next step now (the running daemon picks it up within seconds)",
+            order.certificate
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -23,17 +29,43 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .certificates
         .iter()
         .find(|c| c.name == order.certificate)
-        .with_context(|| format!("certificate `{}` is not in the configuration", order.certificate))?;
-    if let Some(live) = store.certificates().await?.into_iter().find(|c| c.name == cert.name).and_then(|c| c.current_order_id) {
-        anyhow::bail!("certificate `{}` already has a live order ({live})", cert.name);
+        .with_context(|| {
+            format!(
+                "certificate `{}` is not in the configuration",
+                order.certificate
+            )
+        })?;
+    if let Some(live) = store
+        .certificates()
+        .await?
+        .into_iter()
+        .find(|c| c.name == cert.name)
+        .and_then(|c| c.current_order_id)
+    {
+        anyhow::bail!(
+            "certificate `{}` already has a live order ({live})",
+            cert.name
+        );
     }
     let engine = crate::runtime::engine_for_cli(store, cfg.clone()).await?;
     let names = crate::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
-    let renewal_of = if order.state == crate::model::OrderState::Issued { order.ca_order_id.clone() } else { None };
+    let renewal_of = if order.state == crate::model::OrderState::Issued {
+        order.ca_order_id.clone()
+    } else {
+        None
+    };
     let new = engine
-        .create_order(cert, names, renewal_of, &crate::engine::Need::RetryAfterFailure)
+        .create_order(
+            cert,
+            names,
+            renewal_of,
+            &crate::engine::Need::RetryAfterFailure,
+        )
         .await?;
-    println!("order {id} had ended ({}); placed new order {new} for certificate {}", order.state, cert.name);
+    println!(
+        "order {id} had ended ({}); placed new order {new} for certificate {}",
+        order.state, cert.name
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -41,17 +73,21 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     let Some(store) = super::inspect::open(config).await? else {
         anyhow::bail!("no order {id}: there is no database yet");
     };
-    let (order, _) = store.load_order(id).await.with_context(|| format!("order {id}"))?;
+    let (order, _) = store
+        .load_order(id)
+        .await
+        .with_context(|| format!("order {id}"))?;
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
     if let Some(ca_id) = order.ca_order_id.as_deref() {
         let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = crate::runtime::build(&cfg, std::sync::Arc::new(crate::metrics::Metrics::new())).await.map_err(|e| anyhow::anyhow!(e))?;
-        let provider = rt
-            .providers
-            .get(&order.provider)
-            .with_context(|| format!("provider `{}` is not in the configuration", order.provider))?;
+        let rt = crate::runtime::build(&cfg, std::sync::Arc::new(crate::metrics::Metrics::new()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let provider = rt.providers.get(&order.provider).with_context(|| {
+            format!("provider `{}` is not in the configuration", order.provider)
+        })?;
         provider
             .cancel(OrderRef {
                 reference: &order.reference,
@@ -63,7 +99,13 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("canceling CA order {ca_id}; order {id} is left as it was"))?;
     }
-    let done = store.cancel_order(id, "canceled by an operator (dcvd orders cancel)", Utc::now()).await?;
+    let done = store
+        .cancel_order(
+            id,
+            "canceled by an operator (dcvd orders cancel)",
+            Utc::now(),
+        )
+        .await?;
     if done {
         println!("order {id} canceled; its published tokens will be removed by the daemon");
     } else {

@@ -33,7 +33,11 @@ pub(super) async fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = match crate::config::load(path) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("{}: {} problem(s); not starting:", path.display(), errors.len());
+            eprintln!(
+                "{}: {} problem(s); not starting:",
+                path.display(),
+                errors.len()
+            );
             eprintln!("{errors}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
@@ -51,8 +55,12 @@ pub(super) async fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
 
 /// SIGTERM/SIGINT stop the daemon (a second one is not needed: steps drain within
 /// `daemon.shutdown_timeout`); SIGHUP reloads the configuration.
-async fn handle_signals(engine: std::sync::Arc<crate::engine::Engine>, path: PathBuf, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
+async fn handle_signals(
+    engine: std::sync::Arc<crate::engine::Engine>,
+    path: PathBuf,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -75,7 +83,13 @@ async fn handle_signals(engine: std::sync::Arc<crate::engine::Engine>, path: Pat
     }
 }
 
-pub(super) async fn dns_check(config: &Path, fqdn: &str, rtype: &str, value: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub(super) async fn dns_check(
+    config: &Path,
+    fqdn: &str,
+    rtype: &str,
+    value: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     // Without a config file the check uses the system resolvers and defaults.
     let cfg = if config.exists() {
         crate::config::load(config).map_err(|e| anyhow::anyhow!("{}:\n{e}", config.display()))?
@@ -88,13 +102,26 @@ pub(super) async fn dns_check(config: &Path, fqdn: &str, rtype: &str, value: &st
         other => anyhow::bail!("record type `{other}` is not supported; use TXT or CNAME"),
     };
     let name = crate::model::DomainName::parse(fqdn).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let checker = crate::dnscheck::build(&cfg.dns, &cfg.http_check).map_err(|e| anyhow::anyhow!(e))?;
-    let challenge = Challenge { kind, name: name.to_string(), path: None, value: value.to_string() };
-    let report = checker.check(&challenge).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let checker =
+        crate::dnscheck::build(&cfg.dns, &cfg.http_check).map_err(|e| anyhow::anyhow!(e))?;
+    let challenge = Challenge {
+        kind,
+        name: name.to_string(),
+        path: None,
+        value: value.to_string(),
+    };
+    let report = checker
+        .check(&challenge)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", crate::dnscheck::render_table(&report));
     }
-    Ok(if report.present { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.present {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,5 +1,6 @@
 //! `webroot` publisher: writes HTTP token files under `<path>/.well-known/pki-validation/`
-//! atomically (temp file + rename, 0644) and removes them on cleanup.
+//! atomically (temp file + rename, 0644) and removes them on cleanup. `{host}` in `path`
+//! stands for the host name being validated.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -18,6 +19,27 @@ const PREFIX: &str = "/.well-known/pki-validation/";
 pub struct WebrootPublisher {
     name: String,
     root: PathBuf,
+}
+
+/// The document root for `host`: `path` with `{host}` replaced, for web servers whose
+/// virtual hosts each have their own root (and so that DigiCert's fixed file name does
+/// not collide between hosts validating at the same time).
+pub fn root_for(root: &Path, host: &str) -> Result<PathBuf, String> {
+    let text = root.to_string_lossy();
+    if !text.contains("{host}") {
+        return Ok(root.to_path_buf());
+    }
+    let plain = !host.is_empty()
+        && !host.starts_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !plain {
+        return Err(format!(
+            "host name `{host}` cannot be used as a directory name"
+        ));
+    }
+    Ok(PathBuf::from(text.replace("{host}", host)))
 }
 
 /// The file for a token path, refusing anything but one plain file name under
@@ -102,7 +124,8 @@ impl WebrootPublisher {
             .path
             .as_deref()
             .ok_or_else(|| err("the challenge has no URL path".into()))?;
-        token_file(&self.root, path).map_err(err)
+        let root = root_for(&self.root, &c.name).map_err(err)?;
+        token_file(&root, path).map_err(err)
     }
 
     fn io_error(&self, action: &'static str, file: &Path, e: std::io::Error) -> PublishError {
@@ -145,6 +168,13 @@ impl Publisher for WebrootPublisher {
 
     async fn cleanup(&self, c: &Challenge) -> Result<(), PublishError> {
         let file = self.target("cleanup", c)?;
+        // Another order may have replaced the file since (DigiCert's name is fixed per
+        // host): remove it only while it still holds our token.
+        match tokio::fs::read_to_string(&file).await {
+            Ok(body) if body != c.value => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            _ => {}
+        }
         match tokio::fs::remove_file(&file).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -155,8 +185,21 @@ impl Publisher for WebrootPublisher {
 
 #[cfg(test)]
 mod tests {
-    use super::token_file;
+    use super::{root_for, token_file};
     use std::path::Path;
+
+    #[test]
+    fn host_placeholder_picks_a_root_per_host() {
+        let r = root_for(Path::new("/srv/{host}/htdocs"), "www.example.com").unwrap();
+        assert_eq!(r, Path::new("/srv/www.example.com/htdocs"));
+        assert_eq!(
+            root_for(Path::new("/var/www"), "a.example").unwrap(),
+            Path::new("/var/www")
+        );
+        for bad in ["..", "../etc", "a/b", ""] {
+            assert!(root_for(Path::new("/srv/{host}"), bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_plain_files_under_pki_validation_are_accepted() {

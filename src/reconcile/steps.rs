@@ -512,7 +512,8 @@ impl Step<'_> {
                 format!("no publisher configured for {} tokens", a.method),
             );
         };
-        self.ctx
+        let entry = self
+            .ctx
             .store
             .journal_add(self.order.id, publisher.name(), &challenge, self.now)
             .await?;
@@ -543,6 +544,9 @@ impl Step<'_> {
                 Ok(())
             }
             Err(e) if e.kind == crate::provider::ErrorKind::Permanent => {
+                // Refused outright (REFUSED, NOTAUTH, bad TSIG, hook not startable):
+                // nothing was published, so there is nothing to clean up either.
+                self.ctx.store.journal_done(entry).await?;
                 self.method_failed(id, e.to_string())
             }
             Err(e) => Err(e.into()),

@@ -450,7 +450,9 @@ async fn insert_event(
 
 impl Store {
     /// The newest CA call event per provider: (provider, when, message). For `status`.
-    pub async fn provider_health(&self) -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError> {
+    pub async fn provider_health(
+        &self,
+    ) -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT o.provider, e.at, e.message FROM events e JOIN orders o ON o.id = e.order_id
              WHERE e.id IN (SELECT MAX(e2.id) FROM events e2 JOIN orders o2 ON o2.id = e2.order_id
@@ -459,12 +461,20 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(p, at, m)| (p, from_ms(at), m)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(p, at, m)| (p, from_ms(at), m))
+            .collect())
     }
 
     /// Mark a live order canceled (after the CA was told), release its certificate and
     /// tokens. Returns false if the order had already ended.
-    pub async fn cancel_order(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn cancel_order(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let t = to_ms(now);
         let r = sqlx::query(
@@ -488,8 +498,53 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        insert_event(&mut tx, id, t, &NewEvent { kind: "canceled", domain: None, message: reason.to_string() }).await?;
+        insert_event(
+            &mut tx,
+            id,
+            t,
+            &NewEvent {
+                kind: "canceled",
+                domain: None,
+                message: reason.to_string(),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+impl Store {
+    /// Events with an id above `after`, oldest first, with their order's certificate
+    /// (for live progress displays such as `dcvd demo`).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT o.certificate, e.id, e.order_id, e.at, e.kind, e.domain, e.message
+             FROM events e JOIN orders o ON o.id = e.order_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(cert, id, order_id, at, kind, domain, message)| {
+                (
+                    cert,
+                    Event {
+                        id,
+                        order_id,
+                        at: from_ms(at),
+                        kind,
+                        domain,
+                        message,
+                    },
+                )
+            })
+            .collect())
     }
 }
