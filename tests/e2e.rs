@@ -1,0 +1,436 @@
+//! End to end through the daemon: engine + real providers + the CA simulators + the
+//! in-process authoritative DNS servers (RFC 2136 with TSIG) + webroot, config to
+//! installed files. Also the restart test with each provider and its simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use dcvd::engine::Engine;
+use dcvd::model::{DcvMethod, DomainName, OrderState, ProviderKind};
+use dcvd::provider::*;
+use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use dcvd::sim::{digicert, sectigo};
+
+const KEY: [u8; 32] = [7u8; 32];
+
+struct World {
+    dir: tempfile::TempDir,
+    /// The primary (gets RFC 2136 updates) and a secondary that the test feeds by hand.
+    ns1: DnsSim,
+    ns2: DnsSim,
+    digicert: digicert::DigicertSim,
+    sectigo: sectigo::SectigoSim,
+}
+
+impl World {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let zone = ZoneSpec::new("example.test");
+        let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
+        let ns1 = DnsSim::start(std::slice::from_ref(&zone), tsig)
+            .await
+            .unwrap();
+        let ns2 = DnsSim::start(&[zone], None).await.unwrap();
+        // The CAs look at the primary: they could validate before the secondary has it.
+        let digicert = digicert::start(digicert::DigicertSimOptions {
+            api_keys: vec!["dc-key".into()],
+            nameserver: Some(ns1.addr()),
+            recheck_interval: Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let sectigo = sectigo::start(sectigo::SectigoSimOptions {
+            login_name: "acme".into(),
+            login_password: "sectigo-pass".into(),
+            nameserver: Some(ns1.addr()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        World {
+            dir: tempfile::tempdir().unwrap(),
+            ns1,
+            ns2,
+            digicert,
+            sectigo,
+        }
+    }
+
+    fn config(&self, certificates: &str) -> dcvd::config::Config {
+        let d = self.dir.path().display();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+        let toml = format!(
+            r#"
+[daemon]
+database = "{d}/dcvd.db"
+listen = "127.0.0.1:0"
+concurrency = 8
+[providers.dc]
+kind = "digicert"
+base_url = "{dc}"
+api_key = "dc-key"
+poll_interval = "200ms"
+[providers.sec]
+kind = "sectigo"
+base_url = "{sec}"
+login_name = "acme"
+login_password = "sectigo-pass"
+poll_interval = "200ms"
+collect_interval = "200ms"
+[publishers.dns]
+kind = "rfc2136"
+server = "{ns1}"
+tsig_key_name = "dcvd-key"
+tsig_secret = "{b64}"
+[dns]
+poll_interval = "100ms"
+[dns.nameserver_overrides]
+"example.test" = ["{ns1}", "{ns2}"]
+{certificates}"#,
+            dc = self.digicert.base_url(),
+            sec = self.sectigo.base_url(),
+            ns1 = self.ns1.addr(),
+            ns2 = self.ns2.addr(),
+        )
+        .replace("{dir}", &d.to_string());
+        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn engine(&self, config: dcvd::config::Config) -> Arc<Engine> {
+        let metrics = Arc::new(dcvd::metrics::Metrics::new());
+        let rt = dcvd::runtime::build(&config, metrics.clone())
+            .await
+            .unwrap();
+        let store = dcvd::store::Store::open(&config.daemon.database)
+            .await
+            .unwrap();
+        Arc::new(Engine::new(
+            store,
+            Arc::new(dcvd::clock::SystemClock),
+            metrics,
+            rt,
+        ))
+    }
+}
+
+fn cert(name: &str, provider: &str, product: &str, names: &[&str], dcv: &str) -> String {
+    let more: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
+    format!(
+        r#"
+[[certificates]]
+name = "{name}"
+provider = "{provider}"
+product = "{product}"
+common_name = "{cn}"
+dns_names = [{more}]
+dcv = ["{dcv}"]
+publisher = "dns"
+output_dir = "{{dir}}/certs/{name}"
+"#,
+        cn = names[0],
+        more = more.join(", ")
+    )
+}
+
+/// Run due steps until `cond` holds for the order (bounded in wall time).
+async fn run_until(
+    engine: &Engine,
+    id: i64,
+    what: &str,
+    cond: impl Fn(&dcvd::store::Order, &[dcvd::store::Event]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        engine.run_due().await.unwrap();
+        let (o, _) = engine.store().load_order(id).await.unwrap();
+        let evs = engine.store().events(id).await.unwrap();
+        if cond(&o, &evs) {
+            return;
+        }
+        assert!(
+            !o.state.is_terminal(),
+            "order ended ({}) before {what}: {:?}",
+            o.state,
+            o.failure_reason
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        // Wait for the order's next step time (short: polls are 100–200 ms here).
+        let next = engine.store().next_due(&[]).await.unwrap();
+        let wait = next
+            .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_millis(50));
+        tokio::time::sleep(wait.min(Duration::from_millis(200))).await;
+    }
+}
+
+fn issued(o: &dcvd::store::Order, _: &[dcvd::store::Event]) -> bool {
+    o.state == OrderState::Issued
+}
+
+#[tokio::test]
+async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
+    let w = World::start().await;
+    let engine = w
+        .engine(w.config(&cert(
+            "www",
+            "dc",
+            "ssl_dv_geotrust",
+            &["www.example.test"],
+            "dns-txt",
+        )))
+        .await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    // The token reaches the primary; the secondary does not have it yet.
+    run_until(
+        &engine,
+        id,
+        "a check that names the lagging server",
+        |_, evs| {
+            evs.iter()
+                .any(|e| e.kind == "check_pending" && e.message.contains(&w.ns2.addr().to_string()))
+        },
+    )
+    .await;
+    let log = w.digicert.log().entries();
+    assert!(
+        !log.iter().any(|r| r.path.ends_with("/check-dcv")),
+        "check-dcv before the record was on every nameserver: {log:?}"
+    );
+    // The secondary catches up (as a zone transfer would).
+    let (o, authz) = engine.store().load_order(id).await.unwrap();
+    let ch = authz[0].challenge.clone().unwrap();
+    assert_eq!(ch.name, "_dnsauth.www.example.test");
+    w.ns2.add_txt(&ch.name, &ch.value).await.unwrap();
+    run_until(&engine, id, "issuance", issued).await;
+
+    // Installed, and the leaf is for our key and names.
+    let dir = w.dir.path().join("certs/www");
+    let leaf = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    let chain = vec![std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
+    let names = vec![DomainName::parse("www.example.test").unwrap()];
+    dcvd::csr::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
+
+    // One order at the CA, at most five calls, check-dcv only after our check passed.
+    assert_eq!(w.digicert.orders().len(), 1);
+    let log = w.digicert.log().entries();
+    assert!(log.len() <= 5, "{} calls: {log:#?}", log.len());
+    let evs = engine.store().events(id).await.unwrap();
+    let passed = evs.iter().position(|e| e.kind == "check_passed").unwrap();
+    let trigger = evs
+        .iter()
+        .position(|e| e.message.starts_with("trigger_check"))
+        .unwrap();
+    assert!(passed < trigger);
+    // The token is gone from the primary after the order ended.
+    engine.run_due().await.unwrap();
+    let still = dcvd::dnscheck::check_once(
+        &w.config("").dns,
+        &ch.name,
+        dcvd::model::ChallengeKind::DnsTxt,
+        &ch.value,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !still.servers[0]
+            .outcome
+            .eq(&dcvd::dnscheck::ServerOutcome::Present),
+        "{still:?}"
+    );
+}
+
+#[tokio::test]
+async fn sectigo_cname_two_names_to_installed_files() {
+    let w = World::start().await;
+    let engine = w
+        .engine(w.config(&cert(
+            "shop",
+            "sec",
+            "287",
+            &["shop.example.test", "api.example.test"],
+            "dns-cname",
+        )))
+        .await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    // Feed the secondary whatever the primary got, as soon as the tokens are known.
+    run_until(&engine, id, "both tokens published", |_, evs| {
+        evs.iter().filter(|e| e.kind == "published").count() == 2
+    })
+    .await;
+    let (_, authz) = engine.store().load_order(id).await.unwrap();
+    for a in &authz {
+        let ch = a.challenge.clone().unwrap();
+        assert!(
+            ch.name.starts_with('_') && ch.value.ends_with(".sectigo.com"),
+            "{ch:?}"
+        );
+        w.ns2.add_cname(&ch.name, &ch.value).await.unwrap();
+    }
+    run_until(&engine, id, "issuance", issued).await;
+    assert!(w.dir.path().join("certs/shop/fullchain.pem").exists());
+    assert_eq!(w.sectigo.orders().len(), 1);
+    let counts = w.sectigo.log().counts();
+    let total: u64 = counts.values().sum();
+    // Two names: one status call per poll covers both; six is the single-name target.
+    assert!(total <= 8, "{counts:?}");
+    assert!(w.sectigo.max_concurrent_collects() <= 1);
+}
+
+/// Wraps a provider: `submit` reaches the CA, but the answer is never seen (a crash
+/// or lost connection right after the request left).
+struct LoseSubmitAnswer(Arc<dyn Provider>);
+
+#[async_trait]
+impl Provider for LoseSubmitAnswer {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn kind(&self) -> ProviderKind {
+        self.0.kind()
+    }
+    fn method_scope(&self) -> MethodScope {
+        self.0.method_scope()
+    }
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+        let _ = self.0.submit(req).await;
+        std::future::pending().await
+    }
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
+        self.0.find_order(req).await
+    }
+    async fn challenges(
+        &self,
+        o: OrderRef<'_>,
+        n: &[(DomainName, DcvMethod)],
+    ) -> Result<Tokens, ProviderError> {
+        self.0.challenges(o, n).await
+    }
+    async fn status(&self, o: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
+        self.0.status(o).await
+    }
+    async fn change_method(
+        &self,
+        o: OrderRef<'_>,
+        n: &[DomainName],
+        m: DcvMethod,
+        e: &[(DomainName, String)],
+    ) -> Result<Tokens, ProviderError> {
+        self.0.change_method(o, n, m, e).await
+    }
+    async fn resend_emails(
+        &self,
+        o: OrderRef<'_>,
+        e: &[(DomainName, String)],
+        l: &str,
+    ) -> Result<(), ProviderError> {
+        self.0.resend_emails(o, e, l).await
+    }
+    async fn trigger_check(
+        &self,
+        o: OrderRef<'_>,
+        n: &[DomainName],
+    ) -> Result<CaStatus, ProviderError> {
+        self.0.trigger_check(o, n).await
+    }
+    async fn approver_emails(&self, n: &DomainName) -> Result<Vec<String>, ProviderError> {
+        self.0.approver_emails(n).await
+    }
+    async fn download(&self, o: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
+        self.0.download(o).await
+    }
+    async fn cancel(&self, o: OrderRef<'_>) -> Result<(), ProviderError> {
+        self.0.cancel(o).await
+    }
+}
+
+async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, names: &[&str]) {
+    let w = World::start().await;
+    let config = w.config(&cert("c", provider, product, names, dcv));
+    // First process: the submit reaches the CA, then the process dies.
+    let engine = {
+        let metrics = Arc::new(dcvd::metrics::Metrics::new());
+        let mut rt = dcvd::runtime::build(&config, metrics.clone())
+            .await
+            .unwrap();
+        let real = rt.providers[provider].clone();
+        rt.providers
+            .insert(provider.to_string(), Arc::new(LoseSubmitAnswer(real)));
+        let store = dcvd::store::Store::open(&config.daemon.database)
+            .await
+            .unwrap();
+        Arc::new(Engine::new(
+            store,
+            Arc::new(dcvd::clock::SystemClock),
+            metrics,
+            rt,
+        ))
+    };
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let e = engine.clone();
+    let step = tokio::spawn(async move { e.step(id).await });
+    let placed = || w.digicert.orders().len() + w.sectigo.orders().len();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while placed() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the submit never reached the CA");
+    step.abort();
+    let _ = step.await;
+    drop(engine);
+
+    // Restart after every single step from here on, feeding the secondary as we go.
+    let mut fed = std::collections::HashSet::new();
+    for _ in 0..300 {
+        let engine = w.engine(config.clone()).await;
+        let (o, authz) = engine.store().load_order(id).await.unwrap();
+        if o.state == OrderState::Issued {
+            break;
+        }
+        assert!(!o.state.is_terminal(), "{:?}", o.failure_reason);
+        for a in authz {
+            if let Some(ch) = a.challenge {
+                if fed.insert(ch.value.clone()) {
+                    match ch.kind {
+                        dcvd::model::ChallengeKind::DnsTxt => {
+                            w.ns2.add_txt(&ch.name, &ch.value).await.unwrap()
+                        }
+                        _ => w.ns2.add_cname(&ch.name, &ch.value).await.unwrap(),
+                    }
+                }
+            }
+        }
+        let wait = (o.next_attempt_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::time::sleep(wait.min(Duration::from_millis(300))).await;
+        engine.step(id).await.unwrap();
+    }
+    let engine = w.engine(config.clone()).await;
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.state, OrderState::Issued, "{:?}", o.last_error);
+    assert_eq!(placed(), 1, "exactly one order at the CA");
+    let evs = engine.store().events(id).await.unwrap();
+    assert!(
+        evs.iter()
+            .any(|e| e.message.contains("recovered after an unanswered submit"))
+    );
+    assert!(w.dir.path().join("certs/c/privkey.pem").exists());
+}
+
+#[tokio::test]
+async fn digicert_restart_in_the_submit_window_finds_the_order() {
+    restart_in_the_submit_window("dc", "ssl_dv_geotrust", "dns-txt", &["www.example.test"]).await;
+}
+
+#[tokio::test]
+async fn sectigo_restart_in_the_submit_window_finds_the_order_by_unique_value() {
+    restart_in_the_submit_window("sec", "287", "dns-cname", &["shop.example.test"]).await;
+}
