@@ -23,6 +23,8 @@ struct Cli {
 enum Ca {
     /// DigiCert CertCentral Services API v2 (DV orders, DCV).
     Digicert(DigicertArgs),
+    /// Sectigo reseller API (AutoApplySSL, AutoUpdateDCV, CollectSSL, CSR-hash DCV).
+    Sectigo(dcvd::sim::sectigo::SectigoSimArgs),
 }
 
 #[derive(Args)]
@@ -127,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
                 .context("waiting for Ctrl-C")?;
             sim.shutdown();
         }
+        Ca::Sectigo(a) => dcvd::sim::sectigo::run_from_args(a)
+            .await
+            .context("running the Sectigo simulator")?,
     }
     Ok(())
 }
