@@ -162,7 +162,7 @@ impl Engine {
             .zip(&methods)
             .map(|(n, (m, _))| {
                 (*m == DcvMethod::Email)
-                    .then(|| configured_approver(cert, n))
+                    .then(|| cert.approver_for(n).map(str::to_string))
                     .flatten()
             })
             .collect();
@@ -318,20 +318,6 @@ pub fn cert_names(cert: &CertificateConfig) -> Result<Vec<DomainName>, String> {
         }
     }
     Ok(out)
-}
-
-fn configured_approver(cert: &CertificateConfig, name: &DomainName) -> Option<String> {
-    let mut candidate = name.base().to_string();
-    loop {
-        if let Some(e) = cert.approver_emails.get(&candidate) {
-            return Some(e.clone());
-        }
-        let (_, parent) = candidate.split_once('.')?;
-        if !parent.contains('.') {
-            return None;
-        }
-        candidate = parent.to_string();
-    }
 }
 
 /// Does `cert` need a new order now? Pure, so it is tested directly.

@@ -23,7 +23,12 @@ impl Runtime {
     }
 
     /// The DCV policy for an order of certificate `cert` at `provider`.
-    pub fn policy(&self, cert: &CertificateConfig, provider: &dyn Provider) -> Policy {
+    pub fn policy(
+        &self,
+        cert: &CertificateConfig,
+        provider: &dyn Provider,
+        ca_data: &serde_json::Value,
+    ) -> Policy {
         Policy {
             dcv: cert.dcv.clone(),
             method_timeout: cert.method_timeout,
@@ -36,6 +41,7 @@ impl Runtime {
                 .filter(|n| n.is_wildcard())
                 .map(|n| n.to_string())
                 .collect(),
+            refresh_tokens: provider.tokens_need_refresh(ca_data),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct Policy {
     /// Names that are wildcards cannot use http/https; config refuses that, but a
     /// fallback must skip such methods too.
     pub wildcard_names: Vec<String>,
+    /// The provider says the published tokens expire soon: fetch fresh ones.
+    pub refresh_tokens: bool,
 }
 
 /// The one next action for an order.
@@ -151,7 +153,18 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             };
         }
     }
-    // 2. Tokens first, then publishing, then checking, one authorization at a time.
+    // 2. Tokens about to expire are renewed (and republished if they changed).
+    if policy.refresh_tokens {
+        let ids: Vec<i64> = authz
+            .iter()
+            .filter(|a| pending(a) && a.method != DcvMethod::Email && a.challenge.is_some())
+            .map(|a| a.id)
+            .collect();
+        if !ids.is_empty() {
+            return Next::FetchTokens { authz: ids };
+        }
+    }
+    // 3. Tokens first, then publishing, then checking, one authorization at a time.
     let need_tokens: Vec<i64> = authz
         .iter()
         .filter(|a| a.state == AuthzState::Publishing && a.challenge.is_none())
@@ -170,7 +183,7 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             _ => return Next::Check { authz: a.id },
         }
     }
-    // 3. Everything we publish is visible: let the CA look.
+    // 4. Everything we publish is visible: let the CA look.
     let propagating = authz.iter().any(|a| a.state == AuthzState::Propagating);
     let ready: Vec<i64> = authz
         .iter()
@@ -180,7 +193,7 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
     if !ready.is_empty() && !propagating {
         return Next::TriggerCheck { authz: ready };
     }
-    // 4. Approval emails due for a resend.
+    // 5. Approval emails due for a resend.
     let resend: Vec<i64> = authz
         .iter()
         .filter(|a| {
@@ -199,7 +212,7 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             .filter(|a| a.state == AuthzState::EmailSent && a.resends < policy.max_resends)
             .filter_map(|a| a.next_resend_at),
     );
-    // 5. Waiting on the CA: poll its status now and then.
+    // 6. Waiting on the CA: poll its status now and then.
     let waiting_on_ca = authz
         .iter()
         .any(|a| matches!(a.state, AuthzState::Submitted | AuthzState::EmailSent))
@@ -303,6 +316,7 @@ mod tests {
             status_interval: Duration::from_secs(60),
             max_resends: 2,
             wildcard_names: vec!["*.example.com".into()],
+            refresh_tokens: false,
         }
     }
 

@@ -298,8 +298,10 @@ async fn expired_random_value_is_not_yet_until_refreshed() {
         CaOrderState::InProgress,
         "an expired value proves nothing"
     );
-    let st = e.p.status(o).await.unwrap();
-    assert_eq!(st.ca_data.unwrap()["random_value_refresh_due"], true);
+    // The expiry was never learned, so "not yet" asks the engine for a refresh.
+    let data = st.ca_data.unwrap();
+    assert_eq!(data["random_value_refresh_due"], true);
+    assert!(e.p.tokens_need_refresh(&data));
     e.sim
         .set_random_value_lifetime(Duration::from_secs(30 * 86400));
     let pairs: Vec<_> = req

@@ -404,3 +404,21 @@ async fn a_damaged_row_is_reported_not_a_panic() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn expiring_tokens_are_renewed_and_republished() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    *h.ca.expire_token_once.lock().unwrap() = true;
+    let (engine, id) = start(&h).await;
+    assert_eq!(h.drive(&engine, id, 100).await, OrderState::Issued);
+    let evs = engine.store().events(id).await.unwrap();
+    assert_eq!(
+        events(&evs, "token_renewed").len(),
+        2,
+        "both names republish"
+    );
+    assert!(h.ca.calls().contains(&"challenges".to_string()));
+    // Old and new tokens are all removed in the end.
+    assert_eq!(h.world.count(), 0);
+    assert_eq!(h.ca.order_count(), 1);
+}

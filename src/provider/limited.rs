@@ -65,6 +65,9 @@ impl Provider for Limited {
     fn poll_interval(&self) -> Duration {
         self.inner.poll_interval()
     }
+    fn tokens_need_refresh(&self, ca_data: &serde_json::Value) -> bool {
+        self.inner.tokens_need_refresh(ca_data)
+    }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         self.gate().await;
         self.after(self.inner.submit(req).await).await

@@ -182,6 +182,12 @@ pub trait Provider: Send + Sync {
 
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError>;
 
+    /// True when the stored tokens are about to expire and `challenges()` should be
+    /// called to get fresh ones (DigiCert random values live 30 days).
+    fn tokens_need_refresh(&self, _ca_data: &serde_json::Value) -> bool {
+        false
+    }
+
     /// How often to poll order status while waiting on the CA.
     fn poll_interval(&self) -> Duration {
         Duration::from_secs(30)

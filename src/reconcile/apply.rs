@@ -36,20 +36,46 @@ pub(super) fn adopt(s: &mut Step<'_>, sub: Submitted, how: &str) {
     }
 }
 
-/// New tokens: each authorization still publishing takes the token for its name.
-pub(super) fn tokens(s: &mut Step<'_>, t: Tokens) {
+/// New tokens: an authorization still publishing takes the token for its name; one
+/// further along whose token changed (renewed before expiry) publishes the new one, and
+/// the old one is released for cleanup.
+pub(super) fn tokens(s: &mut Step<'_>, t: Tokens) -> Vec<crate::model::Challenge> {
     if let Some(d) = t.ca_data {
         s.order.ca_data = d;
     }
+    let mut released = Vec::new();
+    let mut renewed = Vec::new();
     for (name, ch) in t.challenges {
-        if let Some(a) = s
-            .authz
-            .iter_mut()
-            .find(|a| a.domain == name && a.state == AuthzState::Publishing)
-        {
-            a.challenge = Some(ch);
+        let Some(a) = s.authz.iter_mut().find(|a| {
+            a.domain == name
+                && !matches!(
+                    a.state,
+                    AuthzState::Valid | AuthzState::Failed | AuthzState::EmailSent
+                )
+        }) else {
+            continue;
+        };
+        match (&a.challenge, a.state) {
+            (_, AuthzState::Publishing) => a.challenge = Some(ch),
+            (Some(old), _) if *old != ch => {
+                released.push(old.clone());
+                a.challenge = Some(ch);
+                a.state = AuthzState::Publishing;
+                a.check = None;
+                a.next_check_at = None;
+                renewed.push(a.domain.clone());
+            }
+            _ => {}
         }
     }
+    for d in renewed {
+        s.event(
+            "token_renewed",
+            Some(&d),
+            "the CA issued a new token before the old one expired; publishing it".into(),
+        );
+    }
+    released
 }
 
 /// What the CA says about the order and each name.

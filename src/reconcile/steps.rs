@@ -62,7 +62,7 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
             return Ok(Action::Requeue(order.next_attempt_at));
         }
     };
-    let policy = rt.policy(cert, provider.as_ref());
+    let policy = rt.policy(cert, provider.as_ref(), &order.ca_data);
     let next = decide(&order, &authz, &policy, now);
     let span = tracing::info_span!(
         "step",
@@ -445,22 +445,20 @@ impl Step<'_> {
                 format!("DCV method {} → {method}: {reason}", a.method),
             );
         }
-        apply::tokens(self, tokens);
+        for old in apply::tokens(self, tokens) {
+            self.ctx
+                .store
+                .journal_release(self.order.id, &old, self.now)
+                .await?;
+        }
         Ok(())
     }
 
     /// The approver for `name`: from config (the name or a parent), else the first
     /// address the CA offers.
     async fn approver_for(&mut self, name: &DomainName) -> Result<String, StepError> {
-        let mut candidate = name.base().to_string();
-        loop {
-            if let Some(e) = self.cert.approver_emails.get(&candidate) {
-                return Ok(e.clone());
-            }
-            match candidate.split_once('.') {
-                Some((_, parent)) if parent.contains('.') => candidate = parent.to_string(),
-                _ => break,
-            }
+        if let Some(e) = self.cert.approver_for(name) {
+            return Ok(e.to_string());
         }
         let started = std::time::Instant::now();
         let r = self.provider.approver_emails(name).await;
@@ -484,7 +482,23 @@ impl Step<'_> {
         self.ca_call("challenges", started, &r);
         let tokens = r?;
         let got = tokens.challenges.len();
-        apply::tokens(self, tokens);
+        for old in apply::tokens(self, tokens) {
+            self.ctx
+                .store
+                .journal_release(self.order.id, &old, self.now)
+                .await?;
+        }
+        if self.policy.refresh_tokens && self.provider.tokens_need_refresh(&self.order.ca_data) {
+            // Never loop on a provider that keeps asking for a refresh.
+            return Err(StepError {
+                kind: crate::provider::ErrorKind::Transient,
+                message: format!(
+                    "provider `{}` still reports its DCV tokens as expiring after renewing them",
+                    self.order.provider
+                ),
+                retry_after: None,
+            });
+        }
         if got == 0 {
             return Err(StepError {
                 kind: crate::provider::ErrorKind::Transient,

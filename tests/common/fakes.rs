@@ -176,6 +176,8 @@ pub struct FakeCa {
     /// When set, `submit` records the order and then never answers (a crash window).
     pub hang_after_submit: Mutex<bool>,
     pub approved: Mutex<HashSet<String>>,
+    /// When set, the next check rotates the order's token and reports the old one as expiring.
+    pub expire_token_once: Mutex<bool>,
     pub resent: Mutex<Vec<(String, String)>>,
     pub poll: Duration,
 }
@@ -192,6 +194,7 @@ impl FakeCa {
             fail: Mutex::default(),
             hang_after_submit: Mutex::new(false),
             approved: Mutex::default(),
+            expire_token_once: Mutex::new(false),
             resent: Mutex::default(),
             poll: Duration::from_secs(30),
         }
@@ -351,6 +354,9 @@ impl Provider for FakeCa {
     fn poll_interval(&self) -> Duration {
         self.poll
     }
+    fn tokens_need_refresh(&self, ca_data: &serde_json::Value) -> bool {
+        ca_data.get("refresh") == Some(&serde_json::Value::Bool(true))
+    }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         self.enter("submit")?;
         let o = {
@@ -399,7 +405,7 @@ impl Provider for FakeCa {
                 .iter()
                 .filter_map(|(n, _)| Some((n.clone(), self.challenge_for(o, n)?)))
                 .collect(),
-            ca_data: None,
+            ca_data: Some(serde_json::json!({ "token": o.token, "refresh": false })),
         })
     }
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
@@ -450,7 +456,14 @@ impl Provider for FakeCa {
         _names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
         self.enter("trigger_check")?;
+        let expire = std::mem::take(&mut *self.expire_token_once.lock().unwrap());
         self.with_order(order.ca_order_id, |o| {
+            if expire {
+                o.token = format!("tok{}", rand::random::<u32>());
+                let mut st = Self::status_of(o);
+                st.ca_data = Some(serde_json::json!({ "token": o.token, "refresh": true }));
+                return st;
+            }
             self.validate(o);
             Self::status_of(o)
         })

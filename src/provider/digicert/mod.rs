@@ -123,6 +123,18 @@ impl DigicertProvider {
         data.random_value_refresh_due = false;
     }
 
+    /// The CA did not find a token our own check saw. If we never learned when the
+    /// order's random value expires (the 201 does not say), it may have expired: ask
+    /// the engine to fetch the current value once (`challenges()` learns the expiry).
+    fn refresh_if_unknown(ca_data: &serde_json::Value) -> Option<serde_json::Value> {
+        let mut d = CaData::from_json(ca_data);
+        if d.random_value_expires_at.is_some() || d.dcv_random_value.is_none() {
+            return None;
+        }
+        d.random_value_refresh_due = true;
+        Some(d.to_json())
+    }
+
     fn email_domain(name: &DomainName, email: &str) -> Option<String> {
         let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
         (name.is_at_or_below(&domain) && domain != name.base()).then_some(domain)
@@ -160,6 +172,9 @@ impl Provider for DigicertProvider {
     }
     fn poll_interval(&self) -> Duration {
         self.poll_interval
+    }
+    fn tokens_need_refresh(&self, ca_data: &serde_json::Value) -> bool {
+        CaData::from_json(ca_data).random_value_refresh_due
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
@@ -203,8 +218,7 @@ impl Provider for DigicertProvider {
         let token_method = data.dcv_method.as_deref().is_some_and(|m| m != "email");
         data.random_value_refresh_due = state == CaOrderState::InProgress
             && token_method
-            && (data.random_value_expires_at.is_none()
-                || data.expires_within(Utc::now(), chrono::Duration::days(1)));
+            && data.expires_within(Utc::now(), chrono::Duration::days(1));
         let names = if state == CaOrderState::Issued {
             order
                 .names
@@ -314,7 +328,7 @@ impl Provider for DigicertProvider {
                 return Ok(CaStatus {
                     order: CaOrderState::InProgress,
                     names: pending(),
-                    ca_data: None,
+                    ca_data: Self::refresh_if_unknown(order.ca_data),
                 });
             }
             Err(e) => return Err(e),
@@ -329,11 +343,17 @@ impl Provider for DigicertProvider {
         } else {
             names_from(&check.dns_name_validations, names)
         };
-        let ca_data = check.certificate_id.map(|cid| {
-            let mut d = CaData::from_json(order.ca_data);
-            d.certificate_id = Some(cid);
-            d.to_json()
-        });
+        let still_pending =
+            state != CaOrderState::Issued && names.iter().any(|(_, d)| *d != NameDcv::Valid);
+        let ca_data = match (check.certificate_id, still_pending) {
+            (_, true) => Self::refresh_if_unknown(order.ca_data),
+            (Some(cid), false) => {
+                let mut d = CaData::from_json(order.ca_data);
+                d.certificate_id = Some(cid);
+                Some(d.to_json())
+            }
+            (None, false) => None,
+        };
         Ok(CaStatus {
             order: state,
             names,

@@ -69,9 +69,10 @@ impl DigicertProvider {
             certificate_id: created.certificate_id,
             dcv_method: Some(wire_method.to_string()),
             dcv_random_value: created.dcv_random_value.clone(),
+            // The 201 carries no expiry. It is fetched (one extra call) only if the CA
+            // answers "not yet" although our own check saw the token: see trigger_check.
             random_value_expires_at: None,
-            // The 201 carries no expiry: have the engine fetch it.
-            random_value_refresh_due: created.dcv_random_value.is_some(),
+            random_value_refresh_due: false,
         };
         let named: Vec<_> = req.names.iter().map(|n| (n.clone(), method)).collect();
         let challenges = created
