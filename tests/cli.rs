@@ -1,0 +1,270 @@
+//! The `dcvd` binary: exit codes and output of check-config, orders, status and dns check.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::{Harness, WWW};
+use dcvd::model::OrderState;
+use dcvd::provider::MethodScope;
+
+fn dcvd(config: &Path) -> Command {
+    let mut c = Command::cargo_bin("dcvd").unwrap();
+    c.arg("--config").arg(config).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DCVD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn write_config(h: &Harness) -> std::path::PathBuf {
+    let p = h.path("dcvd.toml");
+    std::fs::write(&p, &h.config_toml).unwrap();
+    p
+}
+
+#[test]
+fn check_config_accepts_the_example_with_its_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/dcvd.example.toml"
+    ))
+    .unwrap();
+    let secrets = dir.path().join("etc");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for (f, v) in [
+        ("digicert.key", "k"),
+        ("sectigo.pass", "p"),
+        ("tsig.key", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"),
+    ] {
+        std::fs::write(secrets.join(f), v).unwrap();
+    }
+    let cfg = dir.path().join("dcvd.toml");
+    std::fs::write(
+        &cfg,
+        example.replace("/etc/dcvd/", &format!("{}/", secrets.display())),
+    )
+    .unwrap();
+    let out = dcvd(&cfg).arg("check-config").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dcvd.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[daemon]
+concurrency = 0
+renewal_check = "0 */6 * * *"
+[[certificates]]
+name = "www"
+provider = "nope"
+product = "x"
+common_name = "bad name.example"
+output_dir = "/tmp/x"
+"#,
+    )
+    .unwrap();
+    let out = dcvd(&cfg).arg("check-config").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "daemon.concurrency",
+        "daemon.renewal_check",
+        "certificates[0].provider",
+        "certificates[0].common_name",
+    ] {
+        assert!(err.contains(key), "{key} missing in:\n{err}");
+    }
+    assert!(err.contains("seconds"), "cron hint missing:\n{err}");
+    // A missing file is an error naming the path, not a crash.
+    let out = dcvd(&dir.path().join("absent.toml"))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.toml"));
+}
+
+#[tokio::test]
+async fn orders_list_json_on_an_empty_database() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let cfg = write_config(&h);
+    // No database yet: an empty list, and a note on stderr.
+    let out = dcvd(&cfg)
+        .args(["orders", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    // A migrated database with no orders.
+    dcvd::store::Store::open(&h.config().daemon.database)
+        .await
+        .unwrap();
+    let out = dcvd(&cfg)
+        .args(["orders", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn orders_show_and_status_explain_an_order_without_secrets() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    *h.world.lag_checks.lock().unwrap() = 2;
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    drop(engine);
+    let cfg = write_config(&h);
+
+    let out = dcvd(&cfg).args(["orders", "show", "www"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "issued",
+        "example.com",
+        "method dns-txt",
+        "ns2.fake (127.0.0.2:53)",
+        "present",
+        "Events:",
+        "check_passed",
+        "installed",
+    ] {
+        assert!(text.contains(want), "`{want}` missing:\n{text}");
+    }
+    assert!(!text.contains("PRIVATE KEY"));
+
+    let out = dcvd(&cfg)
+        .args(["orders", "show", &id.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["order"]["state"], "issued");
+    assert_eq!(v["authorizations"].as_array().unwrap().len(), 2);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("PRIVATE KEY"));
+
+    let out = dcvd(&cfg).args(["status", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["orders_by_state"]["issued"], 1);
+    assert_eq!(v["renewals"][0]["certificate"], "www");
+    let out = dcvd(&cfg).arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Orders: 1 issued"));
+
+    let out = dcvd(&cfg)
+        .args(["orders", "show", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[tokio::test]
+async fn cancel_and_retry_from_the_command_line() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    drop(engine);
+    let cfg = write_config(&h);
+    // Not yet placed at the CA: cancel needs no CA call.
+    let out = dcvd(&cfg)
+        .args(["orders", "cancel", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let engine = h.engine().await;
+    assert_eq!(
+        engine.store().load_order(id).await.unwrap().0.state,
+        OrderState::Canceled
+    );
+    drop(engine);
+    let out = dcvd(&cfg)
+        .args(["orders", "cancel", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "canceling twice is refused");
+    // Retry of an ended order places a new one for the certificate.
+    let out = dcvd(&cfg)
+        .args(["orders", "retry", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let engine = h.engine().await;
+    let orders = engine.store().list_orders(None).await.unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[1].state, "pending");
+}
+
+#[tokio::test]
+async fn dns_check_prints_the_table_and_exits_by_presence() {
+    use dcvd::sim::dns::{DnsSim, ZoneSpec};
+    let ns = DnsSim::start(&[ZoneSpec::new("example.test")], None)
+        .await
+        .unwrap();
+    ns.add_txt("_dnsauth.www.example.test", "token-1")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dcvd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns.nameserver_overrides]\n\"example.test\" = [\"{}\"]\n",
+            ns.addr()
+        ),
+    )
+    .unwrap();
+    // The CLI runs on a blocking thread so the in-process DNS server keeps answering.
+    let run = |value: &str| {
+        let cfg = cfg.clone();
+        let value = value.to_string();
+        tokio::task::spawn_blocking(move || {
+            dcvd(&cfg)
+                .args(["dns", "check", "_dnsauth.www.example.test", "TXT", &value])
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = run("token-1").await.unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&ns.addr().to_string()));
+    let missing = run("token-2").await.unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("other_value")
+            || String::from_utf8_lossy(&missing.stdout).contains("other value")
+    );
+}
