@@ -3,7 +3,7 @@
 //! the token is cancelled. Tests and `dcvd demo` use the same path as `dcvd run`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -104,7 +104,7 @@ impl App {
 
 /// Reload the configuration (SIGHUP): an invalid new config is rejected with its errors
 /// logged and the old one keeps running.
-pub async fn reload(engine: &Engine, path: &PathBuf) {
+pub async fn reload(engine: &Engine, path: &Path) {
     match crate::config::load(path) {
         Err(errors) => {
             error!(

@@ -19,56 +19,66 @@ use crate::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 
 const ZONE: &str = "demo.test";
 
-/// The demo's certificates: (name, provider, names, dcv, DNS publisher, what it shows).
-const CERTS: &[(&str, &str, &[&str], &[&str], &str, &str)] = &[
-    (
-        "www",
-        "digicert",
-        &["www.demo.test"],
-        &["dns-txt"],
-        "dns",
-        "DigiCert, DNS TXT via RFC 2136",
-    ),
-    (
-        "shop",
-        "sectigo",
-        &["shop.demo.test", "api.demo.test"],
-        &["dns-cname"],
-        "dns",
-        "Sectigo, CSR-hash CNAME, two names",
-    ),
-    (
-        "web",
-        "digicert",
-        &["web.demo.test"],
-        &["http"],
-        "dns",
-        "DigiCert, HTTP file via webroot",
-    ),
-    (
-        "static",
-        "sectigo",
-        &["static.demo.test"],
-        &["http"],
-        "dns",
-        "Sectigo, CSR-hash HTTP file",
-    ),
-    (
-        "mail",
-        "digicert",
-        &["mail.demo.test"],
-        &["email"],
-        "dns",
-        "DigiCert, approval email (approved after 3 s)",
-    ),
-    (
-        "fallback",
-        "digicert",
-        &["fallback.demo.test"],
-        &["dns-txt", "http"],
-        "badkey",
-        "DigiCert, dns-txt refused (bad TSIG key) → falls back to http",
-    ),
+/// One certificate of the demo and what it shows.
+struct DemoCert {
+    name: &'static str,
+    provider: &'static str,
+    names: &'static [&'static str],
+    dcv: &'static [&'static str],
+    /// Publisher for DNS tokens (`badkey` has a TSIG key the server refuses).
+    publisher: &'static str,
+    about: &'static str,
+}
+
+const CERTS: &[DemoCert] = &[
+    DemoCert {
+        name: "www",
+        provider: "digicert",
+        names: &["www.demo.test"],
+        dcv: &["dns-txt"],
+        publisher: "dns",
+        about: "DigiCert, DNS TXT via RFC 2136",
+    },
+    DemoCert {
+        name: "shop",
+        provider: "sectigo",
+        names: &["shop.demo.test", "api.demo.test"],
+        dcv: &["dns-cname"],
+        publisher: "dns",
+        about: "Sectigo, CSR-hash CNAME, two names",
+    },
+    DemoCert {
+        name: "web",
+        provider: "digicert",
+        names: &["web.demo.test"],
+        dcv: &["http"],
+        publisher: "dns",
+        about: "DigiCert, HTTP file via webroot",
+    },
+    DemoCert {
+        name: "static",
+        provider: "sectigo",
+        names: &["static.demo.test"],
+        dcv: &["http"],
+        publisher: "dns",
+        about: "Sectigo, CSR-hash HTTP file",
+    },
+    DemoCert {
+        name: "mail",
+        provider: "digicert",
+        names: &["mail.demo.test"],
+        dcv: &["email"],
+        publisher: "dns",
+        about: "DigiCert, approval email (approved after 3 s)",
+    },
+    DemoCert {
+        name: "fallback",
+        provider: "digicert",
+        names: &["fallback.demo.test"],
+        dcv: &["dns-txt", "http"],
+        publisher: "badkey",
+        about: "DigiCert, dns-txt refused (bad TSIG key) → falls back to http",
+    },
 ];
 
 pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -120,7 +130,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let web = serve_webroot(webroot.clone()).await?;
     let hosts: BTreeMap<String, SocketAddr> = CERTS
         .iter()
-        .flat_map(|c| c.2.iter())
+        .flat_map(|c| c.names.iter())
         .map(|h| (h.to_string(), web))
         .collect();
 
@@ -166,7 +176,13 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let daemon = tokio::spawn(app.run(shutdown.clone()));
 
     println!("certificates:");
-    for (name, _, names, _, _, what) in CERTS {
+    for DemoCert {
+        name,
+        names,
+        about: what,
+        ..
+    } in CERTS
+    {
         println!("  {name:<9} {:<40} {what}", names.join(", "));
     }
     println!();
@@ -197,7 +213,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
                 CERTS.len(),
                 started.elapsed().as_secs_f64()
             );
-            for (name, ..) in CERTS {
+            for DemoCert { name, .. } in CERTS {
                 println!(
                     "  {}",
                     dir.join("certs").join(name).join("fullchain.pem").display()
@@ -355,12 +371,20 @@ poll_interval = "300ms"
 [http_check.overrides]
 "#
     );
-    for (_, _, names, ..) in CERTS {
+    for DemoCert { names, .. } in CERTS {
         for n in *names {
             s.push_str(&format!("\"{n}\" = \"{web}\"\n"));
         }
     }
-    for (name, provider, names, dcv, publisher, _) in CERTS {
+    for DemoCert {
+        name,
+        provider,
+        names,
+        dcv,
+        publisher,
+        ..
+    } in CERTS
+    {
         let product = if *provider == "digicert" {
             "ssl_dv_geotrust"
         } else {

@@ -212,7 +212,7 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
     // Installed, and the leaf is for our key and names.
     let dir = w.dir.path().join("certs/www");
     let leaf = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
-    let chain = vec![std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
+    let chain = [std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
     let names = vec![DomainName::parse("www.example.test").unwrap()];
     dcvd::csr::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
 
@@ -396,14 +396,14 @@ async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, 
         }
         assert!(!o.state.is_terminal(), "{:?}", o.failure_reason);
         for a in authz {
-            if let Some(ch) = a.challenge {
-                if fed.insert(ch.value.clone()) {
-                    match ch.kind {
-                        dcvd::model::ChallengeKind::DnsTxt => {
-                            w.ns2.add_txt(&ch.name, &ch.value).await.unwrap()
-                        }
-                        _ => w.ns2.add_cname(&ch.name, &ch.value).await.unwrap(),
+            if let Some(ch) = a.challenge
+                && fed.insert(ch.value.clone())
+            {
+                match ch.kind {
+                    dcvd::model::ChallengeKind::DnsTxt => {
+                        w.ns2.add_txt(&ch.name, &ch.value).await.unwrap()
                     }
+                    _ => w.ns2.add_cname(&ch.name, &ch.value).await.unwrap(),
                 }
             }
         }

@@ -9,11 +9,14 @@ use async_trait::async_trait;
 use super::limit::Limiter;
 use super::*;
 
+/// Told the provider name and how long a call waited for the limiter.
+type WaitHook = Box<dyn Fn(&str, Duration) + Send + Sync>;
+
 pub struct Limited {
     inner: Arc<dyn Provider>,
     limiter: Limiter,
     /// Called with the time spent waiting, for the rate-limit-wait metric.
-    on_wait: Option<Box<dyn Fn(&str, Duration) + Send + Sync>>,
+    on_wait: Option<WaitHook>,
 }
 
 impl Limited {
@@ -32,20 +35,20 @@ impl Limited {
 
     async fn gate(&self) {
         let waited = self.limiter.acquire().await;
-        if let Some(f) = &self.on_wait {
-            if !waited.is_zero() {
-                f(self.inner.name(), waited);
-            }
+        if let Some(f) = &self.on_wait
+            && !waited.is_zero()
+        {
+            f(self.inner.name(), waited);
         }
     }
 
     async fn after<T>(&self, r: Result<T, ProviderError>) -> Result<T, ProviderError> {
-        if let Err(e) = &r {
-            if e.kind == ErrorKind::RateLimited {
-                self.limiter
-                    .pause(e.retry_after.unwrap_or(Duration::from_secs(60)))
-                    .await;
-            }
+        if let Err(e) = &r
+            && e.kind == ErrorKind::RateLimited
+        {
+            self.limiter
+                .pause(e.retry_after.unwrap_or(Duration::from_secs(60)))
+                .await;
         }
         r
     }

@@ -49,6 +49,16 @@ pub struct OrderSummary {
     pub not_after: Option<i64>,
 }
 
+#[derive(FromRow)]
+struct CertRow {
+    name: String,
+    provider: String,
+    names_json: String,
+    current_order_id: Option<i64>,
+    issued_order_id: Option<i64>,
+    not_after: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateRecord {
     pub name: String,
@@ -393,26 +403,27 @@ impl Store {
     }
 
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
-        let rows: Vec<(String, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<CertRow> = sqlx::query_as(
             "SELECT name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(name, provider, names_json, cur, issued, not_after)| {
-                let names = serde_json::from_str(&names_json).map_err(|e| StoreError::Corrupt {
-                    table: "certificates",
-                    id: 0,
-                    column: "names_json",
-                    detail: format!("certificate {name}: {e}"),
-                })?;
+            .map(|r| {
+                let names =
+                    serde_json::from_str(&r.names_json).map_err(|e| StoreError::Corrupt {
+                        table: "certificates",
+                        id: 0,
+                        column: "names_json",
+                        detail: format!("certificate {}: {e}", r.name),
+                    })?;
                 Ok(CertificateRecord {
-                    name,
-                    provider,
+                    name: r.name,
+                    provider: r.provider,
                     names,
-                    current_order_id: cur,
-                    issued_order_id: issued,
-                    not_after: not_after.map(from_ms),
+                    current_order_id: r.current_order_id,
+                    issued_order_id: r.issued_order_id,
+                    not_after: r.not_after.map(from_ms),
                 })
             })
             .collect()
@@ -522,7 +533,13 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(String, Event)>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, String, Option<String>, String)> = sqlx::query_as(
+        #[derive(FromRow)]
+        struct Row {
+            certificate: String,
+            #[sqlx(flatten)]
+            event: EventRow,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT o.certificate, e.id, e.order_id, e.at, e.kind, e.domain, e.message
              FROM events e JOIN orders o ON o.id = e.order_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
         )
@@ -532,19 +549,7 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(cert, id, order_id, at, kind, domain, message)| {
-                (
-                    cert,
-                    Event {
-                        id,
-                        order_id,
-                        at: from_ms(at),
-                        kind,
-                        domain,
-                        message,
-                    },
-                )
-            })
+            .map(|r| (r.certificate, Event::from(r.event)))
             .collect())
     }
 }

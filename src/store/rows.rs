@@ -207,7 +207,7 @@ impl TryFrom<AuthzRow> for Authorization {
 }
 
 #[derive(FromRow)]
-pub(super) struct EventRow {
+pub(crate) struct EventRow {
     pub(super) id: i64,
     pub(super) order_id: i64,
     pub(super) at: i64,
