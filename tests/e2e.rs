@@ -26,10 +26,15 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_with(ZoneSpec::new("example.test")).await
+    }
+
+    /// `zone` (example.test) on both servers; the primary also serves the token zone
+    /// `dcv.example.net`, where delegated tokens go.
+    async fn start_with(zone: ZoneSpec) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let zone = ZoneSpec::new("example.test");
         let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
-        let ns1 = DnsSim::start(std::slice::from_ref(&zone), tsig)
+        let ns1 = DnsSim::start(&[zone.clone(), ZoneSpec::new("dcv.example.net")], tsig)
             .await
             .unwrap();
         let ns2 = DnsSim::start(&[zone], None).await.unwrap();
@@ -89,6 +94,7 @@ tsig_secret = "{b64}"
 poll_interval = "100ms"
 [dns.nameserver_overrides]
 "example.test" = ["{ns1}", "{ns2}"]
+"dcv.example.net" = ["{ns1}"]
 {certificates}"#,
             dc = self.digicert.base_url(),
             sec = self.sectigo.base_url(),
@@ -280,6 +286,49 @@ async fn sectigo_cname_two_names_to_installed_files() {
     // Two names: one status call per poll covers both; six is the single-name target.
     assert!(total <= 8, "{counts:?}");
     assert!(w.sectigo.max_concurrent_collects() <= 1);
+}
+
+#[tokio::test]
+async fn a_delegated_token_name_is_published_at_the_cname_target() {
+    // `_dnsauth.www.example.test` was pointed, once, at a token zone dcvd may update.
+    let zone =
+        ZoneSpec::new("example.test").with_record("_dnsauth.www 60 IN CNAME www.dcv.example.net.");
+    let w = World::start_with(zone).await;
+    let engine = w
+        .engine(w.config(&cert(
+            "www",
+            "dc",
+            "ssl_dv_geotrust",
+            &["www.example.test"],
+            "dns-txt",
+        )))
+        .await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    run_until(&engine, id, "issuance", issued).await;
+    let evs = engine.store().events(id).await.unwrap();
+    let delegated: Vec<_> = evs.iter().filter(|e| e.kind == "delegated").collect();
+    assert_eq!(delegated.len(), 1, "{evs:#?}");
+    assert!(delegated[0].message.contains("www.dcv.example.net"));
+    let published = evs.iter().find(|e| e.kind == "published").unwrap();
+    assert!(
+        published.message.contains("TXT www.dcv.example.net"),
+        "{}",
+        published.message
+    );
+    let (_, authz) = engine.store().load_order(id).await.unwrap();
+    let check = authz[0].check.clone().unwrap();
+    assert_eq!(check.final_name, "www.dcv.example.net");
+    assert_eq!(w.digicert.orders().len(), 1);
+    // The token at the target was cleaned up after issuance.
+    engine.run_due().await.unwrap();
+    assert!(
+        engine
+            .store()
+            .journal_for_order(id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Wraps a provider: `submit` reaches the CA, but the answer is never seen (a crash

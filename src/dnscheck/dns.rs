@@ -86,6 +86,27 @@ impl DnsCheck {
         }
     }
 
+    /// Where a TXT token at `name` must be written when `name` is a CNAME into another
+    /// zone (delegated `_dnsauth` / `_acme-challenge` names): the end of the CNAME chain
+    /// all authoritative servers agree on, or `None` when `name` is not a CNAME. In
+    /// `recursive` mode the authoritative servers may be unreachable: `None`.
+    pub async fn delegated_to(&self, name: &str) -> Result<Option<String>, DnsError> {
+        if self.mode == CheckMode::Recursive {
+            return Ok(None);
+        }
+        let start = fqdn(name).map_err(|detail| DnsError {
+            what: name.to_string(),
+            detail,
+            kind: ErrorKind::Permanent,
+        })?;
+        // The expected value does not matter: only where the chase ends does.
+        let report = self
+            .authoritative(&start, &Expect::Txt(String::new()))
+            .await?;
+        let end = normalise(&report.final_name);
+        Ok((end != normalise(name)).then_some(end))
+    }
+
     /// Ask every authoritative server of the zone; follow a CNAME all servers agree on.
     async fn authoritative(&self, start: &Name, expect: &Expect) -> Result<CheckReport, DnsError> {
         let mut current = start.clone();

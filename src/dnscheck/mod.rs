@@ -87,6 +87,12 @@ pub struct DnsError {
 #[async_trait]
 pub trait PropagationCheck: Send + Sync {
     async fn check(&self, challenge: &Challenge) -> Result<CheckReport, DnsError>;
+
+    /// If the DNS owner name `name` is a CNAME into another zone, the name a TXT token
+    /// must be published at instead (the end of the chain); `None` otherwise.
+    async fn delegated_to(&self, _name: &str) -> Result<Option<String>, DnsError> {
+        Ok(None)
+    }
 }
 
 pub mod dns;
@@ -114,6 +120,10 @@ impl PropagationCheck for Router {
             Some(expect) => self.dns.check_name(&challenge.name, &expect).await,
             None => self.http.check(challenge).await,
         }
+    }
+
+    async fn delegated_to(&self, name: &str) -> Result<Option<String>, DnsError> {
+        self.dns.delegated_to(name).await
     }
 }
 

@@ -526,6 +526,23 @@ impl Step<'_> {
                 format!("no publisher configured for {} tokens", a.method),
             );
         };
+        // A TXT token name that is a CNAME into another zone is published at the target
+        // (the check and the CA follow the CNAME there).
+        let mut target = challenge.clone();
+        if challenge.kind == crate::model::ChallengeKind::DnsTxt
+            && let Some(to) = self.rt.checker.delegated_to(&challenge.name).await?
+        {
+            self.event(
+                "delegated",
+                Some(&a.domain),
+                format!(
+                    "{} is a CNAME to {to}; publishing the token there",
+                    challenge.name
+                ),
+            );
+            target.name = to;
+        }
+        let challenge = target;
         let entry = self
             .ctx
             .store

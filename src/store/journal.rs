@@ -65,11 +65,16 @@ impl Store {
         challenge: &Challenge,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(challenge).unwrap_or_default();
-        sqlx::query("UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND challenge_json = ? AND due_at IS NULL")
+        // Matched on kind and value, not the name: a delegated token was published at
+        // the CNAME target rather than at the challenge's own name.
+        sqlx::query(
+            "UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL
+             AND json_extract(challenge_json, '$.kind') = ? AND json_extract(challenge_json, '$.value') = ?",
+        )
             .bind(to_ms(now))
             .bind(order_id)
-            .bind(json)
+            .bind(challenge.kind.as_str())
+            .bind(&challenge.value)
             .execute(&self.pool)
             .await?;
         Ok(())
