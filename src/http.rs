@@ -61,7 +61,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
     )

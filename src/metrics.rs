@@ -83,6 +83,33 @@ pub struct Metrics {
     pub build_info: Family<BuildLabels, Gauge>,
 }
 
+/// prometheus-client writes OpenMetrics, where a counter family `x` has samples
+/// `x_total` and the text ends with `# EOF`. The Prometheus text format names the family
+/// after its samples (`x_total`) and has no EOF marker.
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
@@ -182,12 +209,12 @@ impl Metrics {
         m
     }
 
-    /// Prometheus text format.
+    /// Prometheus text format (version 0.0.4), as `promtool check metrics` expects.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        out
+        openmetrics_to_prometheus(&out)
     }
 
     pub fn provider_call(&self, provider: &str, endpoint: &str, status: &str, seconds: f64) {
@@ -214,5 +241,35 @@ impl Metrics {
         self.rate_limit_wait_seconds
             .get_or_create(&l)
             .inc_by(waited.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_after_their_samples_and_no_eof_marker() {
+        let m = Metrics::new();
+        m.certificates_issued
+            .get_or_create(&ProviderLabels {
+                provider: "main".into(),
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("# HELP dcvd_certificates_issued_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE dcvd_certificates_issued_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dcvd_certificates_issued_total{provider=\"main\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE dcvd_scheduler_overdue_orders gauge"));
+        assert!(!text.contains("# EOF"));
     }
 }

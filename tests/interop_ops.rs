@@ -37,6 +37,7 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     let addr = app.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(app.run(shutdown.clone()));
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     // Wait (bounded) for the certificate, so every metric family has samples.
     let mut body = String::new();
