@@ -40,7 +40,7 @@ fn cfg(base_url: &str, key: &str) -> DigicertConfig {
 
 async fn env_with(f: impl FnOnce(&mut DigicertSimOptions)) -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dns = TestDns::start().await;
+    let dns = TestDns::start("test").await;
     let web = TestWeb::start().await;
     let mut opts = DigicertSimOptions {
         api_keys: vec![KEY.into()],

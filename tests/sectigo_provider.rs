@@ -12,8 +12,8 @@ use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
 async fn sim(
-    dns: Option<&common::sectigo_env::TestDns>,
-    http: Option<(&[&str], &common::sectigo_env::TestHttp)>,
+    dns: Option<&common::TestDns>,
+    http: Option<(&[&str], &common::TestWeb)>,
 ) -> sectigo::SectigoSim {
     let mut http_addresses = BTreeMap::new();
     if let Some((hosts, h)) = http {
@@ -69,7 +69,7 @@ fn assert_chain_leaf_to_root(chain: &dcvd::provider::IssuedChain, csr_der: &[u8]
 
 #[tokio::test]
 async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
-    let dns = common::sectigo_env::TestDns::start("example.test").await;
+    let dns = common::TestDns::start("example.test").await;
     let sim = sim(Some(&dns), None).await;
     let p = provider(&sim.base_url());
     let req = request(
@@ -154,7 +154,7 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
 
 #[tokio::test]
 async fn cname_at_a_parent_name_validates_the_subdomain() {
-    let dns = common::sectigo_env::TestDns::start("example.test").await;
+    let dns = common::TestDns::start("example.test").await;
     let sim = sim(Some(&dns), None).await;
     let p = provider(&sim.base_url());
     let req = request(
@@ -177,7 +177,7 @@ async fn cname_at_a_parent_name_validates_the_subdomain() {
 
 #[tokio::test]
 async fn http_order_issues_only_once_the_file_is_served() {
-    let http = common::sectigo_env::TestHttp::start().await;
+    let http = common::TestWeb::start().await;
     let sim = sim(None, Some((&["shop.example.test"], &http))).await;
     let p = provider(&sim.base_url());
     let req = request(
@@ -348,7 +348,7 @@ async fn cancel_refunds_a_pending_order_and_status_reports_failed() {
 
 #[tokio::test]
 async fn background_check_issues_without_a_trigger() {
-    let dns = common::sectigo_env::TestDns::start("example.test").await;
+    let dns = common::TestDns::start("example.test").await;
     let sim = sectigo::start(SectigoSimOptions {
         login_password: PASSWORD.into(),
         nameserver: Some(dns.addr),

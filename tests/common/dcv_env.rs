@@ -1,4 +1,4 @@
-//! Test helpers: an in-process authoritative DNS server (zone `test.`) whose records
+//! Test helpers: an in-process authoritative DNS server (one zone) whose records
 //! tests set at run time, a tiny HTTP token server, and CSR/request builders.
 
 use std::collections::BTreeMap;
@@ -26,13 +26,15 @@ fn fqdn(name: &str) -> Name {
 }
 
 impl TestDns {
-    pub async fn start() -> Self {
-        let origin = fqdn("test");
+    /// An authoritative server for the zone `origin` (e.g. `test`, `example.test`).
+    pub async fn start(origin: &str) -> Self {
+        let origin_text = origin.trim_end_matches('.').to_string();
+        let origin = fqdn(&origin_text);
         let mut zone =
             InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny, None);
         let soa = SOA::new(
-            fqdn("ns.test"),
-            fqdn("hostmaster.test"),
+            fqdn(&format!("ns.{origin_text}")),
+            fqdn(&format!("hostmaster.{origin_text}")),
             1,
             3600,
             600,

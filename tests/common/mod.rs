@@ -4,7 +4,6 @@
 
 pub mod dcv_env;
 pub mod fakes;
-pub mod sectigo_env;
 
 #[allow(unused_imports)]
 pub use dcv_env::*;
