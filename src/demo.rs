@@ -3,6 +3,7 @@
 //! validate DCV for real), a web server for webroot tokens, and the daemon itself with a
 //! generated config, driving several certificates to issued files.
 
+use crate::cli::say;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,7 +102,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         }
     };
     std::fs::create_dir_all(dir.join("secrets")).context("creating the demo directory")?;
-    println!(
+    say!(
         "dcvd demo — everything runs in this process on 127.0.0.1; state in {}",
         dir.display()
     );
@@ -175,7 +176,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(app.run(shutdown.clone()));
 
-    println!("certificates:");
+    say!("certificates:");
     for DemoCert {
         name,
         names,
@@ -183,9 +184,9 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         ..
     } in CERTS
     {
-        println!("  {name:<9} {:<40} {what}", names.join(", "));
+        say!("  {name:<9} {:<40} {what}", names.join(", "));
     }
-    println!();
+    say!();
 
     // The approver of the email certificate "clicks the link" after a few seconds.
     let approver = {
@@ -208,33 +209,29 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let outcome = watch(&store, started, exit_when_done, &shutdown).await;
     match &outcome {
         Ok(()) => {
-            println!(
+            say!(
                 "\nall {} certificates issued in {:.1} s; files:",
                 CERTS.len(),
                 started.elapsed().as_secs_f64()
             );
             for DemoCert { name, .. } in CERTS {
-                println!(
+                say!(
                     "  {}",
                     dir.join("certs").join(name).join("fullchain.pem").display()
                 );
             }
-            println!(
-                "\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)"
-            );
-            println!(
+            say!("\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)");
+            say!(
                 "inspect:  dcvd --config {} orders show fallback",
                 config_path.display()
             );
-            println!("          dcvd --config {} status", config_path.display());
-            println!(
-                "          (from a checkout: cargo run --release -- --config … instead of dcvd)"
-            );
+            say!("          dcvd --config {} status", config_path.display());
+            say!("          (from a checkout: cargo run --release -- --config … instead of dcvd)");
         }
-        Err(e) => println!("\ndemo failed: {e}"),
+        Err(e) => say!("\ndemo failed: {e}"),
     }
     if outcome.is_ok() && !exit_when_done {
-        println!("\nthe daemon keeps running; Ctrl-C to stop");
+        say!("\nthe daemon keeps running; Ctrl-C to stop");
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
@@ -280,7 +277,7 @@ async fn watch(
             if SHOWN.contains(&e.kind.as_str()) {
                 let msg: String = e.message.chars().take(110).collect();
                 let domain = e.domain.map(|d| format!("[{d}] ")).unwrap_or_default();
-                println!(
+                say!(
                     "[{:>5.1}s] {cert:<9} {:<13} {domain}{msg}",
                     started.elapsed().as_secs_f64(),
                     e.kind

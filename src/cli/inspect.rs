@@ -62,20 +62,25 @@ pub(super) async fn list(
         None => Vec::new(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&orders)?);
+        say!("{}", serde_json::to_string_pretty(&orders)?);
         return Ok(ExitCode::SUCCESS);
     }
     if orders.is_empty() {
-        println!("no orders");
+        say!("no orders");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "{:>6}  {:<20} {:<10} {:<18} {:<12} {:<24} NOTE",
-        "ID", "CERTIFICATE", "PROVIDER", "STATE", "CA ORDER", "UPDATED"
+        "ID",
+        "CERTIFICATE",
+        "PROVIDER",
+        "STATE",
+        "CA ORDER",
+        "UPDATED"
     );
     for o in orders {
         let note = o.failure_reason.or(o.last_error).unwrap_or_default();
-        println!(
+        say!(
             "{:>6}  {:<20} {:<10} {:<18} {:<12} {:<24} {}",
             o.id,
             o.certificate,
@@ -173,7 +178,7 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
             "events": events,
             "tokens": cleanup,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        say!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     print_order(&order, &authz, &events, &cleanup);
@@ -181,19 +186,22 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
 }
 
 fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[CleanupView]) {
-    println!(
+    say!(
         "Order {} — certificate {} at provider {}: {}",
-        o.id, o.certificate, o.provider, o.state
+        o.id,
+        o.certificate,
+        o.provider,
+        o.state
     );
-    println!(
+    say!(
         "  CA order:   {}",
         o.ca_order_id.as_deref().unwrap_or("(not placed yet)")
     );
     if let Some(s) = &o.ca_state {
-        println!("  CA says:    {s:?}");
+        say!("  CA says:    {s:?}");
     }
-    println!("  reference:  {}", o.reference);
-    println!(
+    say!("  reference:  {}", o.reference);
+    say!(
         "  names:      {}",
         o.names
             .iter()
@@ -201,31 +209,31 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("  key:        {}", o.key_type);
-    println!(
+    say!("  key:        {}", o.key_type);
+    say!(
         "  created:    {}   updated: {}",
         ts(o.created_at),
         ts(o.updated_at)
     );
     if !o.state.is_terminal() {
-        println!(
+        say!(
             "  next step:  {} (attempt {})",
             ts(o.next_attempt_at),
             o.attempts
         );
     }
     if let Some(r) = &o.failure_reason {
-        println!("  FAILED:     {r}");
+        say!("  FAILED:     {r}");
     }
     if let Some(e) = &o.last_error {
-        println!("  last error: {e}");
+        say!("  last error: {e}");
     }
     if let Some(t) = o.not_after {
-        println!("  expires:    {}", ts(t));
+        say!("  expires:    {}", ts(t));
     }
-    println!("\nNames:");
+    say!("\nNames:");
     for a in authz {
-        println!(
+        say!(
             "  {}  method {} (since {})  state {}",
             a.domain,
             a.method,
@@ -233,16 +241,16 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
             a.state
         );
         if let Some(c) = &a.challenge {
-            println!("    token: {} {} = {}", c.kind, c.location(), c.value);
+            say!("    token: {} {} = {}", c.kind, c.location(), c.value);
         }
         if let Some(e) = &a.approver_email {
-            println!("    approver: {e} ({} resends)", a.resends);
+            say!("    approver: {e} ({} resends)", a.resends);
         }
         if let Some(e) = &a.last_error {
-            println!("    last: {e}");
+            say!("    last: {e}");
         }
         if let Some(check) = &a.check {
-            println!(
+            say!(
                 "    last check {} (round {}), ended at {}:",
                 a.checked_at.map(ts).unwrap_or_default(),
                 a.check_rounds,
@@ -254,14 +262,14 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
                     crate::dnscheck::ServerOutcome::Error(e) => format!("error: {e}"),
                     other => other.metric_label().to_string(),
                 };
-                println!("      {:<44} {outcome}", s.server);
+                say!("      {:<44} {outcome}", s.server);
             }
         }
     }
     if !cleanup.is_empty() {
-        println!("\nPublished tokens not yet removed:");
+        say!("\nPublished tokens not yet removed:");
         for c in cleanup {
-            println!(
+            say!(
                 "  {} {} {}{}",
                 c.token.kind,
                 c.token.location(),
@@ -277,9 +285,9 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
             );
         }
     }
-    println!("\nEvents:");
+    say!("\nEvents:");
     for e in events {
-        println!(
+        say!(
             "  {}  {:<14} {}{}",
             ts(e.at),
             e.kind,
@@ -328,7 +336,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     let db = database_path(config)?;
     let Some(store) = open(config).await? else {
         if json {
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({"database": db, "orders_by_state": {}, "attention": [], "renewals": [], "providers": []})
             );
@@ -418,7 +426,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         providers,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        say!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
     let counts: Vec<String> = view
@@ -426,8 +434,8 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         .iter()
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
-    println!("dcvd status — database {}", view.database);
-    println!(
+    say!("dcvd status — database {}", view.database);
+    say!(
         "Orders: {}",
         if counts.is_empty() {
             "none".into()
@@ -436,20 +444,23 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         }
     );
     if view.attention.is_empty() {
-        println!("Attention: nothing stuck");
+        say!("Attention: nothing stuck");
     } else {
-        println!("Attention:");
+        say!("Attention:");
         for a in &view.attention {
-            println!(
+            say!(
                 "  order {} ({}, {}): {}",
-                a.order_id, a.certificate, a.state, a.reason
+                a.order_id,
+                a.certificate,
+                a.state,
+                a.reason
             );
         }
     }
     if !view.renewals.is_empty() {
-        println!("Next renewals:");
+        say!("Next renewals:");
         for r in view.renewals.iter().take(10) {
-            println!(
+            say!(
                 "  {:<24} expires {}{}",
                 r.certificate,
                 r.expires.format("%Y-%m-%d"),
@@ -460,17 +471,18 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         }
     }
     if !view.providers.is_empty() {
-        println!("Providers:");
+        say!("Providers:");
         for p in &view.providers {
             let age = humantime::format_duration(std::time::Duration::from_secs(
                 (now - p.last_call_at).num_seconds().max(0) as u64,
             ));
             if p.ok {
-                println!("  {}: ok (last call {age} ago)", p.provider);
+                say!("  {}: ok (last call {age} ago)", p.provider);
             } else {
-                println!(
+                say!(
                     "  {}: FAILING — last call {age} ago: {}",
-                    p.provider, p.last_call
+                    p.provider,
+                    p.last_call
                 );
             }
         }

@@ -1,6 +1,19 @@
 //! The `dcvd` command line: argument parsing and dispatch. Inspection commands read the
 //! database directly, so they work while the daemon is stopped.
 
+/// `println!` for command output: when stdout is a closed pipe (`dcvd orders show x |
+/// head`), stop quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+pub(crate) use say;
+
 mod inspect;
 mod orders;
 mod run;

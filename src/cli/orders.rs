@@ -18,7 +18,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("order {id}"))?;
     if !order.state.is_terminal() {
         store.make_due(id, Utc::now()).await?;
-        println!(
+        say!(
             "order {id} ({}) will take its next step now (the running daemon picks it up within seconds)",
             order.certificate
         );
@@ -62,9 +62,10 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             &crate::engine::Need::RetryAfterFailure,
         )
         .await?;
-    println!(
+    say!(
         "order {id} had ended ({}); placed new order {new} for certificate {}",
-        order.state, cert.name
+        order.state,
+        cert.name
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -107,9 +108,9 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         )
         .await?;
     if done {
-        println!("order {id} canceled; its published tokens will be removed by the daemon");
+        say!("order {id} canceled; its published tokens will be removed by the daemon");
     } else {
-        println!("order {id} ended meanwhile; nothing changed");
+        say!("order {id} ended meanwhile; nothing changed");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use crate::model::{Challenge, ChallengeKind};
 pub(super) fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     match crate::config::load(path) {
         Ok(cfg) => {
-            println!(
+            say!(
                 "{}: valid ({} certificates, {} providers, {} publishers)",
                 path.display(),
                 cfg.certificates.len(),
@@ -115,9 +115,9 @@ pub(super) async fn dns_check(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", crate::dnscheck::render_table(&report));
+        say!("{}", crate::dnscheck::render_table(&report).trim_end());
     }
     Ok(if report.present {
         ExitCode::SUCCESS
