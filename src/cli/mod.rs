@@ -17,6 +17,7 @@ pub(crate) use say;
 mod inspect;
 mod orders;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,7 +117,7 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Run an inspection or steering command.
 pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Status { json } => inspect::status(&cli.config, *json).await,
+        Command::Status { json } => status::status(&cli.config, *json).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }
