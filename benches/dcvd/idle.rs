@@ -29,7 +29,9 @@ pub fn run() -> Result<Vec<Row>, String> {
         "   setup ({n} certificates) took {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let bin = env!("CARGO_BIN_EXE_dcvd");
+    // `--dcvd-bin=PATH` measures another build (e.g. an older one for before/after).
+    let bin = crate::setting("dcvd-bin").unwrap_or_else(|| env!("CARGO_BIN_EXE_dcvd").to_string());
+    let bin = bin.as_str();
 
     // Config load + validation alone.
     let t = Instant::now();
