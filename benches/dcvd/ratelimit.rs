@@ -13,7 +13,7 @@ use crate::{Row, quick};
 
 pub fn run() -> Result<Vec<Row>, String> {
     // (scale, certificates): 0.05 → 100/250ms and 1000/15s.
-    let (scale, n) = if quick() { (0.01, 300) } else { (0.05, 500) };
+    let (scale, n) = if quick() { (0.01, 700) } else { (0.05, 1000) };
     let short = Duration::from_secs(5).mul_f64(scale);
     let long = Duration::from_secs(300).mul_f64(scale);
     let fmt = |d: Duration| format!("{}ms", d.as_millis());

@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use super::limit::Limiter;
 use super::*;
 
+type OnWait = Box<dyn Fn(&str, Duration) + Send + Sync>;
+
 pub struct Limited {
     inner: Arc<dyn Provider>,
     limiter: Limiter,
     /// Called with the time spent waiting, for the rate-limit-wait metric.
-    on_wait: Option<Box<dyn Fn(&str, Duration) + Send + Sync>>,
+    on_wait: Option<OnWait>,
 }
 
 impl Limited {
@@ -34,21 +36,21 @@ impl Limited {
     /// dropped, i.e. until its answer came back.
     async fn gate(&self) -> super::limit::Permit<'_> {
         let (permit, waited) = self.limiter.permit().await;
-        if let Some(f) = &self.on_wait {
-            if !waited.is_zero() {
-                f(self.inner.name(), waited);
-            }
+        if let Some(f) = &self.on_wait
+            && !waited.is_zero()
+        {
+            f(self.inner.name(), waited);
         }
         permit
     }
 
     async fn after<T>(&self, r: Result<T, ProviderError>) -> Result<T, ProviderError> {
-        if let Err(e) = &r {
-            if e.kind == ErrorKind::RateLimited {
-                self.limiter
-                    .pause(e.retry_after.unwrap_or(Duration::from_secs(60)))
-                    .await;
-            }
+        if let Err(e) = &r
+            && e.kind == ErrorKind::RateLimited
+        {
+            self.limiter
+                .pause(e.retry_after.unwrap_or(Duration::from_secs(60)))
+                .await;
         }
         r
     }

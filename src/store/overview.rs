@@ -58,9 +58,7 @@ impl Store {
                         column,
                         detail,
                     };
-                    let state: OrderState = state
-                        .parse()
-                        .map_err(|e| corrupt("state", format!("{e}")))?;
+                    let state: OrderState = state.parse().map_err(|e| corrupt("state", e))?;
                     let names = match names_json {
                         Some(j) => serde_json::from_str(&j)
                             .map_err(|e| corrupt("names_json", e.to_string()))?,
