@@ -88,8 +88,13 @@ impl Engine {
             .into_iter()
             .map(|r| (r.name.clone(), r))
             .collect();
+        let overview = self.ctx.store.order_overview().await?;
         let mut created = Vec::new();
         for cert in &rt.config.certificates {
+            let rec = records.get(&cert.name);
+            if rec.is_some_and(|r| r.current_order_id.is_some()) {
+                continue;
+            }
             let names = match cert_names(cert) {
                 Ok(n) => n,
                 Err(e) => {
@@ -97,19 +102,13 @@ impl Engine {
                     continue;
                 }
             };
-            let rec = records.get(&cert.name);
-            if rec.is_some_and(|r| r.current_order_id.is_some()) {
-                continue;
-            }
-            let latest = match self.ctx.store.latest_order_of(&cert.name).await? {
-                Some(id) => Some(self.ctx.store.load_order(id).await?.0),
-                None => None,
-            };
-            let Some(need) = need_for(cert, &names, rec, latest.as_ref(), now) else {
+            let ov = overview.get(&cert.name);
+            let latest = ov.and_then(|o| o.latest.as_ref());
+            let Some(need) = need_for(cert, &names, rec, latest, now) else {
                 continue;
             };
             let renewal_of = match rec.and_then(|r| r.issued_order_id) {
-                Some(id) => self.ctx.store.load_order(id).await?.0.ca_order_id,
+                Some(_) => ov.and_then(|o| o.issued_ca_order_id.clone()),
                 None => None,
             };
             match self.create_order(cert, names, renewal_of, &need).await {
@@ -325,7 +324,7 @@ pub fn need_for(
     cert: &CertificateConfig,
     names: &[DomainName],
     rec: Option<&crate::store::CertificateRecord>,
-    latest: Option<&crate::store::Order>,
+    latest: Option<&crate::store::LatestOrder>,
     now: DateTime<Utc>,
 ) -> Option<Need> {
     if let Some(o) = latest {

@@ -17,11 +17,15 @@ use crate::engine::Engine;
 /// wall clock is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(5);
 
+/// How often cleanups are started and the overdue gauge is refreshed while busy.
+const BOOKKEEPING: Duration = Duration::from_millis(250);
+
 /// Run until `shutdown` is cancelled, then let running steps finish within `drain`.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Duration) {
     let mut set: JoinSet<i64> = JoinSet::new();
     let mut cleanup: Option<tokio::task::JoinHandle<()>> = None;
     let mut next_renewal = next_cron(&engine);
+    let mut last_bookkeeping: Option<tokio::time::Instant> = None;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -49,9 +53,11 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
                 .await
             {
                 Ok(ids) => {
+                    let running: std::collections::HashSet<i64> =
+                        engine.running().into_iter().collect();
                     for id in ids
                         .into_iter()
-                        .filter(|id| !engine.running().contains(id))
+                        .filter(|id| !running.contains(id))
                         .take(free)
                     {
                         let e = engine.clone();
@@ -69,7 +75,14 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
                 Err(e) => error!("reading due orders failed: {e}"),
             }
         }
-        if cleanup.as_ref().is_none_or(|h| h.is_finished()) {
+        // Cleanups and the bookkeeping queries below run at most every BOOKKEEPING, not
+        // after every finished step: at hundreds of steps per second they were most of
+        // the scheduler's database load.
+        let bookkeeping = last_bookkeeping.is_none_or(|t| t.elapsed() >= BOOKKEEPING);
+        if bookkeeping {
+            last_bookkeeping = Some(tokio::time::Instant::now());
+        }
+        if bookkeeping && cleanup.as_ref().is_none_or(|h| h.is_finished()) {
             let e = engine.clone();
             cleanup = Some(tokio::spawn(async move {
                 if let Err(err) = e.cleanup_due(64).await {
@@ -77,16 +90,30 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
                 }
             }));
         }
-        let overdue = engine
-            .store()
-            .overdue_count(engine.ctx.clock.now())
-            .await
-            .unwrap_or(0);
-        engine
-            .ctx
-            .metrics
-            .scheduler_overdue
-            .set(overdue.saturating_sub(set.len() as i64).max(0));
+        if bookkeeping {
+            let overdue = engine
+                .store()
+                .overdue_count(engine.ctx.clock.now())
+                .await
+                .unwrap_or(0);
+            engine
+                .ctx
+                .metrics
+                .scheduler_overdue
+                .set(overdue.saturating_sub(set.len() as i64).max(0));
+        }
+        // A full set cannot take more work: wait for a slot instead of spinning (and
+        // without asking the database when the next order is due).
+        if set.len() >= cap {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = engine.notify.notified() => {}
+                Some(_) = set.join_next() => {}
+                _ = tokio::time::sleep(BOOKKEEPING) => {}
+            }
+            while set.try_join_next().is_some() {}
+            continue;
+        }
         // Sleep until the next deadline.
         let mut wake = engine
             .store()
@@ -95,6 +122,11 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
             .ok()
             .flatten();
         if let Some(t) = engine.store().journal_next_due().await.ok().flatten() {
+            // Cleanups start at most every BOOKKEEPING: do not spin until then.
+            let t = t.max(
+                engine.ctx.clock.now()
+                    + chrono::Duration::milliseconds(BOOKKEEPING.as_millis() as i64),
+            );
             wake = Some(wake.map_or(t, |w| w.min(t)));
         }
         if let Some(t) = next_renewal {
@@ -108,14 +140,14 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
             })
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP);
-        // A full set cannot take more work: wait for a slot instead of spinning.
-        let sleep = if set.len() >= cap { MAX_SLEEP } else { sleep };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = engine.notify.notified() => {}
             Some(_) = set.join_next(), if !set.is_empty() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
+        // Reap every step that finished meanwhile, so one pass claims all free slots.
+        while set.try_join_next().is_some() {}
     }
     info!(
         running = set.len(),

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// `N/duration`, e.g. `100/5s`.
@@ -44,13 +46,29 @@ impl FromStr for RateLimit {
     }
 }
 
-/// Requests may also be delayed this long past the window edge, to absorb the
-/// difference between when we send and when the CA counts.
+/// Requests may also be delayed past the window edge, to absorb the difference between
+/// when we send and when the CA counts: 150 ms, or a twentieth of the window for windows
+/// under 3 s (a fixed 150 ms would halve the rate of a 250 ms window).
 const MARGIN: Duration = Duration::from_millis(150);
+
+fn margin(window: Duration) -> Duration {
+    MARGIN.min(window / 20)
+}
+
+/// One request in the log: in flight (counts as "now" in every window) or finished at
+/// `done`. A CA counts a request when it arrives, which is before we see the answer, so
+/// stamping a request with its completion time keeps every window the CA can see at or
+/// under the limit however long the request spent between our limiter and the CA.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    done: Option<Instant>,
+}
 
 #[derive(Debug)]
 struct State {
-    sent: VecDeque<Instant>,
+    sent: VecDeque<Entry>,
+    next_id: u64,
     paused_until: Option<Instant>,
 }
 
@@ -59,6 +77,24 @@ struct State {
 pub struct Limiter {
     limits: Vec<RateLimit>,
     state: Mutex<State>,
+    /// Poked when an in-flight request finishes (it may free a slot).
+    finished: Notify,
+}
+
+/// A request admitted by the limiter. It counts as in flight until dropped, and from
+/// then on with the time it was dropped.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    limiter: &'a Limiter,
+    id: Option<u64>,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.limiter.finish(id);
+        }
+    }
 }
 
 impl Limiter {
@@ -72,8 +108,10 @@ impl Limiter {
             limits,
             state: Mutex::new(State {
                 sent: VecDeque::with_capacity(keep),
+                next_id: 0,
                 paused_until: None,
             }),
+            finished: Notify::new(),
         }
     }
 
@@ -81,59 +119,112 @@ impl Limiter {
         Self::new(Vec::new())
     }
 
-    /// Wait until one more request fits in every window, then record it. Returns how
-    /// long the caller waited (for the `rate_limit_waits` metric).
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait until one more request fits in every window, then record it as sent now.
+    /// Returns how long the caller waited (for the `rate_limit_waits` metric).
     pub async fn acquire(&self) -> Duration {
+        let (permit, waited) = self.permit().await;
+        drop(permit);
+        waited
+    }
+
+    /// Wait until one more request fits in every window; the request counts as in
+    /// flight until the permit is dropped (after the answer came), then from that time.
+    pub async fn permit(&self) -> (Permit<'_>, Duration) {
         let start = Instant::now();
         loop {
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
             let wait_until = {
-                let mut st = self.state.lock().await;
+                let mut st = self.lock();
                 let now = Instant::now();
                 match self.next_slot(&mut st, now) {
-                    None => {
-                        if !self.limits.is_empty() {
-                            st.sent.push_back(now);
-                        }
-                        return now - start;
+                    Slot::Free => {
+                        let id = (!self.limits.is_empty()).then(|| {
+                            let id = st.next_id;
+                            st.next_id += 1;
+                            st.sent.push_back(Entry { id, done: None });
+                            id
+                        });
+                        let permit = Permit { limiter: self, id };
+                        return (permit, now - start);
                     }
-                    Some(at) => at,
+                    Slot::At(at) => Some(at),
+                    Slot::AfterAnswer => None,
                 }
             };
-            tokio::time::sleep_until(wait_until).await;
+            match wait_until {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = &mut finished => {}
+                    }
+                }
+                None => finished.await,
+            }
         }
     }
 
-    /// The earliest time a request may go, or `None` if it may go now.
-    fn next_slot(&self, st: &mut State, now: Instant) -> Option<Instant> {
+    fn finish(&self, id: u64) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        if let Some(e) = st.sent.iter_mut().find(|e| e.id == id) {
+            e.done = Some(now);
+        }
+        drop(st);
+        self.finished.notify_waiters();
+    }
+
+    /// When the next request may go.
+    fn next_slot(&self, st: &mut State, now: Instant) -> Slot {
         if let Some(p) = st.paused_until {
             if p > now {
-                return Some(p);
+                return Slot::At(p);
             }
             st.paused_until = None;
         }
-        let longest = self.limits.iter().map(|l| l.window).max()?;
-        while st
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > longest + MARGIN)
-        {
-            st.sent.pop_front();
-        }
-        let mut earliest: Option<Instant> = None;
+        let Some(longest) = self
+            .limits
+            .iter()
+            .map(|l| l.window + margin(l.window))
+            .max()
+        else {
+            return Slot::Free;
+        };
+        st.sent
+            .retain(|e| e.done.is_none_or(|t| now.duration_since(t) <= longest));
+        let mut earliest = Slot::Free;
         for l in &self.limits {
+            let span = l.window + margin(l.window);
             let n = l.requests as usize;
-            let in_window = st
-                .sent
-                .iter()
-                .rev()
-                .take_while(|t| now.duration_since(**t) < l.window + MARGIN)
-                .count();
-            if in_window >= n {
-                // The n-th most recent send must leave the window first.
-                let oldest_blocking = st.sent[st.sent.len() - n];
-                let at = oldest_blocking + l.window + MARGIN;
-                earliest = Some(earliest.map_or(at, |e| e.max(at)));
+            // Times at which the requests in this window leave it; in flight: never yet.
+            let mut leaving: Vec<Instant> = Vec::new();
+            let mut in_flight = 0usize;
+            for e in &st.sent {
+                match e.done {
+                    None => in_flight += 1,
+                    Some(t) if now.duration_since(t) < span => leaving.push(t + span),
+                    Some(_) => {}
+                }
             }
+            let count = in_flight + leaving.len();
+            if count < n {
+                continue;
+            }
+            // count - n + 1 of them must leave first; in-flight ones leave only after
+            // their answer.
+            let must_leave = count - n + 1;
+            let slot = if must_leave > leaving.len() {
+                Slot::AfterAnswer
+            } else {
+                leaving.sort_unstable();
+                Slot::At(leaving[must_leave - 1])
+            };
+            earliest = earliest.max(slot);
         }
         earliest
     }
@@ -141,9 +232,18 @@ impl Limiter {
     /// The CA said slow down: hold every request until `after` has passed.
     pub async fn pause(&self, after: Duration) {
         let until = Instant::now() + after;
-        let mut st = self.state.lock().await;
+        let mut st = self.lock();
         st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
     }
+}
+
+/// The outcome of one look at the windows, ordered from soonest to latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Free,
+    At(Instant),
+    /// Blocked by requests still in flight: wait for an answer.
+    AfterAnswer,
 }
 
 #[cfg(test)]
@@ -194,6 +294,41 @@ mod tests {
                 "4 requests within 1s: {at:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_from_its_answer() {
+        // 2 per 1 s (margin 50 ms). Two requests in flight fill the window until one is
+        // answered; then the window runs from the answer, not from when it was sent.
+        let l = Limiter::new(vec!["2/1s".parse().unwrap()]);
+        let start = Instant::now();
+        let (a, _) = l.permit().await;
+        let (b, _) = l.permit().await;
+        let third = async {
+            l.acquire().await;
+            Instant::now() - start
+        };
+        let answer_a = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(a);
+        };
+        let (waited, ()) = tokio::join!(third, answer_a);
+        assert_eq!(
+            waited,
+            Duration::from_millis(6050),
+            "5 s in flight + 1 s + margin"
+        );
+        drop(b);
+    }
+
+    #[test]
+    fn margin_scales_with_short_windows() {
+        assert_eq!(
+            margin(Duration::from_millis(250)),
+            Duration::from_micros(12_500)
+        );
+        assert_eq!(margin(Duration::from_secs(15)), Duration::from_millis(150));
+        assert_eq!(margin(Duration::from_secs(300)), Duration::from_millis(150));
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,13 +33,16 @@ impl Limited {
         self
     }
 
-    async fn gate(&self) {
-        let waited = self.limiter.acquire().await;
+    /// Wait for the limiter. The request counts as in flight until the permit is
+    /// dropped, i.e. until its answer came back.
+    async fn gate(&self) -> super::limit::Permit<'_> {
+        let (permit, waited) = self.limiter.permit().await;
         if let Some(f) = &self.on_wait
             && !waited.is_zero()
         {
             f(self.inner.name(), waited);
         }
+        permit
     }
 
     async fn after<T>(&self, r: Result<T, ProviderError>) -> Result<T, ProviderError> {
@@ -72,11 +75,11 @@ impl Provider for Limited {
         self.inner.tokens_need_refresh(ca_data)
     }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.submit(req).await).await
     }
     async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.find_order(req).await).await
     }
     async fn challenges(
@@ -84,11 +87,11 @@ impl Provider for Limited {
         order: OrderRef<'_>,
         names: &[(DomainName, DcvMethod)],
     ) -> Result<Tokens, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.challenges(order, names).await).await
     }
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.status(order).await).await
     }
     async fn change_method(
@@ -98,7 +101,7 @@ impl Provider for Limited {
         method: DcvMethod,
         approver_emails: &[(DomainName, String)],
     ) -> Result<Tokens, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(
             self.inner
                 .change_method(order, names, method, approver_emails)
@@ -112,7 +115,7 @@ impl Provider for Limited {
         approver_emails: &[(DomainName, String)],
         locale: &str,
     ) -> Result<(), ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(
             self.inner
                 .resend_emails(order, approver_emails, locale)
@@ -125,20 +128,20 @@ impl Provider for Limited {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.trigger_check(order, names).await)
             .await
     }
     async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.approver_emails(name).await).await
     }
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.download(order).await).await
     }
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.gate().await;
+        let _permit = self.gate().await;
         self.after(self.inner.cancel(order).await).await
     }
 }

@@ -764,15 +764,26 @@ impl Step<'_> {
                 "the CA's certificate does not match this order: {e}"
             ))
         })?;
-        crate::install::write_files(
-            &self.cert.output_dir,
-            &self.order.private_key_pem,
-            &chain.leaf_pem,
-            &chain.chain_pem,
-        )
-        .map_err(|e| StepError {
+        // Four fsynced files and a directory sync: off the async workers.
+        let (dir, key, leaf_pem, chain_pem) = (
+            self.cert.output_dir.clone(),
+            self.order.private_key_pem.clone(),
+            chain.leaf_pem.clone(),
+            chain.chain_pem.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            crate::install::write_files(&dir, &key, &leaf_pem, &chain_pem)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(format!(
+                "installing the certificate files: task failed: {e}"
+            ))
+        })
+        .map_err(|message| StepError {
             kind: crate::provider::ErrorKind::Transient,
-            message: e.to_string(),
+            message,
             retry_after: None,
         })?;
         self.order.cert_pem = Some(chain.leaf_pem.clone());

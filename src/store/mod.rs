@@ -3,6 +3,7 @@
 
 mod journal;
 mod orders;
+mod overview;
 mod rows;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewEvent, NewOrder, OrderSummary};
+pub use overview::{LatestOrder, OrderOverview};
 pub use rows::{Authorization, Event, Order};
 
 use crate::provider::ErrorKind;
