@@ -24,6 +24,7 @@ impl Problems {
 /// Everything wrong with `cfg` (empty when it is usable). Secrets are expected to be
 /// resolved already; this never looks at their values.
 pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
+    CRON_VERDICTS.with(|c| c.borrow_mut().clear());
     let mut p = Problems(Vec::new());
     daemon(cfg, &mut p);
     for (name, provider) in &cfg.providers {
@@ -256,8 +257,25 @@ pub(super) fn nonzero(key: &str, d: Duration, p: &mut Problems) {
     }
 }
 
+thread_local! {
+    /// Verdicts per distinct cron expression during one `validate` (cleared at its start):
+    /// thousands of certificates usually share one `resend_schedule`, and parsing it is
+    /// the costliest check per certificate.
+    static CRON_VERDICTS: std::cell::RefCell<std::collections::HashMap<String, Result<(), String>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// A cron expression as the `cron` crate takes it: 6 fields with seconds first.
 pub(super) fn check_cron(expr: &str) -> Result<(), String> {
+    if let Some(v) = CRON_VERDICTS.with(|c| c.borrow().get(expr).cloned()) {
+        return v;
+    }
+    let verdict = check_cron_uncached(expr);
+    CRON_VERDICTS.with(|c| c.borrow_mut().insert(expr.to_string(), verdict.clone()));
+    verdict
+}
+
+fn check_cron_uncached(expr: &str) -> Result<(), String> {
     let schedule = match cron::Schedule::from_str(expr) {
         Ok(s) => s,
         Err(e) => {
