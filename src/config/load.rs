@@ -95,25 +95,6 @@ fn parse_typed(
     })
 }
 
-#[cfg(test)]
-mod fast_path_tests {
-    use super::*;
-
-    #[test]
-    fn the_fast_path_reads_the_example_exactly_as_figment_does() {
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["digicert.key", "sectigo.pass", "tsig.key"] {
-            std::fs::write(dir.path().join(f), "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
-        }
-        let example = include_str!("../../config/dcvd.example.toml")
-            .replace("/etc/dcvd/", &format!("{}/", dir.path().display()));
-        let fast = parse_typed(&example, None).expect("parses").expect("valid");
-        let slow = load_from_str(&example, None).expect("valid");
-        assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
-        // What the typed parse refuses goes to figment for per-key messages.
-        assert!(parse_typed("[daemon]\nbogus = 1\n", None).is_none());
-    }
-}
 
 /// Load from TOML text only (no environment layer), with `credentials_dir` standing in
 /// for `$CREDENTIALS_DIRECTORY`. For tests and tools.
@@ -421,5 +402,25 @@ fn quote(segment: &str) -> String {
         segment.to_string()
     } else {
         format!("{segment:?}")
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_path_reads_the_example_exactly_as_figment_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["digicert.key", "sectigo.pass", "tsig.key"] {
+            std::fs::write(dir.path().join(f), "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+        }
+        let example = include_str!("../../config/dcvd.example.toml")
+            .replace("/etc/dcvd/", &format!("{}/", dir.path().display()));
+        let fast = parse_typed(&example, None).expect("parses").expect("valid");
+        let slow = load_from_str(&example, None).expect("valid");
+        assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        // What the typed parse refuses goes to figment for per-key messages.
+        assert!(parse_typed("[daemon]\nbogus = 1\n", None).is_none());
     }
 }
