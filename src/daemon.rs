@@ -62,20 +62,10 @@ impl App {
         self.listener.local_addr()
     }
 
-    /// Run until `shutdown` is cancelled: place orders that are due, run the scheduler
-    /// and serve HTTP. Returns once running steps have drained.
+    /// Run until `shutdown` is cancelled: serve HTTP, tell systemd we are ready, place
+    /// orders for certificates that need one, run the scheduler. Returns once running
+    /// steps have drained.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let created = self
-            .engine
-            .ensure_orders()
-            .await
-            .context("placing orders for configured certificates")?;
-        if !created.is_empty() {
-            info!(
-                orders = created.len(),
-                "created orders for certificates that need one"
-            );
-        }
         let state = crate::http::HttpState {
             engine: self.engine.clone(),
             scheduler_running: self.scheduler_running.clone(),
@@ -89,8 +79,22 @@ impl App {
                 error!("HTTP endpoint stopped: {e}");
             }
         });
+        // Migrations ran and the config validated (App::build): that is readiness. The
+        // pass over every certificate below is work, not a condition for it.
         self.scheduler_running.store(true, Ordering::SeqCst);
         notify_systemd(&[sd_notify::NotifyState::Ready]);
+        match self.engine.ensure_orders().await {
+            Ok(created) if !created.is_empty() => {
+                info!(
+                    orders = created.len(),
+                    "created orders for certificates that need one"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => error!(
+                "placing orders for configured certificates failed: {e}; the renewal check tries again"
+            ),
+        }
         let status = tokio::spawn(status_loop(self.engine.clone(), shutdown.clone()));
         crate::scheduler::run(self.engine.clone(), shutdown, self.drain).await;
         self.scheduler_running.store(false, Ordering::SeqCst);

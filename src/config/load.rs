@@ -95,7 +95,6 @@ fn parse_typed(
     })
 }
 
-
 /// Load from TOML text only (no environment layer), with `credentials_dir` standing in
 /// for `$CREDENTIALS_DIRECTORY`. For tests and tools.
 pub fn load_from_str(toml: &str, credentials_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
