@@ -15,11 +15,36 @@ pub struct Runtime {
     pub providers: HashMap<String, Arc<dyn Provider>>,
     pub publishers: HashMap<String, Arc<dyn Publisher>>,
     pub checker: Arc<dyn PropagationCheck>,
+    /// Certificate name → index in `config.certificates` (every step looks one up).
+    by_name: HashMap<String, usize>,
 }
 
 impl Runtime {
+    pub fn new(
+        config: Config,
+        providers: HashMap<String, Arc<dyn Provider>>,
+        publishers: HashMap<String, Arc<dyn Publisher>>,
+        checker: Arc<dyn PropagationCheck>,
+    ) -> Self {
+        let by_name = config
+            .certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        Self {
+            config,
+            providers,
+            publishers,
+            checker,
+            by_name,
+        }
+    }
+
     pub fn certificate(&self, name: &str) -> Option<&CertificateConfig> {
-        self.config.certificates.iter().find(|c| c.name == name)
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.config.certificates.get(i))
     }
 
     /// The DCV policy for an order of certificate `cert` at `provider`.
@@ -103,12 +128,7 @@ pub async fn build(
     }
     let checker =
         crate::dnscheck::build(&config.dns, &config.http_check).map_err(|e| format!("dns: {e}"))?;
-    Ok(Runtime {
-        config: config.clone(),
-        providers,
-        publishers,
-        checker,
-    })
+    Ok(Runtime::new(config.clone(), providers, publishers, checker))
 }
 
 /// An engine for one-off CLI actions (placing an order by hand).

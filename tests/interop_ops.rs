@@ -24,12 +24,12 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     };
     let engine = h.engine().await;
     let rt = engine.runtime();
-    let rt = dcvd::runtime::Runtime {
-        config: rt.config.clone(),
-        providers: rt.providers.clone(),
-        publishers: rt.publishers.clone(),
-        checker: rt.checker.clone(),
-    };
+    let rt = dcvd::runtime::Runtime::new(
+        rt.config.clone(),
+        rt.providers.clone(),
+        rt.publishers.clone(),
+        rt.checker.clone(),
+    );
     drop(engine);
     let app = dcvd::daemon::App::with_runtime(rt, Arc::new(dcvd::metrics::Metrics::new()))
         .await

@@ -139,12 +139,12 @@ async fn the_scheduler_issues_and_drains_on_shutdown() {
     let engine = {
         let tmp = h.engine().await;
         let rt = tmp.runtime();
-        let rt = dcvd::runtime::Runtime {
-            config: rt.config.clone(),
-            providers: rt.providers.clone(),
-            publishers: rt.publishers.clone(),
-            checker: rt.checker.clone(),
-        };
+        let rt = dcvd::runtime::Runtime::new(
+            rt.config.clone(),
+            rt.providers.clone(),
+            rt.publishers.clone(),
+            rt.checker.clone(),
+        );
         Arc::new(dcvd::engine::Engine::new(
             store,
             Arc::new(SystemClock),

@@ -102,14 +102,14 @@ timeout = "12h"
             Default::default();
         publishers.insert("dns".into(), self.dns.clone());
         publishers.insert("web".into(), self.web.clone());
-        let rt = Runtime {
+        let rt = Runtime::new(
             config,
             providers,
             publishers,
-            checker: Arc::new(FakeChecker {
+            Arc::new(FakeChecker {
                 world: self.world.clone(),
             }),
-        };
+        );
         Arc::new(Engine::new(
             store,
             self.clock.clone(),
