@@ -83,7 +83,14 @@ impl App {
         // pass over every certificate below is work, not a condition for it.
         self.scheduler_running.store(true, Ordering::SeqCst);
         notify_systemd(&[sd_notify::NotifyState::Ready]);
-        match self.engine.ensure_orders().await {
+        let started = std::time::Instant::now();
+        let checked = self.engine.runtime().config.certificates.len();
+        let placed = self.engine.ensure_orders().await;
+        notify_systemd(&[sd_notify::NotifyState::Status(&format!(
+            "start-up: {checked} certificates checked in {} ms",
+            started.elapsed().as_millis()
+        ))]);
+        match placed {
             Ok(created) if !created.is_empty() => {
                 info!(
                     orders = created.len(),
