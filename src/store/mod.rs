@@ -1,6 +1,7 @@
 //! All SQL: opening the SQLite database (WAL, busy timeout, foreign keys, migrations) and
 //! typed reads/writes of certificates, orders, authorizations, events and the cleanup journal.
 
+mod events;
 mod journal;
 mod orders;
 mod overview;
@@ -14,8 +15,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use events::NewEvent;
 pub use journal::JournalEntry;
-pub use orders::{CertificateRecord, NewEvent, NewOrder, OrderSummary};
+pub use orders::{CertificateRecord, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
 pub use rows::{Authorization, Event, Order};
 

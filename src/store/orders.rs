@@ -1,12 +1,13 @@
-//! SQL for certificates, orders, authorizations and events.
+//! SQL for certificates, orders and authorizations.
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::{Acquire, FromRow};
 
-use super::rows::{AuthzRow, EventRow, OrderRow};
-use super::{Authorization, Event, Order, Store, StoreError, from_ms, to_ms};
+use super::events::{NewEvent, insert_event};
+use super::rows::{AuthzRow, OrderRow};
+use super::{Authorization, Order, Store, StoreError, from_ms, to_ms};
 use crate::model::{AuthzState, DcvMethod, DomainName, KeyType, OrderState};
 
 /// What `create_order` writes: a pending order with one authorization per name.
@@ -23,14 +24,6 @@ pub struct NewOrder {
     pub csr_pem: String,
     pub csr_der: Vec<u8>,
     pub renewal_of: Option<String>,
-}
-
-/// An event to append in the same transaction as a state change.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub kind: &'static str,
-    pub domain: Option<String>,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -313,19 +306,6 @@ impl Store {
         result
     }
 
-    /// Append one event outside a state change (e.g. a deploy hook's outcome).
-    pub async fn add_event(
-        &self,
-        order_id: i64,
-        e: &NewEvent,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, order_id, to_ms(now), e).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Live orders due at or before `now`, earliest first.
     pub async fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
@@ -393,15 +373,6 @@ impl Store {
         )
     }
 
-    pub async fn events(&self, order_id: i64) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<EventRow> =
-            sqlx::query_as("SELECT * FROM events WHERE order_id = ? ORDER BY id")
-                .bind(order_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(Event::from).collect())
-    }
-
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
             "SELECT name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
@@ -442,42 +413,7 @@ impl Store {
     }
 }
 
-async fn insert_event(
-    tx: &mut sqlx::SqliteConnection,
-    order_id: i64,
-    at: i64,
-    e: &NewEvent,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (order_id, at, kind, domain, message) VALUES (?, ?, ?, ?, ?)")
-        .bind(order_id)
-        .bind(at)
-        .bind(e.kind)
-        .bind(&e.domain)
-        .bind(&e.message)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
 impl Store {
-    /// The newest CA call event per provider: (provider, when, message). For `status`.
-    pub async fn provider_health(
-        &self,
-    ) -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT o.provider, e.at, e.message FROM events e JOIN orders o ON o.id = e.order_id
-             WHERE e.id IN (SELECT MAX(e2.id) FROM events e2 JOIN orders o2 ON o2.id = e2.order_id
-                            WHERE e2.kind = 'ca_call' GROUP BY o2.provider)
-             ORDER BY o.provider",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(p, at, m)| (p, from_ms(at), m))
-            .collect())
-    }
-
     /// Mark a live order canceled (after the CA was told), release its certificate and
     /// tokens. Returns false if the order had already ended.
     pub async fn cancel_order(
@@ -522,34 +458,5 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
-    }
-}
-
-impl Store {
-    /// Events with an id above `after`, oldest first, with their order's certificate
-    /// (for live progress displays such as `dcvd demo`).
-    pub async fn events_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<(String, Event)>, StoreError> {
-        #[derive(FromRow)]
-        struct Row {
-            certificate: String,
-            #[sqlx(flatten)]
-            event: EventRow,
-        }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT o.certificate, e.id, e.order_id, e.at, e.kind, e.domain, e.message
-             FROM events e JOIN orders o ON o.id = e.order_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.certificate, Event::from(r.event)))
-            .collect())
     }
 }
