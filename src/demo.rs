@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -100,9 +99,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let config_path = dir.join("dcvd.toml");
     std::fs::write(&config_path, config_text(&dir, dns.addr(), web, &digicert.base_url(), &sectigo.base_url()))?;
     let cfg = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = crate::runtime::build(&cfg, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
-    let app = crate::daemon::App::with_runtime(rt, metrics).await?;
+    let app = crate::daemon::App::build(cfg).await?;
     let listen = app.local_addr()?;
     let store = app.engine.store().clone();
     let shutdown = CancellationToken::new();

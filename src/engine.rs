@@ -37,6 +37,8 @@ pub enum Need {
     First,
     NamesChanged,
     RenewalDue(DateTime<Utc>),
+    /// The CA's suggested renewal window (ACME ARI) started at this time.
+    RenewalWindow(DateTime<Utc>),
     RetryAfterFailure,
 }
 
@@ -105,7 +107,11 @@ impl Engine {
                 Some(id) => Some(self.ctx.store.load_order(id).await?.0),
                 None => None,
             };
-            let Some(need) = need_for(cert, &names, rec, latest.as_ref(), now) else {
+            let need = match need_for(cert, &names, rec, latest.as_ref(), now) {
+                Some(n) => Some(n),
+                None => self.renewal_window_need(&rt, cert, latest.as_ref(), now).await,
+            };
+            let Some(need) = need else {
                 continue;
             };
             let renewal_of = match rec.and_then(|r| r.issued_order_id) {
@@ -121,6 +127,22 @@ impl Engine {
             self.notify.notify_one();
         }
         Ok(created)
+    }
+
+    /// ARI: renew an issued, otherwise not yet due certificate once the window its CA
+    /// suggests has started (at its start rather than a random point in it: dcvd checks
+    /// only every `renewal_check`, which spreads renewals already). One provider call.
+    async fn renewal_window_need(
+        &self,
+        rt: &Runtime,
+        cert: &CertificateConfig,
+        latest: Option<&crate::store::Order>,
+        now: DateTime<Utc>,
+    ) -> Option<Need> {
+        let issued = latest.filter(|o| o.state == OrderState::Issued && o.provider == cert.provider)?;
+        let provider = rt.providers.get(&cert.provider)?;
+        let (start, _end) = provider.renewal_window(issued.cert_pem.as_deref()?).await?;
+        window_need(start, now)
     }
 
     /// Generate the key and CSR and write a pending order for `cert`.
@@ -332,6 +354,11 @@ fn configured_approver(cert: &CertificateConfig, name: &DomainName) -> Option<St
         }
         candidate = parent.to_string();
     }
+}
+
+/// Renewal by the CA's suggested window: due once the window has started.
+pub fn window_need(start: DateTime<Utc>, now: DateTime<Utc>) -> Option<Need> {
+    (start <= now).then_some(Need::RenewalWindow(start))
 }
 
 /// Does `cert` need a new order now? Pure, so it is tested directly.

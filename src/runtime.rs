@@ -62,8 +62,12 @@ impl Runtime {
 }
 
 /// Build providers (each behind its rate limiter), publishers and the checker from a
-/// validated config.
-pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Result<Runtime, String> {
+/// validated config. `store` is where ACME providers keep their account.
+pub async fn build(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+    store: &crate::store::Store,
+) -> Result<Runtime, String> {
     use crate::config::ProviderConfig;
     use crate::provider::limit::Limiter;
     use crate::provider::limited::Limited;
@@ -77,6 +81,10 @@ pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Re
             ),
             ProviderConfig::Sectigo(c) => Arc::new(
                 crate::provider::sectigo::SectigoProvider::new(name, c)
+                    .map_err(|e| format!("providers.{name}: {e}"))?,
+            ),
+            ProviderConfig::Acme(c) => Arc::new(
+                crate::provider::acme::AcmeProvider::new(name, c, &config.dns, store.clone())
                     .map_err(|e| format!("providers.{name}: {e}"))?,
             ),
         };
@@ -99,6 +107,6 @@ pub async fn build(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Re
 /// An engine for one-off CLI actions (placing an order by hand).
 pub async fn engine_for_cli(store: crate::store::Store, config: Config) -> anyhow::Result<crate::engine::Engine> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = build(&config, metrics.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
+    let rt = build(&config, metrics.clone(), &store).await.map_err(|e| anyhow::anyhow!(e))?;
     Ok(crate::engine::Engine::new(store, Arc::new(crate::clock::SystemClock), metrics, rt))
 }

@@ -135,4 +135,11 @@ impl Provider for Limited {
         self.gate().await;
         self.after(self.inner.cancel(order).await).await
     }
+    async fn renewal_window(
+        &self,
+        cert_pem: &str,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+        self.gate().await;
+        self.inner.renewal_window(cert_pem).await
+    }
 }

@@ -5,6 +5,7 @@
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
 
+pub mod acme;
 pub mod digicert;
 pub mod error;
 pub mod limit;
@@ -185,6 +186,12 @@ pub trait Provider: Send + Sync {
     /// How often to poll order status while waiting on the CA.
     fn poll_interval(&self) -> Duration {
         Duration::from_secs(30)
+    }
+
+    /// The CA's suggested renewal window for an issued certificate (ACME Renewal
+    /// Information, RFC 9773), when the CA offers one. `None`: `renew_before` alone decides.
+    async fn renewal_window(&self, _cert_pem: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        None
     }
 }
 

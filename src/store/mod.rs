@@ -1,6 +1,7 @@
 //! All SQL: opening the SQLite database (WAL, busy timeout, foreign keys, migrations) and
 //! typed reads/writes of certificates, orders, authorizations, events and the cleanup journal.
 
+mod acme;
 mod journal;
 mod orders;
 mod rows;
@@ -13,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use acme::AcmeAccount;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewEvent, NewOrder, OrderSummary};
 pub use rows::{Authorization, Event, Order};

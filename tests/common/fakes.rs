@@ -178,6 +178,8 @@ pub struct FakeCa {
     pub approved: Mutex<HashSet<String>>,
     pub resent: Mutex<Vec<(String, String)>>,
     pub poll: Duration,
+    /// ARI: the renewal window `renewal_window` reports (none by default).
+    pub ari: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl FakeCa {
@@ -194,6 +196,7 @@ impl FakeCa {
             approved: Mutex::default(),
             resent: Mutex::default(),
             poll: Duration::from_secs(30),
+            ari: Mutex::default(),
         }
     }
 
@@ -350,6 +353,17 @@ impl Provider for FakeCa {
     }
     fn poll_interval(&self) -> Duration {
         self.poll
+    }
+    async fn renewal_window(
+        &self,
+        cert_pem: &str,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+        assert!(
+            cert_pem.contains("BEGIN CERTIFICATE"),
+            "ARI gets the issued leaf"
+        );
+        self.calls.lock().unwrap().push("renewal_window".into());
+        *self.ari.lock().unwrap()
     }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         self.enter("submit")?;
