@@ -1,7 +1,8 @@
 //! `dcvd demo`: the whole pipeline in one process on loopback. An in-process
 //! authoritative DNS server (TSIG updates), the DigiCert and Sectigo simulators (which
 //! validate DCV for real), a web server for webroot tokens, and the daemon itself with a
-//! generated config, driving several certificates to issued files.
+//! generated config, driving several certificates to issued files. When a `pebble` binary
+//! is on PATH, two certificates also come from Pebble (real ACME, dns-01 and http-01).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,7 +20,15 @@ use crate::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 const ZONE: &str = "demo.test";
 
 /// The demo's certificates: (name, provider, names, dcv, DNS publisher, what it shows).
-const CERTS: &[(&str, &str, &[&str], &[&str], &str, &str)] = &[
+type DemoCert = (&'static str, &'static str, &'static [&'static str], &'static [&'static str], &'static str, &'static str);
+
+/// Issued by Pebble (Let's Encrypt's ACME test server) when it is installed.
+const ACME_CERTS: &[DemoCert] = &[
+    ("acme", "pebble", &["acme.demo.test"], &["dns-txt"], "dns", "ACME (Pebble), dns-01 via RFC 2136"),
+    ("acmeweb", "pebble", &["acmeweb.demo.test"], &["http"], "dns", "ACME (Pebble), http-01 via webroot"),
+];
+
+const CERTS: &[DemoCert] = &[
     ("www", "digicert", &["www.demo.test"], &["dns-txt"], "dns", "DigiCert, DNS TXT via RFC 2136"),
     ("shop", "sectigo", &["shop.demo.test", "api.demo.test"], &["dns-cname"], "dns", "Sectigo, CSR-hash CNAME, two names"),
     ("web", "digicert", &["web.demo.test"], &["http"], "dns", "DigiCert, HTTP file via webroot"),
@@ -39,7 +48,8 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("RUST_LOG").is_none() {
         // Progress lines are the demo's output; the daemon's own logs only when asked.
-        crate::telemetry::init_with("warn", crate::config::LogFormat::Text);
+        // Pebble's CAA lookups up the tree make the DNS server warn about names it does not serve.
+        crate::telemetry::init_with("warn,hickory_server=error", crate::config::LogFormat::Text);
     } else {
         crate::telemetry::init(crate::config::LogFormat::Text);
     }
@@ -56,8 +66,15 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
 
     // DNS: one zone, updates signed with a TSIG key the daemon gets from a file.
     let tsig_raw: [u8; 32] = rand::rng().random();
+    let with_acme = crate::sim::pebble::available();
+    let certs: Vec<DemoCert> = CERTS.iter().chain(if with_acme { ACME_CERTS } else { &[] }).copied().collect();
+    let mut zone = ZoneSpec::new(ZONE);
+    for host in ACME_CERTS.iter().flat_map(|c| c.2.iter()) {
+        // Pebble connects to the address a name resolves to for http-01.
+        zone.a.push((host.trim_end_matches(&format!(".{ZONE}")).to_string(), std::net::Ipv4Addr::LOCALHOST));
+    }
     let dns = DnsSim::start(
-        &[ZoneSpec::new(ZONE)],
+        &[zone],
         Some(("dcvd-demo.", TsigAlgorithm::HmacSha256, &tsig_raw)),
     )
     .await
@@ -72,7 +89,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let webroot = dir.join("www");
     std::fs::create_dir_all(&webroot)?;
     let web = serve_webroot(webroot.clone()).await?;
-    let hosts: BTreeMap<String, SocketAddr> = CERTS
+    let hosts: BTreeMap<String, SocketAddr> = certs
         .iter()
         .flat_map(|c| c.2.iter())
         .map(|h| (h.to_string(), web))
@@ -96,8 +113,27 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    let pebble = match with_acme {
+        true => Some(
+            crate::sim::pebble::Pebble::start(
+                &dir.join("pebble"),
+                &crate::sim::pebble::PebbleOptions { dns: dns.addr(), http_port: web.port(), eab: Vec::new() },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("starting pebble: {e}"))?,
+        ),
+        false => None,
+    };
     let config_path = dir.join("dcvd.toml");
-    std::fs::write(&config_path, config_text(&dir, dns.addr(), web, &digicert.base_url(), &sectigo.base_url()))?;
+    let mut text = config_text(&dir, dns.addr(), web, &digicert.base_url(), &sectigo.base_url(), &certs);
+    if let Some(p) = &pebble {
+        text.push_str(&format!(
+            "\n[providers.pebble]\nkind = \"acme\"\ndirectory_url = \"{}\"\nca_file = \"{}\"\nterms_accepted = true\npoll_interval = \"200ms\"\n",
+            p.directory_url,
+            p.tls_root.display()
+        ));
+    }
+    std::fs::write(&config_path, text)?;
     let cfg = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
     let app = crate::daemon::App::build(cfg).await?;
     let listen = app.local_addr()?;
@@ -106,7 +142,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let daemon = tokio::spawn(app.run(shutdown.clone()));
 
     println!("certificates:");
-    for (name, _, names, _, _, what) in CERTS {
+    for (name, _, names, _, _, what) in &certs {
         println!("  {name:<9} {:<40} {what}", names.join(", "));
     }
     println!();
@@ -129,11 +165,14 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     };
     let approver = tokio::spawn(approver);
 
-    let outcome = watch(&store, started, exit_when_done, &shutdown).await;
+    let outcome = watch(&store, started, exit_when_done, &shutdown, certs.len()).await;
     match &outcome {
         Ok(()) => {
-            println!("\nall {} certificates issued in {:.1} s; files:", CERTS.len(), started.elapsed().as_secs_f64());
-            for (name, ..) in CERTS {
+            println!("\nall {} certificates issued in {:.1} s; files:", certs.len(), started.elapsed().as_secs_f64());
+            if !with_acme {
+                println!("(install the Debian package `pebble` to see ACME certificates too)");
+            }
+            for (name, ..) in &certs {
                 println!("  {}", dir.join("certs").join(name).join("fullchain.pem").display());
             }
             println!("\nmetrics:  http://{listen}/metrics   (also /healthz, /readyz, /api/v1/orders)");
@@ -150,6 +189,9 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let _ = daemon.await;
     let _ = approver.await;
     drop(dns);
+    if let Some(p) = pebble {
+        p.stop().await;
+    }
     Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -159,6 +201,7 @@ async fn watch(
     started: Instant,
     exit_when_done: bool,
     shutdown: &CancellationToken,
+    expect: usize,
 ) -> Result<(), String> {
     let mut seen: BTreeMap<i64, String> = BTreeMap::new();
     let deadline = Duration::from_secs(120);
@@ -178,7 +221,7 @@ async fn watch(
         if let Some(f) = orders.iter().find(|o| o.state == "failed") {
             return Err(format!("order {} ({}) failed: {}", f.id, f.certificate, f.failure_reason.clone().unwrap_or_default()));
         }
-        if orders.len() >= CERTS.len() && orders.iter().all(|o| o.state == "issued") {
+        if orders.len() >= expect && orders.iter().all(|o| o.state == "issued") {
             return Ok(());
         }
         if exit_when_done && started.elapsed() > deadline {
@@ -192,7 +235,7 @@ async fn watch(
     }
 }
 
-fn config_text(dir: &Path, dns: SocketAddr, web: SocketAddr, digicert: &str, sectigo: &str) -> String {
+fn config_text(dir: &Path, dns: SocketAddr, web: SocketAddr, digicert: &str, sectigo: &str, certs: &[DemoCert]) -> String {
     let d = dir.display();
     let mut s = format!(
         r#"# Generated by `dcvd demo`: simulators and DNS on 127.0.0.1.
@@ -244,12 +287,12 @@ poll_interval = "300ms"
 [http_check.overrides]
 "#
     );
-    for (_, _, names, ..) in CERTS {
+    for (_, _, names, ..) in certs {
         for n in *names {
             s.push_str(&format!("\"{n}\" = \"{web}\"\n"));
         }
     }
-    for (name, provider, names, dcv, publisher, _) in CERTS {
+    for (name, provider, names, dcv, publisher, _) in certs {
         let product = if *provider == "digicert" { "ssl_dv_geotrust" } else { "287" };
         let dcv: Vec<String> = dcv.iter().map(|m| format!("\"{m}\"")).collect();
         let dns_names: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
@@ -295,7 +338,8 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Serve `root/.well-known/pki-validation/*` over HTTP on 127.0.0.1, as a web server would.
+/// Serve `root/.well-known/{pki-validation,acme-challenge}/*` over HTTP on 127.0.0.1, as a
+/// web server would.
 async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
     use axum::extract::{Path as AxPath, State};
     use axum::http::StatusCode;
@@ -304,12 +348,12 @@ async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let app = axum::Router::new()
         .route(
-            "/.well-known/pki-validation/{file}",
-            get(|State(root): State<PathBuf>, AxPath(file): AxPath<String>| async move {
-                if file.contains('/') || file.contains("..") {
+            "/.well-known/{dir}/{file}",
+            get(|State(root): State<PathBuf>, AxPath((dir, file)): AxPath<(String, String)>| async move {
+                if file.contains('/') || file.contains("..") || !["pki-validation", "acme-challenge"].contains(&dir.as_str()) {
                     return Err(StatusCode::NOT_FOUND);
                 }
-                tokio::fs::read_to_string(root.join(".well-known/pki-validation").join(file))
+                tokio::fs::read_to_string(root.join(".well-known").join(dir).join(file))
                     .await
                     .map_err(|_| StatusCode::NOT_FOUND)
             }),
