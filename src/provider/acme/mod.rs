@@ -87,15 +87,16 @@ pub struct AcmeProvider {
     poll_interval: Duration,
 }
 
-/// The EAB HMAC key as CAs print it: base64url (padded or not), or standard base64.
-pub fn decode_eab_key(key: &SecretString) -> Result<Vec<u8>, ()> {
+/// The EAB HMAC key as CAs print it: base64url (padded or not), or standard base64. The
+/// error never contains the key.
+pub fn decode_eab_key(key: &SecretString) -> Result<Vec<u8>, String> {
     let text = key.expose_secret().trim();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     b64.decode(text.trim_end_matches('='))
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(text))
         .ok()
         .filter(|k| !k.is_empty())
-        .ok_or(())
+        .ok_or_else(|| "eab_hmac_key is not base64url (value not shown)".to_string())
 }
 
 /// The PEM certificates in `path`, to trust as roots for the ACME server's HTTPS.
@@ -132,13 +133,7 @@ impl AcmeProvider {
             return Err("terms_accepted must be true".into());
         }
         let eab = match (&cfg.eab_kid, &cfg.eab_hmac_key) {
-            (Some(kid), Some(key)) => Some((
-                kid.clone(),
-                SecretSlice::from(
-                    decode_eab_key(key)
-                        .map_err(|()| "eab_hmac_key is not base64url".to_string())?,
-                ),
-            )),
+            (Some(kid), Some(key)) => Some((kid.clone(), SecretSlice::from(decode_eab_key(key)?))),
             (None, None) => None,
             _ => return Err("eab_kid and eab_hmac_key must be set together".into()),
         };
