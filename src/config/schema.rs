@@ -139,8 +139,8 @@ pub struct AcmeConfig {
     /// Must be `true`: registering an account accepts the CA's terms of service.
     #[serde(default)]
     pub terms_accepted: bool,
-    /// PEM file with the root certificate(s) to trust for the ACME server's HTTPS, in
-    /// addition to none: when set, only these roots are trusted (private CAs, Pebble).
+    /// PEM file with the root certificate(s) to trust for the ACME server's HTTPS. When
+    /// set, only these roots are trusted (private ACME CAs, Pebble).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default)]

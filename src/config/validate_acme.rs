@@ -38,7 +38,7 @@ pub(super) fn check_acme(key: &str, a: &AcmeConfig, p: &mut Problems) {
         _ => {}
     }
     if let Some(k) = &a.eab_hmac_key
-        && super::super::provider::acme::decode_eab_key(k).is_err()
+        && crate::provider::acme::decode_eab_key(k).is_err()
     {
         p.push(
             join(key, "eab_hmac_key"),

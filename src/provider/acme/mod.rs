@@ -26,6 +26,8 @@ mod account;
 mod http;
 mod issue;
 mod order;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
