@@ -305,6 +305,18 @@ async fn pebble_issues_by_dns01_http01_and_delegated_cname() {
         &["later.acme.test"],
         &root,
     );
+
+    // Pebble 2.4's directory has no renewalInfo: no ARI window, renew_before decides.
+    let cfg = dcvd::config::load(&config).unwrap();
+    let rt = dcvd::runtime::build(
+        &cfg,
+        std::sync::Arc::new(dcvd::metrics::Metrics::new()),
+        &store,
+    )
+    .await
+    .unwrap();
+    let leaf = std::fs::read_to_string(env.dir.path().join("certs/later/cert.pem")).unwrap();
+    assert_eq!(rt.providers["pebble"].renewal_window(&leaf).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Finalizing with our CSR, waiting for issuance and fetching the chain; ARI windows.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,9 @@ use rustls::pki_types::CertificateDer;
 use super::http::{last_retry_after, observed};
 use super::{AcmeProvider, DOWNLOAD_WAIT};
 use crate::provider::{ErrorKind, IssuedChain, OrderRef, ProviderError};
+
+/// Longest one renewalInfo lookup may take (it runs while looking for due renewals).
+const ARI_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How one download attempt ended.
 enum Fetched {
@@ -135,8 +139,15 @@ impl AcmeProvider {
                 return None;
             }
         };
+        if self.ari_unsupported.load(Ordering::Relaxed) {
+            return None;
+        }
         let account = self.account().await.ok()?;
-        let (r, _) = observed(account.renewal_info(&id)).await;
+        let lookup = observed(account.renewal_info(&id));
+        let Ok((r, _)) = tokio::time::timeout(ARI_TIMEOUT, lookup).await else {
+            tracing::warn!(provider = %self.name, "ACME renewalInfo lookup timed out; renewing by renew_before");
+            return None;
+        };
         match r {
             Ok((info, _)) => {
                 let w = info.suggested_window;
@@ -145,7 +156,11 @@ impl AcmeProvider {
                 };
                 Some((conv(w.start)?, conv(w.end)?))
             }
-            Err(instant_acme::Error::Unsupported(_)) => None,
+            Err(instant_acme::Error::Unsupported(_)) => {
+                // The directory has no renewalInfo: do not ask again until a restart.
+                self.ari_unsupported.store(true, Ordering::Relaxed);
+                None
+            }
             Err(e) => {
                 tracing::warn!(provider = %self.name, "ACME renewalInfo lookup failed: {e}; renewing by renew_before");
                 None

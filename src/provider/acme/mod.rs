@@ -87,6 +87,8 @@ pub struct AcmeProvider {
     dns: Arc<crate::dnscheck::dns::DnsCheck>,
     account: tokio::sync::OnceCell<instant_acme::Account>,
     poll_interval: Duration,
+    /// Set once the directory turned out to have no renewalInfo (ARI).
+    ari_unsupported: std::sync::atomic::AtomicBool,
 }
 
 /// The EAB HMAC key as CAs print it: base64url (padded or not), or standard base64. The
@@ -167,6 +169,7 @@ impl AcmeProvider {
             dns: Arc::new(dns),
             account: tokio::sync::OnceCell::new(),
             poll_interval: cfg.poll_interval,
+            ari_unsupported: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
