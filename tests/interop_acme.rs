@@ -334,3 +334,61 @@ async fn pebble_with_external_account_binding() {
     let root = env.pebble.issuing_root().await.unwrap();
     verify_installed(&env.dir.path().join("certs/eab"), &["eab.acme.test"], &root);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pebble; CI runs --ignored"]
+async fn a_restart_resumes_the_same_acme_order() {
+    let certs: &[(&str, &[&str], &str)] = &[("resume", &["resume.acme.test"], "dns-txt")];
+    let env = env(&["resume.acme.test"], false).await;
+    let path = env.config("", certs);
+    let good = std::fs::read_to_string(&path).unwrap();
+    // First run: the DNS server for updates is unreachable, so the order is placed (its
+    // URL stored) but its token cannot be published.
+    let closed = format!("127.0.0.1:{}", dcvd::sim::pebble::free_port().unwrap());
+    let bad = good.replace(
+        &format!("server = \"{}\"", env.dns.addr()),
+        &format!("server = \"{closed}\""),
+    );
+    assert_ne!(bad, good);
+    std::fs::write(&path, &bad).unwrap();
+    let app = dcvd::daemon::App::build(dcvd::config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let store = app.engine.store().clone();
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(app.run(shutdown.clone()));
+    let started = Instant::now();
+    let url = loop {
+        let orders = store.list_orders(None).await.unwrap();
+        if let Some(o) = orders.first()
+            && let Some(url) = &o.ca_order_id
+            && store
+                .events(o.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "error")
+        {
+            assert_eq!(o.state, "validating");
+            break url.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{orders:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+    drop(store);
+
+    // Restart with the DNS server reachable: the same ACME order goes on to issuance.
+    std::fs::write(&path, &good).unwrap();
+    let store = run_daemon(&path, 1).await;
+    let orders = store.list_orders(None).await.unwrap();
+    assert_eq!(orders.len(), 1, "no second order");
+    assert_eq!(orders[0].ca_order_id.as_deref(), Some(url.as_str()));
+    let root = env.pebble.issuing_root().await.unwrap();
+    verify_installed(
+        &env.dir.path().join("certs/resume"),
+        &["resume.acme.test"],
+        &root,
+    );
+}
