@@ -1,6 +1,7 @@
 //! Test helpers: an in-process authoritative DNS server (zone `test.`) whose records
 //! tests set at run time, a tiny HTTP token server, and CSR/request builders.
 
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::str::FromStr;

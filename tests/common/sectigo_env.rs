@@ -1,6 +1,7 @@
 //! Test helpers: a tiny authoritative DNS server with a mutable record set
 //! (hickory-server InMemoryZoneHandler on 127.0.0.1:0) and a tiny HTTP file server.
 
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
