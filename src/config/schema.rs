@@ -152,8 +152,10 @@ pub struct AcmeConfig {
     pub request_timeout: Duration,
 }
 
+/// ACME validations take a second or two at public CAs; polling every 500 ms while one
+/// runs costs a few requests per order (and the provider's rate limit caps the total).
 fn default_acme_poll() -> Duration {
-    Duration::from_secs(1)
+    Duration::from_millis(500)
 }
 
 fn default_digicert_url() -> String {
