@@ -10,7 +10,9 @@
 # Usage: scripts/race.sh                         # the full matrix (certbot defaults at
 #                                                # N=100 alone take ~100 minutes)
 #        RACE_RUNS="dcvd:fastest:10 lego:defaults:10" scripts/race.sh
-# Runs are tool:mode:N with tool dcvd|lego|certbot, mode defaults|fastest.
+# Runs are tool:mode:N with tool dcvd|lego|certbot, mode defaults|fastest. A run listed
+# more than once is repeated (fresh names and state each time) and its median is used:
+#        RACE_RUNS="$(printf 'dcvd:defaults:1 %.0s' 1 2 3 4 5)" scripts/race.sh
 # Needs (Debian): pebble bind9 lego certbot python3-certbot-dns-rfc2136 openssl iproute2,
 # and a built dcvd (target/debug/dcvd; built here if missing). Run as root (unshare -n).
 set -euo pipefail
@@ -29,7 +31,10 @@ printf 'nameserver 127.0.0.1\n' > "$W/resolv.conf"
 mount --bind "$W/resolv.conf" /etc/resolv.conf
 ZONE=race.test
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    [ -f "$W/dcvd.pid" ] && kill "$(cat "$W/dcvd.pid")" 2>/dev/null
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 log() { printf '%s\n' "$*" >&2; }
 now() { date +%s.%N; }
@@ -82,12 +87,13 @@ for _ in $(seq 200); do
 done
 curl -sf --cacert "$W/tls-root.pem" "$DIR_URL" >/dev/null || { log "pebble did not start"; cat "$W/pebble.log" >&2; exit 1; }
 
-names() { # tool mode n → the run's certificate names
-    for i in $(seq "$3"); do printf 'c%s.%s-%s-%s.%s\n' "$i" "$1" "$2" "$3" "$ZONE"; done
+RUN_NO=0
+names() { # tool mode n → the run's certificate names (fresh for every run)
+    for i in $(seq "$3"); do printf 'c%s.%s-%s-%s-r%s.%s\n' "$i" "$1" "$2" "$3" "$RUN_NO" "$ZONE"; done
 }
 
 run_dcvd() { # mode n
-    local d="$W/dcvd-$1-$2" fast=$([ "$1" = fastest ] && echo 1 || true)
+    local d="$W/dcvd-$1-$2-r$RUN_NO" fast=$([ "$1" = fastest ] && echo 1 || true)
     mkdir -p "$d"
     printf '%s' "$SECRET" > "$d/tsig.key"
     {
@@ -106,17 +112,19 @@ run_dcvd() { # mode n
     local t0; t0=$(now)
     "$ROOT/target/debug/dcvd" --config "$d/dcvd.toml" run > "$d/dcvd.log" 2>&1 &
     local pid=$!
+    echo "$pid" > "$W/dcvd.pid"   # killed on exit too, should the run be interrupted
     while [ "$(find "$d/certs" -name fullchain.pem 2>/dev/null | wc -l)" -lt "$2" ]; do
         kill -0 "$pid" 2>/dev/null || { log "dcvd exited; see $d/dcvd.log"; return 1; }
         sleep 0.02
     done
     local t1; t1=$(now)
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     echo "$t0 $t1"
 }
 
 run_lego() { # mode n: one `lego run` per certificate, one after another (its documented use)
-    local d="$W/lego-$1-$2" extra=() t0 t1
+    local d="$W/lego-$1-$2-r$RUN_NO" extra=() t0 t1
     mkdir -p "$d"
     export LEGO_CA_CERTIFICATES="$W/tls-root.pem" RFC2136_NAMESERVER=127.0.0.1:53 \
         RFC2136_TSIG_KEY=race RFC2136_TSIG_SECRET="$SECRET" RFC2136_TSIG_ALGORITHM=hmac-sha256.
@@ -137,7 +145,7 @@ run_lego() { # mode n: one `lego run` per certificate, one after another (its do
 }
 
 run_certbot() { # mode n: one `certbot certonly` per certificate, one after another
-    local d="$W/certbot-$1-$2" extra=() t0 t1
+    local d="$W/certbot-$1-$2-r$RUN_NO" extra=() t0 t1
     mkdir -p "$d"
     printf 'dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = 53\ndns_rfc2136_name = race\ndns_rfc2136_secret = %s\ndns_rfc2136_algorithm = HMAC-SHA256\n' "$SECRET" > "$d/rfc2136.ini"
     chmod 600 "$d/rfc2136.ini"
@@ -153,18 +161,28 @@ run_certbot() { # mode n: one `certbot certonly` per certificate, one after anot
     echo "$t0 $t1"
 }
 
-declare -A TOTAL
+declare -A TOTALS TOTAL
 printf '%-8s %-9s %5s %10s %10s\n' tool settings N total_s per_cert_s
 for r in $RUNS; do
     IFS=: read -r tool mode n <<< "$r"
+    RUN_NO=$((RUN_NO + 1))
     if ! times=$("run_$tool" "$mode" "$n"); then
         printf '%-8s %-9s %5s %10s\n' "$tool" "$mode" "$n" failed
         continue
     fi
     read -r t0 t1 <<< "$times"
     total=$(echo "$t1 - $t0" | bc -l)
-    TOTAL[$tool:$mode:$n]=$total
+    TOTALS[$tool:$mode:$n]+="$total "
     printf '%-8s %-9s %5s %10.2f %10.3f\n' "$tool" "$mode" "$n" "$total" "$(echo "$total / $n" | bc -l)"
+done
+
+for key in "${!TOTALS[@]}"; do # median of repeated runs
+    read -r -a v <<< "$(tr ' ' '\n' <<< "${TOTALS[$key]}" | grep . | sort -g | tr '\n' ' ')"
+    TOTAL[$key]=${v[$(( ${#v[@]} / 2 ))]}
+    if [ "${#v[@]}" -gt 1 ]; then
+        IFS=: read -r tool mode n <<< "$key"
+        printf '%-8s %-9s %5s median of %s runs: %.2f s\n' "$tool" "$mode" "$n" "${#v[@]}" "${TOTAL[$key]}"
+    fi
 done
 
 echo
