@@ -32,18 +32,26 @@ impl App {
     /// Open the database (running migrations), build providers/publishers/checker, bind `daemon.listen`.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
-        let rt = crate::runtime::build(&config, metrics.clone())
+        let store = open_store(&config).await?;
+        let rt = crate::runtime::build(&config, metrics.clone(), &store)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        Self::with_runtime(rt, metrics).await
+        Self::with_store(store, rt, metrics).await
     }
 
     /// As `build`, with a runtime made by the caller (tests, the demo).
     pub async fn with_runtime(rt: Runtime, metrics: Arc<Metrics>) -> anyhow::Result<App> {
-        let db = rt.config.daemon.database.clone();
-        let store = Store::open(&db)
-            .await
-            .with_context(|| format!("opening the database {}", db.display()))?;
+        let store = open_store(&rt.config).await?;
+        Self::with_store(store, rt, metrics).await
+    }
+
+    /// As `with_runtime`, on a database the caller opened (the one the runtime's ACME
+    /// providers keep their accounts in).
+    pub async fn with_store(
+        store: Store,
+        rt: Runtime,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<App> {
         let listen = rt.config.daemon.listen.clone();
         let listener = TcpListener::bind(&listen)
             .await
@@ -122,26 +130,36 @@ pub async fn reload(engine: &Engine, path: &Path) {
                 "configuration reload rejected; still running the previous configuration:\n{errors}"
             );
         }
-        Ok(cfg) => match crate::runtime::build(&cfg, engine.ctx.metrics.clone()).await {
-            Err(e) => error!(
-                "configuration reload rejected ({e}); still running the previous configuration"
-            ),
-            Ok(rt) => {
-                let old_db = engine.runtime().config.daemon.database.clone();
-                if cfg.daemon.database != old_db {
-                    warn!("daemon.database changed; that takes effect only after a restart");
-                }
-                engine.replace_runtime(rt);
-                info!(
-                    certificates = cfg.certificates.len(),
-                    "configuration reloaded"
-                );
-                if let Err(e) = engine.ensure_orders().await {
-                    error!("after reload, placing orders failed: {e}");
+        Ok(cfg) => {
+            match crate::runtime::build(&cfg, engine.ctx.metrics.clone(), engine.store()).await {
+                Err(e) => error!(
+                    "configuration reload rejected ({e}); still running the previous configuration"
+                ),
+                Ok(rt) => {
+                    let old_db = engine.runtime().config.daemon.database.clone();
+                    if cfg.daemon.database != old_db {
+                        warn!("daemon.database changed; that takes effect only after a restart");
+                    }
+                    engine.replace_runtime(rt);
+                    info!(
+                        certificates = cfg.certificates.len(),
+                        "configuration reloaded"
+                    );
+                    if let Err(e) = engine.ensure_orders().await {
+                        error!("after reload, placing orders failed: {e}");
+                    }
                 }
             }
-        },
+        }
     }
+}
+
+/// Open (and migrate) `daemon.database`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let db = &config.daemon.database;
+    Store::open(db)
+        .await
+        .with_context(|| format!("opening the database {}", db.display()))
 }
 
 fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {

@@ -1,14 +1,14 @@
 //! `dcvd demo`: the whole pipeline in one process on loopback. An in-process
 //! authoritative DNS server (TSIG updates), the DigiCert and Sectigo simulators (which
 //! validate DCV for real), a web server for webroot tokens, and the daemon itself with a
-//! generated config, driving several certificates to issued files.
+//! generated config, driving several certificates to issued files. When a `pebble` binary
+//! is on PATH, two certificates also come from Pebble (real ACME, dns-01 and http-01).
 
 use crate::cli::say;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,6 +30,26 @@ struct DemoCert {
     publisher: &'static str,
     about: &'static str,
 }
+
+/// Issued by Pebble (Let's Encrypt's ACME test server) when it is installed.
+const ACME_CERTS: &[DemoCert] = &[
+    DemoCert {
+        name: "acme",
+        provider: "pebble",
+        names: &["acme.demo.test"],
+        dcv: &["dns-txt"],
+        publisher: "dns",
+        about: "ACME (Pebble), dns-01 via RFC 2136",
+    },
+    DemoCert {
+        name: "acmeweb",
+        provider: "pebble",
+        names: &["acmeweb.demo.test"],
+        dcv: &["http"],
+        publisher: "dns",
+        about: "ACME (Pebble), http-01 via webroot",
+    },
+];
 
 const CERTS: &[DemoCert] = &[
     DemoCert {
@@ -109,8 +129,21 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
 
     // DNS: one zone, updates signed with a TSIG key the daemon gets from a file.
     let tsig_raw: [u8; 32] = rand::rng().random();
+    let with_acme = crate::sim::pebble::available();
+    let certs: Vec<&DemoCert> = CERTS
+        .iter()
+        .chain(if with_acme { ACME_CERTS } else { &[] })
+        .collect();
+    let mut zone = ZoneSpec::new(ZONE);
+    for host in ACME_CERTS.iter().flat_map(|c| c.names.iter()) {
+        // Pebble connects to the address a name resolves to for http-01.
+        zone.a.push((
+            host.trim_end_matches(&format!(".{ZONE}")).to_string(),
+            std::net::Ipv4Addr::LOCALHOST,
+        ));
+    }
     let dns = DnsSim::start(
-        &[ZoneSpec::new(ZONE)],
+        &[zone],
         Some(("dcvd-demo.", TsigAlgorithm::HmacSha256, &tsig_raw)),
     )
     .await
@@ -129,7 +162,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let webroot = dir.join("www");
     std::fs::create_dir_all(&webroot)?;
     let web = serve_webroot(webroot.clone()).await?;
-    let hosts: BTreeMap<String, SocketAddr> = CERTS
+    let hosts: BTreeMap<String, SocketAddr> = certs
         .iter()
         .flat_map(|c| c.names.iter())
         .map(|h| (h.to_string(), web))
@@ -153,24 +186,41 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let config_path = dir.join("dcvd.toml");
-    std::fs::write(
-        &config_path,
-        config_text(
-            &dir,
-            dns.addr(),
-            web,
-            &digicert.base_url(),
-            &sectigo.base_url(),
+    let pebble = match with_acme {
+        true => Some(
+            crate::sim::pebble::Pebble::start(
+                &dir.join("pebble"),
+                &crate::sim::pebble::PebbleOptions {
+                    dns: dns.addr(),
+                    http_port: web.port(),
+                    eab: Vec::new(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("starting pebble: {e}"))?,
         ),
-    )?;
+        false => None,
+    };
+    let config_path = dir.join("dcvd.toml");
+    let mut text = config_text(
+        &dir,
+        dns.addr(),
+        web,
+        &digicert.base_url(),
+        &sectigo.base_url(),
+        &certs,
+    );
+    if let Some(p) = &pebble {
+        text.push_str(&format!(
+            "\n[providers.pebble]\nkind = \"acme\"\ndirectory_url = \"{}\"\nca_file = \"{}\"\nterms_accepted = true\npoll_interval = \"200ms\"\n",
+            p.directory_url,
+            p.tls_root.display()
+        ));
+    }
+    std::fs::write(&config_path, text)?;
     let cfg = crate::config::load(&config_path)
         .map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = crate::runtime::build(&cfg, metrics.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let app = crate::daemon::App::with_runtime(rt, metrics).await?;
+    let app = crate::daemon::App::build(cfg).await?;
     let listen = app.local_addr()?;
     let store = app.engine.store().clone();
     let shutdown = CancellationToken::new();
@@ -182,7 +232,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         names,
         about: what,
         ..
-    } in CERTS
+    } in &certs
     {
         say!("  {name:<9} {:<40} {what}", names.join(", "));
     }
@@ -206,15 +256,18 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     };
     let approver = tokio::spawn(approver);
 
-    let outcome = watch(&store, started, exit_when_done, &shutdown).await;
+    let outcome = watch(&store, started, exit_when_done, &shutdown, certs.len()).await;
     match &outcome {
         Ok(()) => {
             say!(
                 "\nall {} certificates issued in {:.1} s; files:",
-                CERTS.len(),
+                certs.len(),
                 started.elapsed().as_secs_f64()
             );
-            for DemoCert { name, .. } in CERTS {
+            if !with_acme {
+                say!("(install the Debian package `pebble` to see ACME certificates too)");
+            }
+            for DemoCert { name, .. } in certs.iter().copied() {
                 say!(
                     "  {}",
                     dir.join("certs").join(name).join("fullchain.pem").display()
@@ -238,6 +291,9 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     let _ = daemon.await;
     let _ = approver.await;
     drop(dns);
+    if let Some(p) = pebble {
+        p.stop().await;
+    }
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -251,6 +307,7 @@ async fn watch(
     started: Instant,
     exit_when_done: bool,
     shutdown: &CancellationToken,
+    expect: usize,
 ) -> Result<(), String> {
     const SHOWN: &[&str] = &[
         "created",
@@ -293,7 +350,7 @@ async fn watch(
                 f.failure_reason.clone().unwrap_or_default()
             ));
         }
-        if orders.len() >= CERTS.len() && orders.iter().all(|o| o.state == "issued") {
+        if orders.len() >= expect && orders.iter().all(|o| o.state == "issued") {
             return Ok(());
         }
         if exit_when_done && started.elapsed() > deadline {
@@ -316,6 +373,7 @@ fn config_text(
     web: SocketAddr,
     digicert: &str,
     sectigo: &str,
+    certs: &[&DemoCert],
 ) -> String {
     let d = dir.display();
     let mut s = format!(
@@ -368,7 +426,7 @@ poll_interval = "300ms"
 [http_check.overrides]
 "#
     );
-    for DemoCert { names, .. } in CERTS {
+    for DemoCert { names, .. } in certs.iter().copied() {
         for n in *names {
             s.push_str(&format!("\"{n}\" = \"{web}\"\n"));
         }
@@ -380,7 +438,7 @@ poll_interval = "300ms"
         dcv,
         publisher,
         ..
-    } in CERTS
+    } in certs.iter().copied()
     {
         let product = if *provider == "digicert" {
             "ssl_dv_geotrust"
@@ -433,7 +491,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Serve `root/<host>/.well-known/pki-validation/*` over HTTP on 127.0.0.1, one document
+/// Serve `root/<host>/.well-known/{pki-validation,acme-challenge}/*` over HTTP on 127.0.0.1, one document
 /// root per virtual host, as a web server would.
 async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
     use axum::extract::{Path as AxPath, State};
@@ -441,31 +499,33 @@ async fn serve_webroot(root: PathBuf) -> anyhow::Result<SocketAddr> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app =
-        axum::Router::new()
-            .route(
-                "/.well-known/pki-validation/{file}",
-                get(
-                    |State(root): State<PathBuf>,
-                     headers: HeaderMap,
-                     AxPath(file): AxPath<String>| async move {
-                        let host = headers
-                            .get(header::HOST)
-                            .and_then(|h| h.to_str().ok())
-                            .map(|h| h.split(':').next().unwrap_or(h).to_string())
-                            .unwrap_or_default();
-                        let dir = crate::publish::webroot::root_for(&root.join("{host}"), &host)
-                            .map_err(|_| StatusCode::NOT_FOUND)?;
-                        if file.contains('/') || file.contains("..") {
-                            return Err(StatusCode::NOT_FOUND);
-                        }
-                        tokio::fs::read_to_string(dir.join(".well-known/pki-validation").join(file))
-                            .await
-                            .map_err(|_| StatusCode::NOT_FOUND)
-                    },
-                ),
-            )
-            .with_state(root);
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/{dir}/{file}",
+            get(
+                |State(root): State<PathBuf>,
+                 headers: HeaderMap,
+                 AxPath((tokens, file)): AxPath<(String, String)>| async move {
+                    let host = headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(|h| h.split(':').next().unwrap_or(h).to_string())
+                        .unwrap_or_default();
+                    let dir = crate::publish::webroot::root_for(&root.join("{host}"), &host)
+                        .map_err(|_| StatusCode::NOT_FOUND)?;
+                    if file.contains('/')
+                        || file.contains("..")
+                        || !["pki-validation", "acme-challenge"].contains(&tokens.as_str())
+                    {
+                        return Err(StatusCode::NOT_FOUND);
+                    }
+                    tokio::fs::read_to_string(dir.join(".well-known").join(tokens).join(file))
+                        .await
+                        .map_err(|_| StatusCode::NOT_FOUND)
+                },
+            ),
+        )
+        .with_state(root);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -37,6 +37,8 @@ pub enum Need {
     First,
     NamesChanged,
     RenewalDue(DateTime<Utc>),
+    /// The CA's suggested renewal window (ACME ARI) started at this time.
+    RenewalWindow(DateTime<Utc>),
     RetryAfterFailure,
 }
 
@@ -104,7 +106,11 @@ impl Engine {
             };
             let ov = overview.get(&cert.name);
             let latest = ov.and_then(|o| o.latest.as_ref());
-            let Some(need) = need_for(cert, &names, rec, latest, now) else {
+            let need = match need_for(cert, &names, rec, latest, now) {
+                Some(n) => Some(n),
+                None => self.renewal_window_need(&rt, cert, latest, now).await,
+            };
+            let Some(need) = need else {
                 continue;
             };
             let renewal_of = match rec.and_then(|r| r.issued_order_id) {
@@ -120,6 +126,30 @@ impl Engine {
             self.notify.notify_one();
         }
         Ok(created)
+    }
+
+    /// ARI: renew an issued, otherwise not yet due certificate once the window its CA
+    /// suggests has started (at its start rather than a random point in it: dcvd checks
+    /// only every `renewal_check`, which spreads renewals already). One provider call.
+    async fn renewal_window_need(
+        &self,
+        rt: &Runtime,
+        cert: &CertificateConfig,
+        latest: Option<&crate::store::LatestOrder>,
+        now: DateTime<Utc>,
+    ) -> Option<Need> {
+        let issued = latest.filter(|o| o.state == OrderState::Issued)?;
+        let provider = rt.providers.get(&cert.provider)?;
+        // Only providers that can suggest a window cost a database read here.
+        if !provider.suggests_renewal_windows() {
+            return None;
+        }
+        let (order, _) = self.ctx.store.load_order(issued.id).await.ok()?;
+        if order.provider != cert.provider {
+            return None;
+        }
+        let (start, _end) = provider.renewal_window(order.cert_pem.as_deref()?).await?;
+        window_need(start, now)
     }
 
     /// Generate the key and CSR and write a pending order for `cert`.
@@ -317,6 +347,11 @@ pub fn cert_names(cert: &CertificateConfig) -> Result<Vec<DomainName>, String> {
         }
     }
     Ok(out)
+}
+
+/// Renewal by the CA's suggested window: due once the window has started.
+pub fn window_need(start: DateTime<Utc>, now: DateTime<Utc>) -> Option<Need> {
+    (start <= now).then_some(Need::RenewalWindow(start))
 }
 
 /// Does `cert` need a new order now? Pure, so it is tested directly.

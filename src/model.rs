@@ -193,6 +193,7 @@ string_enum!(
     ProviderKind {
         Digicert => "digicert",
         Sectigo => "sectigo",
+        Acme => "acme",
     } what = "provider kind"
 );
 
@@ -202,6 +203,11 @@ impl ProviderKind {
         match self {
             ProviderKind::Digicert => method != DcvMethod::Https,
             ProviderKind::Sectigo => method != DcvMethod::DnsTxt,
+            // dns-01 (dns-txt, or dns-cname via a delegated `_acme-challenge` CNAME) and http-01.
+            ProviderKind::Acme => matches!(
+                method,
+                DcvMethod::DnsTxt | DcvMethod::DnsCname | DcvMethod::Http
+            ),
         }
     }
 }

@@ -93,10 +93,11 @@ impl Runtime {
 }
 
 /// Build providers (each behind its rate limiter), publishers and the checker from a
-/// validated config.
+/// validated config. `store` is where ACME providers keep their account.
 pub async fn build(
     config: &Config,
     metrics: Arc<crate::metrics::Metrics>,
+    store: &crate::store::Store,
 ) -> Result<Runtime, String> {
     use crate::config::ProviderConfig;
     use crate::provider::limit::Limiter;
@@ -111,6 +112,10 @@ pub async fn build(
             ),
             ProviderConfig::Sectigo(c) => Arc::new(
                 crate::provider::sectigo::SectigoProvider::new(name, c)
+                    .map_err(|e| format!("providers.{name}: {e}"))?,
+            ),
+            ProviderConfig::Acme(c) => Arc::new(
+                crate::provider::acme::AcmeProvider::new(name, c, &config.dns, store.clone())
                     .map_err(|e| format!("providers.{name}: {e}"))?,
             ),
         };
@@ -137,7 +142,7 @@ pub async fn engine_for_cli(
     config: Config,
 ) -> anyhow::Result<crate::engine::Engine> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = build(&config, metrics.clone())
+    let rt = build(&config, metrics.clone(), &store)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(crate::engine::Engine::new(

@@ -107,10 +107,10 @@ poll_interval = "100ms"
 
     async fn engine(&self, config: dcvd::config::Config) -> Arc<Engine> {
         let metrics = Arc::new(dcvd::metrics::Metrics::new());
-        let rt = dcvd::runtime::build(&config, metrics.clone())
+        let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let store = dcvd::store::Store::open(&config.daemon.database)
+        let rt = dcvd::runtime::build(&config, metrics.clone(), &store)
             .await
             .unwrap();
         Arc::new(Engine::new(
@@ -404,15 +404,15 @@ async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, 
     // First process: the submit reaches the CA, then the process dies.
     let engine = {
         let metrics = Arc::new(dcvd::metrics::Metrics::new());
-        let mut rt = dcvd::runtime::build(&config, metrics.clone())
+        let store = dcvd::store::Store::open(&config.daemon.database)
+            .await
+            .unwrap();
+        let mut rt = dcvd::runtime::build(&config, metrics.clone(), &store)
             .await
             .unwrap();
         let real = rt.providers[provider].clone();
         rt.providers
             .insert(provider.to_string(), Arc::new(LoseSubmitAnswer(real)));
-        let store = dcvd::store::Store::open(&config.daemon.database)
-            .await
-            .unwrap();
         Arc::new(Engine::new(
             store,
             Arc::new(dcvd::clock::SystemClock),

@@ -104,9 +104,12 @@ impl World {
     ) -> Result<dcvd::daemon::App, String> {
         let cfg = dcvd::config::load(&self.config_path).map_err(|e| e.to_string())?;
         let metrics = Arc::new(dcvd::metrics::Metrics::new());
-        let mut rt = dcvd::runtime::build(&cfg, metrics.clone()).await?;
+        let store = dcvd::daemon::open_store(&cfg)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let mut rt = dcvd::runtime::build(&cfg, metrics.clone(), &store).await?;
         adjust(&mut rt);
-        dcvd::daemon::App::with_runtime(rt, metrics)
+        dcvd::daemon::App::with_store(store, rt, metrics)
             .await
             .map_err(|e| format!("{e:#}"))
     }

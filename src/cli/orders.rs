@@ -83,9 +83,13 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     }
     if let Some(ca_id) = order.ca_order_id.as_deref() {
         let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = crate::runtime::build(&cfg, std::sync::Arc::new(crate::metrics::Metrics::new()))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let rt = crate::runtime::build(
+            &cfg,
+            std::sync::Arc::new(crate::metrics::Metrics::new()),
+            &store,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
         let provider = rt.providers.get(&order.provider).with_context(|| {
             format!("provider `{}` is not in the configuration", order.provider)
         })?;

@@ -196,9 +196,10 @@ fn parse_provider(
     v: &Value,
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<ProviderConfig> {
-    let (kind, rest) = split_kind(key, v, &["digicert", "sectigo"], problems)?;
+    let (kind, rest) = split_kind(key, v, &["digicert", "sectigo", "acme"], problems)?;
     match kind.as_str() {
         "digicert" => parse(key, &rest, problems).map(ProviderConfig::Digicert),
+        "acme" => parse(key, &rest, problems).map(ProviderConfig::Acme),
         _ => parse(key, &rest, problems).map(ProviderConfig::Sectigo),
     }
 }

@@ -20,6 +20,7 @@ mod tests_load;
 #[cfg(test)]
 mod tests_refused;
 mod validate;
+mod validate_acme;
 mod validate_cert;
 
 pub use load::{load, load_from_str};
@@ -106,6 +107,9 @@ impl std::error::Error for ConfigErrors {}
 pub const SECTIGO_DEFAULT_LIMITS: &[&str] = &["10/1s"];
 /// DigiCert CertCentral: 100 requests per 5 seconds and 1000 per 5 minutes per API key.
 pub const DIGICERT_DEFAULT_LIMITS: &[&str] = &["100/5s", "1000/5m"];
+/// ACME: Let's Encrypt allows 250 requests a second per IP on its API (20/s for new
+/// nonces); dcvd counts provider calls, each a few requests, so 50 calls a second.
+pub const ACME_DEFAULT_LIMITS: &[&str] = &["50/1s"];
 
 /// The request windows the scheduler enforces for a provider: the `rate_limits` key,
 /// or the kind's defaults when the key is absent. An empty list means no limit.
@@ -114,6 +118,7 @@ pub fn rate_limits(cfg: &ProviderConfig) -> Vec<RateLimit> {
     let (configured, defaults) = match cfg {
         ProviderConfig::Digicert(d) => (&d.rate_limits, DIGICERT_DEFAULT_LIMITS),
         ProviderConfig::Sectigo(s) => (&s.rate_limits, SECTIGO_DEFAULT_LIMITS),
+        ProviderConfig::Acme(a) => (&a.rate_limits, ACME_DEFAULT_LIMITS),
     };
     match configured {
         Some(list) => list.iter().filter_map(|s| s.parse().ok()).collect(),

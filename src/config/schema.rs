@@ -65,6 +65,7 @@ impl Default for DaemonConfig {
 pub enum ProviderConfig {
     Digicert(DigicertConfig),
     Sectigo(SectigoConfig),
+    Acme(AcmeConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +117,45 @@ pub struct SectigoConfig {
     pub request_timeout: Duration,
     #[serde(default = "default_server_software")]
     pub server_software: i64,
+}
+
+/// An ACME (RFC 8555) CA: Let's Encrypt, ZeroSSL, Google, DigiCert/Sectigo ACME, Pebble.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The server's directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
+    pub directory_url: String,
+    /// External Account Binding key id (CAs that require EAB: Sectigo, DigiCert, ZeroSSL, Google).
+    #[serde(default)]
+    pub eab_kid: Option<String>,
+    /// The EAB HMAC key as the CA shows it (base64url). Secret.
+    #[serde(default)]
+    pub eab_hmac_key: Option<SecretString>,
+    #[serde(default)]
+    pub eab_hmac_key_file: Option<PathBuf>,
+    /// Contact address(es) for the account, e.g. `["hostmaster@example.com"]`.
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// Must be `true`: registering an account accepts the CA's terms of service.
+    #[serde(default)]
+    pub terms_accepted: bool,
+    /// PEM file with the root certificate(s) to trust for the ACME server's HTTPS. When
+    /// set, only these roots are trusted (private ACME CAs, Pebble).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub rate_limits: Option<Vec<String>>,
+    /// How often to poll order and authorization status while the CA validates.
+    #[serde(default = "default_acme_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+/// ACME validations take a second or two at public CAs; polling every 500 ms while one
+/// runs costs a few requests per order (and the provider's rate limit caps the total).
+fn default_acme_poll() -> Duration {
+    Duration::from_millis(500)
 }
 
 fn default_digicert_url() -> String {
@@ -276,6 +316,8 @@ impl Default for HttpCheckConfig {
 pub struct CertificateConfig {
     pub name: String,
     pub provider: String,
+    /// The CA's product id (DigiCert, Sectigo); not used by ACME, where it may be left out.
+    #[serde(default)]
     pub product: String,
     pub common_name: String,
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! Secrets (DigiCert `api_key`, Sectigo `login_password`, RFC 2136 `tsig_secret`):
+//! Secrets (DigiCert `api_key`, Sectigo `login_password`, ACME `eab_hmac_key`, RFC 2136 `tsig_secret`):
 //! resolved from the inline key, a `*_file`, or systemd's `$CREDENTIALS_DIRECTORY/<name>`.
 //!
 //! After [`resolve_secrets`] the inline field is always filled (or a problem is
@@ -35,6 +35,15 @@ pub fn resolve_secrets(cfg: &mut Config, credentials: Option<&Path>) -> Vec<Conf
                 &mut s.login_password,
                 &s.login_password_file,
             ),
+            // EAB is optional: its key is looked for only when some EAB key is set.
+            ProviderConfig::Acme(a)
+                if a.eab_kid.is_none()
+                    && a.eab_hmac_key.is_none()
+                    && a.eab_hmac_key_file.is_none() =>
+            {
+                continue;
+            }
+            ProviderConfig::Acme(a) => ("eab_hmac_key", &mut a.eab_hmac_key, &a.eab_hmac_key_file),
         };
         let slot = Slot {
             section,

@@ -345,6 +345,7 @@ fn example_config_shows_every_key() {
         keys_of::<DaemonConfig>(),
         keys_of::<DigicertConfig>(),
         keys_of::<SectigoConfig>(),
+        keys_of::<AcmeConfig>(),
         keys_of::<Rfc2136Config>(),
         keys_of::<ExecConfig>(),
         keys_of::<WebrootConfig>(),

@@ -288,3 +288,84 @@ fn each_refused_case_names_its_key() {
         assert_refused(toml, key, needle);
     }
 }
+
+#[test]
+fn acme_provider_problems_name_their_keys() {
+    let toml = r#"
+[daemon]
+database = "/tmp/x.db"
+[providers.le]
+kind = "acme"
+directory_url = "ftp://acme.test/dir"
+contact = ["not-an-address"]
+eab_hmac_key = "c2VjcmV0"
+ca_file = "relative.pem"
+[publishers.web]
+kind = "webroot"
+path = "/var/www"
+[[certificates]]
+name = "www"
+provider = "le"
+common_name = "www.example.com"
+dcv = ["http", "email"]
+http_publisher = "web"
+output_dir = "/tmp/certs"
+"#;
+    let err = super::load_from_str(toml, None).unwrap_err().to_string();
+    for want in [
+        "providers.le.terms_accepted: is not true",
+        "providers.le.directory_url:",
+        "providers.le.contact[0]:",
+        "providers.le.eab_kid: is missing",
+        "providers.le.ca_file:",
+        "certificates[0].dcv[1]: `email` is not offered by acme",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("product"), "ACME needs no product:\n{err}");
+    assert!(!err.contains("c2VjcmV0"), "a secret leaked:\n{err}");
+}
+
+#[test]
+fn acme_provider_with_eab_from_a_file_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("eab.key");
+    std::fs::write(
+        &key,
+        "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\n",
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[daemon]
+database = "/tmp/x.db"
+[providers.le]
+kind = "acme"
+directory_url = "https://acme.test/dir"
+contact = ["hostmaster@example.com"]
+terms_accepted = true
+eab_kid = "kid-1"
+eab_hmac_key_file = "{}"
+[publishers.dns]
+kind = "manual"
+[[certificates]]
+name = "www"
+provider = "le"
+common_name = "www.example.com"
+dcv = ["dns-txt", "dns-cname"]
+publisher = "dns"
+output_dir = "/tmp/certs"
+"#,
+        key.display()
+    );
+    let cfg = super::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"));
+    let super::ProviderConfig::Acme(a) = &cfg.providers["le"] else {
+        panic!("not acme")
+    };
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        a.eab_hmac_key.as_ref().unwrap().expose_secret(),
+        "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    );
+    assert!(crate::provider::acme::decode_eab_key(a.eab_hmac_key.as_ref().unwrap()).is_ok());
+}

@@ -85,7 +85,7 @@ fn daemon(cfg: &Config, p: &mut Problems) {
 
 fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Problems) {
     check_entry_name(key, name, "provider", p);
-    let (base_url, limits) = match provider {
+    let (url_key, base_url, limits) = match provider {
         ProviderConfig::Digicert(d) => {
             if d.dns_txt_at != "_dnsauth" && d.dns_txt_at != "name" {
                 p.push(
@@ -98,7 +98,7 @@ fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Prob
             }
             nonzero(&join(key, "poll_interval"), d.poll_interval, p);
             nonzero(&join(key, "request_timeout"), d.request_timeout, p);
-            (&d.base_url, &d.rate_limits)
+            ("base_url", &d.base_url, &d.rate_limits)
         }
         ProviderConfig::Sectigo(s) => {
             if s.login_name.trim().is_empty() {
@@ -119,11 +119,15 @@ fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Prob
             nonzero(&join(key, "poll_interval"), s.poll_interval, p);
             nonzero(&join(key, "collect_interval"), s.collect_interval, p);
             nonzero(&join(key, "request_timeout"), s.request_timeout, p);
-            (&s.base_url, &s.rate_limits)
+            ("base_url", &s.base_url, &s.rate_limits)
+        }
+        ProviderConfig::Acme(a) => {
+            super::validate_acme::check_acme(key, a, p);
+            ("directory_url", &a.directory_url, &a.rate_limits)
         }
     };
     if let Err(m) = check_url(base_url) {
-        p.push(join(key, "base_url"), m);
+        p.push(join(key, url_key), m);
     }
     for (i, l) in limits.iter().flatten().enumerate() {
         if let Err(m) = l.parse::<RateLimit>() {
@@ -356,6 +360,7 @@ pub(super) fn provider_kind(p: &ProviderConfig) -> ProviderKind {
     match p {
         ProviderConfig::Digicert(_) => ProviderKind::Digicert,
         ProviderConfig::Sectigo(_) => ProviderKind::Sectigo,
+        ProviderConfig::Acme(_) => ProviderKind::Acme,
     }
 }
 

@@ -45,7 +45,8 @@ pub(super) fn check_certificate(cfg: &Config, key: &str, c: &CertificateConfig, 
             ),
         );
     }
-    if c.product.trim().is_empty() {
+    let acme = provider.is_some_and(|p| provider_kind(p) == crate::model::ProviderKind::Acme);
+    if c.product.trim().is_empty() && !acme {
         p.push(
             k("product"),
             "is empty; write the CA's product id, e.g. \"ssl_dv_geotrust\"",

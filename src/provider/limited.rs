@@ -144,4 +144,15 @@ impl Provider for Limited {
         let _permit = self.gate().await;
         self.after(self.inner.cancel(order).await).await
     }
+    fn suggests_renewal_windows(&self) -> bool {
+        self.inner.suggests_renewal_windows()
+    }
+    async fn renewal_window(
+        &self,
+        cert_pem: &str,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+        // Not gated: asked for every issued certificate of every provider on each renewal
+        // check (a no-op for most), and ACME's renewalInfo is a plain GET with its own limits.
+        self.inner.renewal_window(cert_pem).await
+    }
 }

@@ -5,6 +5,7 @@
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
 
+pub mod acme;
 pub mod digicert;
 pub mod error;
 pub mod limit;
@@ -191,6 +192,18 @@ pub trait Provider: Send + Sync {
     /// How often to poll order status while waiting on the CA.
     fn poll_interval(&self) -> Duration {
         Duration::from_secs(30)
+    }
+
+    /// True for providers whose `renewal_window` can return a window (ACME with ARI):
+    /// the engine reads the issued certificate only for those.
+    fn suggests_renewal_windows(&self) -> bool {
+        false
+    }
+
+    /// The CA's suggested renewal window for an issued certificate (ACME Renewal
+    /// Information, RFC 9773), when the CA offers one. `None`: `renew_before` alone decides.
+    async fn renewal_window(&self, _cert_pem: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! `webroot` publisher: writes HTTP token files under `<path>/.well-known/pki-validation/`
-//! atomically (temp file + rename, 0644) and removes them on cleanup. `{host}` in `path`
+//! (DigiCert, Sectigo) or `<path>/.well-known/acme-challenge/` (ACME http-01),
+//! atomically (temp file + rename, 0644), and removes them on cleanup. `{host}` in `path`
 //! stands for the host name being validated.
 
 use std::io::Write;
@@ -14,6 +15,8 @@ use crate::model::{Challenge, ChallengeKind};
 use crate::provider::ErrorKind;
 
 const PREFIX: &str = "/.well-known/pki-validation/";
+/// ACME http-01 (RFC 8555 §8.3).
+const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 
 #[derive(Debug)]
 pub struct WebrootPublisher {
@@ -43,11 +46,19 @@ pub fn root_for(root: &Path, host: &str) -> Result<PathBuf, String> {
 }
 
 /// The file for a token path, refusing anything but one plain file name under
-/// `/.well-known/pki-validation/`.
+/// `/.well-known/pki-validation/` or `/.well-known/acme-challenge/`.
 pub fn token_file(root: &Path, url_path: &str) -> Result<PathBuf, String> {
-    let file = url_path.strip_prefix(PREFIX).ok_or_else(|| {
-        format!("token path `{url_path}` is not under {PREFIX}; refusing to write it")
-    })?;
+    let (file, dir) = match url_path.strip_prefix(PREFIX) {
+        Some(f) => (f, "pki-validation"),
+        None => (
+            url_path.strip_prefix(ACME_PREFIX).ok_or_else(|| {
+                format!(
+                    "token path `{url_path}` is not under {PREFIX} or {ACME_PREFIX}; refusing to write it"
+                )
+            })?,
+            "acme-challenge",
+        ),
+    };
     let ok = !file.is_empty()
         && file != "."
         && file != ".."
@@ -55,10 +66,10 @@ pub fn token_file(root: &Path, url_path: &str) -> Result<PathBuf, String> {
         && !file.starts_with('.');
     if !ok || url_path.contains("..") {
         return Err(format!(
-            "token path `{url_path}` must name one plain file in {PREFIX} (no `..`, no sub-directories)"
+            "token path `{url_path}` must name one plain file in /.well-known/{dir}/ (no `..`, no sub-directories)"
         ));
     }
-    Ok(root.join(".well-known").join("pki-validation").join(file))
+    Ok(root.join(".well-known").join(dir).join(file))
 }
 
 fn write_atomically(target: &Path, body: &[u8]) -> std::io::Result<()> {
@@ -202,6 +213,21 @@ mod tests {
     }
 
     #[test]
+    fn acme_http01_tokens_go_under_acme_challenge() {
+        let root = Path::new("/srv/www");
+        assert_eq!(
+            token_file(
+                root,
+                "/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+            )
+            .unwrap(),
+            Path::new(
+                "/srv/www/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+            )
+        );
+    }
+
+    #[test]
     fn only_plain_files_under_pki_validation_are_accepted() {
         let root = Path::new("/srv/www");
         assert_eq!(
@@ -213,7 +239,11 @@ mod tests {
             "/.well-known/pki-validation/a/b.txt",
             "/.well-known/pki-validation/",
             "/.well-known/pki-validation/..",
-            "/.well-known/acme-challenge/x",
+            "/.well-known/acme-challenge/../x",
+            "/.well-known/acme-challenge/a/b",
+            "/.well-known/acme-challenge/",
+            "/.well-known/acme-challenge/.hidden",
+            "/.well-known/acme-challengex",
             "/etc/passwd",
             "/.well-known/pki-validation/.hidden",
         ] {

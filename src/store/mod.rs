@@ -1,6 +1,7 @@
 //! All SQL: opening the SQLite database (WAL, busy timeout, foreign keys, migrations) and
 //! typed reads/writes of certificates, orders, authorizations, events and the cleanup journal.
 
+mod acme;
 mod events;
 mod journal;
 mod orders;
@@ -15,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use acme::AcmeAccount;
 pub use events::NewEvent;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewOrder, OrderSummary};

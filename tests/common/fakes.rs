@@ -180,6 +180,8 @@ pub struct FakeCa {
     pub expire_token_once: Mutex<bool>,
     pub resent: Mutex<Vec<(String, String)>>,
     pub poll: Duration,
+    /// ARI: the renewal window `renewal_window` reports (none by default).
+    pub ari: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl FakeCa {
@@ -197,6 +199,7 @@ impl FakeCa {
             expire_token_once: Mutex::new(false),
             resent: Mutex::default(),
             poll: Duration::from_secs(30),
+            ari: Mutex::default(),
         }
     }
 
@@ -356,6 +359,20 @@ impl Provider for FakeCa {
     }
     fn tokens_need_refresh(&self, ca_data: &serde_json::Value) -> bool {
         ca_data.get("refresh") == Some(&serde_json::Value::Bool(true))
+    }
+    fn suggests_renewal_windows(&self) -> bool {
+        true
+    }
+    async fn renewal_window(
+        &self,
+        cert_pem: &str,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+        assert!(
+            cert_pem.contains("BEGIN CERTIFICATE"),
+            "ARI gets the issued leaf"
+        );
+        self.calls.lock().unwrap().push("renewal_window".into());
+        *self.ari.lock().unwrap()
     }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         self.enter("submit")?;
