@@ -150,3 +150,17 @@ impl fmt::Display for ProviderError {
 }
 
 impl std::error::Error for ProviderError {}
+
+/// An error's text followed by its sources (`connect error: Connection refused`), for
+/// transport failures where the outermost text alone says little. Provider clients send
+/// credentials in headers or bodies, never in URLs, so this holds no secret.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

@@ -80,13 +80,14 @@ impl HttpClient for ReqwestHttp {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| instant_acme::Error::Other(transport_text(&e).into()))?;
+                .map_err(|e| {
+                    instant_acme::Error::Other(crate::provider::error::error_chain(&e).into())
+                })?;
             let status = rsp.status();
             let headers = rsp.headers().clone();
-            let bytes = rsp
-                .bytes()
-                .await
-                .map_err(|e| instant_acme::Error::Other(transport_text(&e).into()))?;
+            let bytes = rsp.bytes().await.map_err(|e| {
+                instant_acme::Error::Other(crate::provider::error::error_chain(&e).into())
+            })?;
             let seen = Seen {
                 status: Some(status.as_u16()),
                 retry_after: retry_after(&headers),
@@ -102,18 +103,6 @@ impl HttpClient for ReqwestHttp {
             })
         })
     }
-}
-
-/// reqwest's error text with its source chain.
-fn transport_text(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// ACME problem types (RFC 8555 §6.7) after which trying again may succeed.

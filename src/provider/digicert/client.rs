@@ -150,12 +150,7 @@ impl Api {
         } else {
             "connection failed"
         };
-        let mut source = String::new();
-        let mut cur: Option<&dyn std::error::Error> = Some(e);
-        while let Some(s) = cur {
-            source = s.to_string();
-            cur = s.source();
-        }
+        let source = crate::provider::error::error_chain(e);
         ProviderError::transport(
             &self.name,
             endpoint,

@@ -150,18 +150,21 @@ impl SectigoProvider {
             ("loginPassword", self.password.expose_secret()),
         ];
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let resp = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ProviderError::transport(&self.name, endpoint, transport_text(&e)))?;
+        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
+            ProviderError::transport(
+                &self.name,
+                endpoint,
+                crate::provider::error::error_chain(&e),
+            )
+        })?;
         let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| ProviderError::transport(&self.name, endpoint, transport_text(&e)))?;
+        let body = resp.text().await.map_err(|e| {
+            ProviderError::transport(
+                &self.name,
+                endpoint,
+                crate::provider::error::error_chain(&e),
+            )
+        })?;
         if status == 429 {
             self.limiter.pause(wire::RATE_LIMIT_PAUSE).await;
             return Err(ProviderError::new(
@@ -215,18 +218,6 @@ impl SectigoProvider {
         ProviderError::new(&self.name, endpoint, crate::provider::ErrorKind::Permanent)
             .with_detail(detail)
     }
-}
-
-/// reqwest's error text with its source chain, without the URL's query (none is sent).
-fn transport_text(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 #[async_trait]
