@@ -8,7 +8,11 @@ use chrono::Utc;
 
 use crate::provider::OrderRef;
 
-pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
+/// The database and order `id`, or an error saying which is missing.
+async fn open_order(
+    config: &Path,
+    id: i64,
+) -> anyhow::Result<(crate::store::Store, crate::store::Order)> {
     let Some(store) = super::inspect::open(config).await? else {
         anyhow::bail!("no order {id}: there is no database yet");
     };
@@ -16,6 +20,11 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .load_order(id)
         .await
         .with_context(|| format!("order {id}"))?;
+    Ok((store, order))
+}
+
+pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, id).await?;
     if !order.state.is_terminal() {
         store.make_due(id, Utc::now()).await?;
         say!(
@@ -71,13 +80,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let Some(store) = super::inspect::open(config).await? else {
-        anyhow::bail!("no order {id}: there is no database yet");
-    };
-    let (order, _) = store
-        .load_order(id)
-        .await
-        .with_context(|| format!("order {id}"))?;
+    let (store, order) = open_order(config, id).await?;
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
