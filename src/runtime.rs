@@ -47,12 +47,12 @@ impl Runtime {
             .and_then(|&i| self.config.certificates.get(i))
     }
 
-    /// The DCV policy for an order of certificate `cert` at `provider`.
+    /// The DCV policy for `order` of certificate `cert` at `provider`.
     pub fn policy(
         &self,
         cert: &CertificateConfig,
         provider: &dyn Provider,
-        ca_data: &serde_json::Value,
+        order: &crate::store::Order,
     ) -> Policy {
         Policy {
             dcv: cert.dcv.clone(),
@@ -60,13 +60,14 @@ impl Runtime {
             scope: provider.method_scope(),
             status_interval: provider.poll_interval(),
             max_resends: cert.max_resends,
-            wildcard_names: std::iter::once(&cert.common_name)
-                .chain(cert.dns_names.iter())
-                .filter_map(|n| crate::model::DomainName::parse(n).ok())
+            // The order's own names, parsed when it was read: no parsing per step.
+            wildcard_names: order
+                .names
+                .iter()
                 .filter(|n| n.is_wildcard())
                 .map(|n| n.to_string())
                 .collect(),
-            refresh_tokens: provider.tokens_need_refresh(ca_data),
+            refresh_tokens: provider.tokens_need_refresh(&order.ca_data),
         }
     }
 

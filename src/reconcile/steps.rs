@@ -66,7 +66,7 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
             return Ok(Action::Requeue(order.next_attempt_at));
         }
     };
-    let policy = rt.policy(cert, provider.as_ref(), &order.ca_data);
+    let policy = rt.policy(cert, provider.as_ref(), &order);
     let next = decide(&order, &authz, &policy, now);
     let span = tracing::info_span!(
         "step",
