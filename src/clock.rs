@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -39,4 +39,20 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The clock as components hold it: the engine, the providers and the simulators share one.
+pub type SharedClock = std::sync::Arc<dyn Clock>;
+
+/// The real-time default.
+pub fn system() -> SharedClock {
+    std::sync::Arc::new(SystemClock)
+}
+
+/// `clock.now()` as the `time` crate's type (certificate validity in rcgen).
+pub fn offset_now(clock: &dyn Clock) -> time::OffsetDateTime {
+    let now = clock.now();
+    time::OffsetDateTime::from_unix_timestamp(now.timestamp())
+        .map(|t| t + time::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos())))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

@@ -33,7 +33,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let store = open_store(&config).await?;
-        let rt = crate::runtime::build(&config, metrics.clone(), &store)
+        let rt = crate::runtime::build(&config, metrics.clone(), &store, crate::clock::system())
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         Self::with_store(store, rt, metrics).await
@@ -131,7 +131,14 @@ pub async fn reload(engine: &Engine, path: &Path) {
             );
         }
         Ok(cfg) => {
-            match crate::runtime::build(&cfg, engine.ctx.metrics.clone(), engine.store()).await {
+            match crate::runtime::build(
+                &cfg,
+                engine.ctx.metrics.clone(),
+                engine.store(),
+                engine.ctx.clock.clone(),
+            )
+            .await
+            {
                 Err(e) => error!(
                     "configuration reload rejected ({e}); still running the previous configuration"
                 ),

@@ -99,6 +99,7 @@ pub async fn build(
     config: &Config,
     metrics: Arc<crate::metrics::Metrics>,
     store: &crate::store::Store,
+    clock: crate::clock::SharedClock,
 ) -> Result<Runtime, String> {
     use crate::config::ProviderConfig;
     use crate::provider::limit::Limiter;
@@ -109,15 +110,18 @@ pub async fn build(
         let inner: Arc<dyn Provider> = match pc {
             ProviderConfig::Digicert(c) => Arc::new(
                 crate::provider::digicert::DigicertProvider::new(name, c)
-                    .map_err(|e| format!("providers.{name}: {e}"))?,
+                    .map_err(|e| format!("providers.{name}: {e}"))?
+                    .with_clock(clock.clone()),
             ),
             ProviderConfig::Sectigo(c) => Arc::new(
                 crate::provider::sectigo::SectigoProvider::new(name, c)
-                    .map_err(|e| format!("providers.{name}: {e}"))?,
+                    .map_err(|e| format!("providers.{name}: {e}"))?
+                    .with_clock(clock.clone()),
             ),
             ProviderConfig::Acme(c) => Arc::new(
                 crate::provider::acme::AcmeProvider::new(name, c, &config.dns, store.clone())
-                    .map_err(|e| format!("providers.{name}: {e}"))?,
+                    .map_err(|e| format!("providers.{name}: {e}"))?
+                    .with_clock(clock.clone()),
             ),
         };
         let m = metrics.clone();
@@ -143,13 +147,9 @@ pub async fn engine_for_cli(
     config: Config,
 ) -> anyhow::Result<crate::engine::Engine> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let rt = build(&config, metrics.clone(), &store)
+    let clock = crate::clock::system();
+    let rt = build(&config, metrics.clone(), &store, clock.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(crate::engine::Engine::new(
-        store,
-        Arc::new(crate::clock::SystemClock),
-        metrics,
-        rt,
-    ))
+    Ok(crate::engine::Engine::new(store, clock, metrics, rt))
 }

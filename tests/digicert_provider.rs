@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use common::{TestDns, TestWeb, csr};
 use dcvd::config::DigicertConfig;
 use dcvd::model::{ChallengeKind, DcvMethod, DomainName};
@@ -81,7 +80,7 @@ fn request(n: &[&str], method: DcvMethod, reference: &str) -> SubmitRequest {
         locale: "en".into(),
         validity_days: None,
         renewal_of: None,
-        created_at: Utc::now(),
+        created_at: dcvd::clock::Clock::now(&dcvd::clock::SystemClock),
     }
 }
 

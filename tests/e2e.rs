@@ -110,7 +110,7 @@ poll_interval = "100ms"
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let rt = dcvd::runtime::build(&config, metrics.clone(), &store)
+        let rt = dcvd::runtime::build(&config, metrics.clone(), &store, dcvd::clock::system())
             .await
             .unwrap();
         Arc::new(Engine::new(
@@ -169,7 +169,11 @@ async fn run_until(
         // Wait for the order's next step time (short: polls are 100–200 ms here).
         let next = engine.store().next_due(&[]).await.unwrap();
         let wait = next
-            .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default())
+            .map(|t| {
+                (t - dcvd::clock::Clock::now(&dcvd::clock::SystemClock))
+                    .to_std()
+                    .unwrap_or_default()
+            })
             .unwrap_or(Duration::from_millis(50));
         tokio::time::sleep(wait.min(Duration::from_millis(200))).await;
     }
@@ -407,7 +411,7 @@ async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, 
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let mut rt = dcvd::runtime::build(&config, metrics.clone(), &store)
+        let mut rt = dcvd::runtime::build(&config, metrics.clone(), &store, dcvd::clock::system())
             .await
             .unwrap();
         let real = rt.providers[provider].clone();
@@ -456,7 +460,7 @@ async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, 
                 }
             }
         }
-        let wait = (o.next_attempt_at - chrono::Utc::now())
+        let wait = (o.next_attempt_at - dcvd::clock::Clock::now(&dcvd::clock::SystemClock))
             .to_std()
             .unwrap_or_default();
         tokio::time::sleep(wait.min(Duration::from_millis(300))).await;

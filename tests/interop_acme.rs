@@ -312,6 +312,7 @@ async fn pebble_issues_by_dns01_http01_and_delegated_cname() {
         &cfg,
         std::sync::Arc::new(dcvd::metrics::Metrics::new()),
         &store,
+        dcvd::clock::system(),
     )
     .await
     .unwrap();

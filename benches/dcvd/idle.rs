@@ -212,7 +212,7 @@ fn fill_database(db: &Path, n: usize) -> Result<(), String> {
         let store = dcvd::store::Store::open(db)
             .await
             .map_err(|e| e.to_string())?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = dcvd::clock::Clock::now(&dcvd::clock::SystemClock).timestamp_millis();
         let not_after = now + 365 * 86_400_000;
         let seq = format!(
             "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x < {})",

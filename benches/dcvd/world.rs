@@ -107,7 +107,8 @@ impl World {
         let store = dcvd::daemon::open_store(&cfg)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let mut rt = dcvd::runtime::build(&cfg, metrics.clone(), &store).await?;
+        let mut rt =
+            dcvd::runtime::build(&cfg, metrics.clone(), &store, dcvd::clock::system()).await?;
         adjust(&mut rt);
         dcvd::daemon::App::with_store(store, rt, metrics)
             .await

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
                 auto_approve_email_after: a.auto_approve_email_after,
                 recheck_interval: a.recheck_interval,
                 ca_name: a.ca_name,
+                clock: dcvd::clock::system(),
             };
             let sim = start(opts)
                 .await

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::Utc;
 
 use crate::provider::OrderRef;
 
@@ -26,7 +25,9 @@ async fn open_order(
 pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
     if !order.state.is_terminal() {
-        store.make_due(id, Utc::now()).await?;
+        store
+            .make_due(id, crate::clock::Clock::now(&crate::clock::SystemClock))
+            .await?;
         say!(
             "order {id} ({}) will take its next step now (the running daemon picks it up within seconds)",
             order.certificate
@@ -90,6 +91,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             &cfg,
             std::sync::Arc::new(crate::metrics::Metrics::new()),
             &store,
+            crate::clock::system(),
         )
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -111,7 +113,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .cancel_order(
             id,
             "canceled by an operator (dcvd orders cancel)",
-            Utc::now(),
+            crate::clock::Clock::now(&crate::clock::SystemClock),
         )
         .await?;
     if done {

@@ -65,7 +65,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                     .collect()
             })
             .unwrap_or_default();
-    let now = Utc::now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let mut attention = Vec::new();
     for o in store.list_orders(None).await? {
         let live = !matches!(o.state.as_str(), "issued" | "failed" | "canceled");

@@ -17,6 +17,7 @@ pub struct SimCa {
     serial: AtomicU64,
     /// How long issued leaves are valid.
     pub leaf_validity: time::Duration,
+    clock: crate::clock::SharedClock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +25,16 @@ pub struct SimCa {
 pub struct SimCaError(pub String);
 
 impl SimCa {
-    pub fn new(name: &str) -> Result<Self, SimCaError> {
+    /// A new root and intermediate; every validity period is counted from `clock`.
+    pub fn new(name: &str, clock: crate::clock::SharedClock) -> Result<Self, SimCaError> {
         let e = |e: rcgen::Error| SimCaError(e.to_string());
+        let now = crate::clock::offset_now(&*clock);
         let root_key = KeyPair::generate().map_err(e)?;
-        let root = CertifiedIssuer::self_signed(ca_params(&format!("{name} Root"))?, root_key)
+        let root = CertifiedIssuer::self_signed(ca_params(&format!("{name} Root"), now)?, root_key)
             .map_err(e)?;
         let int_key = KeyPair::generate().map_err(e)?;
         let intermediate = CertifiedIssuer::signed_by(
-            ca_params(&format!("{name} DV Intermediate"))?,
+            ca_params(&format!("{name} DV Intermediate"), now)?,
             int_key,
             &root,
         )
@@ -41,6 +44,7 @@ impl SimCa {
             intermediate,
             serial: AtomicU64::new(1),
             leaf_validity: time::Duration::days(90),
+            clock,
         })
     }
 
@@ -62,7 +66,7 @@ impl SimCa {
             dn.push(DnType::CommonName, cn.as_str());
         }
         params.distinguished_name = dn;
-        let now = time::OffsetDateTime::now_utc();
+        let now = crate::clock::offset_now(&*self.clock);
         params.not_before = now - time::Duration::minutes(5);
         params.not_after = now + self.leaf_validity;
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
@@ -84,7 +88,7 @@ impl SimCa {
     }
 }
 
-fn ca_params(cn: &str) -> Result<CertificateParams, SimCaError> {
+fn ca_params(cn: &str, now: time::OffsetDateTime) -> Result<CertificateParams, SimCaError> {
     let mut p =
         CertificateParams::new(Vec::<String>::new()).map_err(|e| SimCaError(e.to_string()))?;
     let mut dn = DistinguishedName::new();
@@ -93,7 +97,6 @@ fn ca_params(cn: &str) -> Result<CertificateParams, SimCaError> {
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let now = time::OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::days(1);
     p.not_after = now + time::Duration::days(3650);
     Ok(p)
@@ -105,7 +108,7 @@ mod tests {
 
     #[test]
     fn issues_a_leaf_for_the_csr_key_with_the_ordered_names() {
-        let ca = SimCa::new("Test").unwrap();
+        let ca = SimCa::new("Test", crate::clock::system()).unwrap();
         let key = KeyPair::generate().unwrap();
         let csr = CertificateParams::new(vec!["ignored.example".to_string()])
             .unwrap()

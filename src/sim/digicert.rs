@@ -54,6 +54,8 @@ pub struct DigicertSimOptions {
     /// DigiCert re-checks pending token orders on its own; zero turns that off.
     pub recheck_interval: Duration,
     pub ca_name: String,
+    /// The time the simulator lives by (order dates, random-value expiry, leaf validity).
+    pub clock: crate::clock::SharedClock,
 }
 
 impl Default for DigicertSimOptions {
@@ -71,6 +73,7 @@ impl Default for DigicertSimOptions {
             auto_approve_email_after: None,
             recheck_interval: Duration::from_secs(1),
             ca_name: "dcvd Simulated DigiCert".into(),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -154,7 +157,8 @@ pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let lookup =
         DcvLookup::new(opts.nameserver, opts.http_addresses.clone()).map_err(SimError::Setup)?;
-    let ca = SimCa::new(&opts.ca_name).map_err(|e| SimError::Setup(e.to_string()))?;
+    let ca = SimCa::new(&opts.ca_name, opts.clock.clone())
+        .map_err(|e| SimError::Setup(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| SimError::Bind {

@@ -50,6 +50,8 @@ pub struct SectigoSimOptions {
     pub faults: Faults,
     /// Extra time each CollectSSL answer takes (lets tests see overlapping calls).
     pub collect_latency: Duration,
+    /// The time the simulator lives by (order dates, report times, leaf validity).
+    pub clock: crate::clock::SharedClock,
 }
 
 impl Default for SectigoSimOptions {
@@ -64,6 +66,7 @@ impl Default for SectigoSimOptions {
             rate_limit: None,
             faults: Faults::default(),
             collect_latency: Duration::ZERO,
+            clock: crate::clock::system(),
         }
     }
 }
@@ -92,6 +95,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The simulator's time (`SectigoSimOptions::clock`).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.opts.clock.now()
+    }
+
     fn orders_lock(&self) -> MutexGuard<'_, BTreeMap<u64, SimOrder>> {
         self.orders.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -141,7 +149,7 @@ pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimErro
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dcv = DcvLookup::new(opts.nameserver, opts.http_addresses.clone())
         .map_err(|x| e("DCV lookup", x))?;
-    let ca = SimCa::new("Sectigo Sim").map_err(|x| e("CA", x.to_string()))?;
+    let ca = SimCa::new("Sectigo Sim", opts.clock.clone()).map_err(|x| e("CA", x.to_string()))?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
         .await
         .map_err(|x| e(&format!("bind 127.0.0.1:{}", opts.port), x.to_string()))?;

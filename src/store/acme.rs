@@ -80,7 +80,7 @@ mod tests {
         let store = super::Store::open(&path).await.unwrap();
         let url = "https://acme.test/dir";
         assert!(store.acme_account("le", url).await.unwrap().is_none());
-        let now = chrono::Utc::now();
+        let now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 23, 12, 0, 0).unwrap();
         let a = store
             .save_acme_account("le", url, "https://acme.test/acct/1", &[1, 2, 3], now)
             .await

@@ -185,12 +185,18 @@ pub struct FakeCa {
 }
 
 impl FakeCa {
-    pub fn new(name: &str, world: Arc<World>, scope: MethodScope) -> Self {
+    /// `clock` is the engine's: the leaves it signs are dated by it.
+    pub fn new(
+        name: &str,
+        world: Arc<World>,
+        scope: MethodScope,
+        clock: dcvd::clock::SharedClock,
+    ) -> Self {
         Self {
             name: name.into(),
             world,
             scope,
-            ca: SimCa::new("Fake").unwrap(),
+            ca: SimCa::new("Fake", clock).unwrap(),
             orders: Mutex::default(),
             calls: Mutex::default(),
             fail: Mutex::default(),

@@ -71,11 +71,12 @@ timeout = "12h"
 {certificates}"#
         )
         .replace("{dir}", &dir.path().display().to_string());
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
+        ));
         Self {
-            clock: Arc::new(ManualClock::new(
-                Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
-            )),
-            ca: Arc::new(FakeCa::new("ca", world.clone(), scope)),
+            ca: Arc::new(FakeCa::new("ca", world.clone(), scope, clock.clone())),
+            clock,
             dns: Arc::new(FakePublisher::new("dns", world.clone(), false)),
             web: Arc::new(FakePublisher::new("web", world.clone(), true)),
             world,

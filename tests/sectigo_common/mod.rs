@@ -67,7 +67,7 @@ pub fn request(
         locale: "en".into(),
         validity_days: None,
         renewal_of: None,
-        created_at: chrono::Utc::now(),
+        created_at: dcvd::clock::Clock::now(&dcvd::clock::SystemClock),
     }
 }
 

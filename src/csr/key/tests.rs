@@ -137,7 +137,7 @@ fn issue(ca: &SimCa, k: &KeyAndCsr, list: &[&str]) -> (String, Vec<String>) {
 
 #[test]
 fn verify_leaf_accepts_the_sim_ca_leaf_for_our_csr() {
-    let ca = SimCa::new("Test").unwrap();
+    let ca = SimCa::new("Test", crate::clock::system()).unwrap();
     let n = names(&["example.com", "*.example.com"]);
     let k = generate(KeyType::EcdsaP256, &n).unwrap();
     let (leaf, chain) = issue(&ca, &k, &["*.example.com", "Example.com"]);
@@ -154,7 +154,7 @@ fn verify_leaf_accepts_the_sim_ca_leaf_for_our_csr() {
 
 #[test]
 fn verify_leaf_rejects_other_key_names_and_chain() {
-    let ca = SimCa::new("Test").unwrap();
+    let ca = SimCa::new("Test", crate::clock::system()).unwrap();
     let n = names(&["a.example.com", "b.example.com"]);
     let ours = generate(KeyType::EcdsaP256, &n).unwrap();
     let theirs = generate(KeyType::EcdsaP256, &n).unwrap();
@@ -175,7 +175,7 @@ fn verify_leaf_rejects_other_key_names_and_chain() {
     ));
 
     let (leaf, chain) = issue(&ca, &ours, &["a.example.com", "b.example.com"]);
-    let other = SimCa::new("Other").unwrap();
+    let other = SimCa::new("Other", crate::clock::system()).unwrap();
     let (_, other_chain) = issue(&other, &ours, &["a.example.com"]);
     let e = verify_leaf(&leaf, &other_chain, &ours.key_pem, &n).unwrap_err();
     assert!(matches!(e, CsrError::NotSignedByChain { .. }), "{e}");

@@ -78,7 +78,7 @@ impl AcmeProvider {
                 &self.directory_url,
                 account.id(),
                 credentials.private_key().secret_pkcs8_der(),
-                chrono::Utc::now(),
+                self.clock.now(),
             )
             .await
             .map_err(|e| self.store_error(e))?;

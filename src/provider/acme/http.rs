@@ -54,8 +54,10 @@ pub(super) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(at.timestamp()).ok()?);
     Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+        at.duration_since(SystemTime::from(crate::clock::Clock::now(
+            &crate::clock::SystemClock,
+        )))
+        .unwrap_or(Duration::ZERO),
     )
 }
 

@@ -89,6 +89,7 @@ pub struct AcmeProvider {
     poll_interval: Duration,
     /// Set once the directory turned out to have no renewalInfo (ARI).
     ari_unsupported: std::sync::atomic::AtomicBool,
+    clock: crate::clock::SharedClock,
 }
 
 /// The EAB HMAC key as CAs print it: base64url (padded or not), or standard base64. The
@@ -170,7 +171,14 @@ impl AcmeProvider {
             account: tokio::sync::OnceCell::new(),
             poll_interval: cfg.poll_interval,
             ari_unsupported: std::sync::atomic::AtomicBool::new(false),
+            clock: crate::clock::system(),
         })
+    }
+
+    /// Read the time from `clock` (the engine's) instead of the system clock.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn err(&self, endpoint: &str, e: instant_acme::Error, seen: http::Seen) -> ProviderError {

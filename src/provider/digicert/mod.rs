@@ -13,7 +13,6 @@ pub mod wire;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use reqwest::Method;
 use secrecy::SecretString;
 
@@ -36,6 +35,7 @@ pub struct DigicertProvider {
     txt: TxtPlacement,
     server_platform: i64,
     poll_interval: Duration,
+    clock: crate::clock::SharedClock,
 }
 
 impl std::fmt::Debug for DigicertProvider {
@@ -68,7 +68,14 @@ impl DigicertProvider {
             txt,
             server_platform: cfg.server_platform,
             poll_interval: cfg.poll_interval,
+            clock: crate::clock::system(),
         })
+    }
+
+    /// Read the time from `clock` (the engine's) instead of the system clock.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn err(&self, endpoint: &str, kind: ErrorKind, detail: String) -> ProviderError {
@@ -218,7 +225,7 @@ impl Provider for DigicertProvider {
         let token_method = data.dcv_method.as_deref().is_some_and(|m| m != "email");
         data.random_value_refresh_due = state == CaOrderState::InProgress
             && token_method
-            && data.expires_within(Utc::now(), chrono::Duration::days(1));
+            && data.expires_within(self.clock.now(), chrono::Duration::days(1));
         let names = if state == CaOrderState::Issued {
             order
                 .names

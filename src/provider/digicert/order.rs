@@ -1,7 +1,6 @@
 //! Placing an order and finding it again after a crash (the two calls that carry the
 //! whole `SubmitRequest`).
 
-use chrono::Utc;
 use reqwest::Method;
 
 use super::tokens::{self, CaData};
@@ -100,7 +99,7 @@ impl DigicertProvider {
             return Ok(None);
         };
         let from = (req.created_at - chrono::Duration::days(1)).format("%Y-%m-%d");
-        let to = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+        let to = (self.clock.now() + chrono::Duration::days(1)).format("%Y-%m-%d");
         let path = format!(
             "/order/certificate?filters%5Bcommon_name%5D={cn}&filters%5Bdate_created%5D={from}...{to}&sort=-date_created&limit=100"
         );

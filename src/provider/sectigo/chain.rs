@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn chain_is_ordered_by_issuer_whatever_the_input_order() {
-        let ca = crate::sim::ca::SimCa::new("T").unwrap();
+        let ca = crate::sim::ca::SimCa::new("T", crate::clock::system()).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let csr = rcgen::CertificateParams::new(vec!["a.example".to_string()])
             .unwrap()

@@ -93,6 +93,7 @@ pub struct SectigoProvider {
     collect_lock: tokio::sync::Mutex<()>,
     /// Approver lists per domain with the end of their 24-hour validity.
     approvers: std::sync::Mutex<HashMap<String, (tokio::time::Instant, Vec<String>)>>,
+    clock: crate::clock::SharedClock,
 }
 
 /// Default `days` when the certificate sets no validity.
@@ -133,7 +134,14 @@ impl SectigoProvider {
             collect_interval: cfg.collect_interval,
             collect_lock: tokio::sync::Mutex::new(()),
             approvers: std::sync::Mutex::new(HashMap::new()),
+            clock: crate::clock::system(),
         })
+    }
+
+    /// Read the time from `clock` (the engine's) instead of the system clock.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// POST one call and parse the answer; `errorCode < 0` is returned as a reply, not

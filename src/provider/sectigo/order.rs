@@ -114,7 +114,7 @@ impl SectigoProvider {
                 .filter(|(_, m, _)| *m == DcvMethod::Email)
                 .map(|(n, _, t)| (n.to_string(), t.clone()))
                 .collect(),
-            last_collect: Some(chrono::Utc::now().timestamp()),
+            last_collect: Some(self.clock.now().timestamp()),
             collected_when_valid: false,
             issued: false,
         };
@@ -149,7 +149,7 @@ impl SectigoProvider {
             return Ok(None);
         };
         let start = req.created_at - chrono::Duration::minutes(10);
-        let end = chrono::Utc::now() + chrono::Duration::minutes(10);
+        let end = self.clock.now() + chrono::Duration::minutes(10);
         let params = [
             (
                 "startDate",
@@ -197,7 +197,7 @@ impl SectigoProvider {
                     })
                     .map(|(n, e)| (n.to_string(), e.clone()))
                     .collect(),
-                last_collect: Some(chrono::Utc::now().timestamp()),
+                last_collect: Some(self.clock.now().timestamp()),
                 collected_when_valid: false,
                 issued: false,
             };
@@ -230,7 +230,7 @@ impl SectigoProvider {
             }
         }
         let all_valid = !names.is_empty() && names.iter().all(|(_, s)| *s == NameDcv::Valid);
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         if !collect_due(&data, all_valid, now, self.collect_interval) {
             return Ok(CaStatus {
                 order: CaOrderState::InProgress,

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rustls::pki_types::CertificateSigningRequestDer;
 use rustls::pki_types::pem::PemObject;
 use x509_parser::prelude::FromDer;
@@ -69,7 +69,7 @@ pub(super) fn order_id(raw: &str) -> Result<u64, Response> {
     raw.parse().map_err(|_| not_found_order())
 }
 
-fn info(o: &SimOrder) -> OrderInfo {
+fn info(o: &SimOrder, now: DateTime<Utc>) -> OrderInfo {
     let issued = o.status == "issued";
     OrderInfo {
         id: o.id,
@@ -79,7 +79,7 @@ fn info(o: &SimOrder) -> OrderInfo {
             common_name: o.names.first().cloned().unwrap_or_default(),
             dns_names: o.names.clone(),
             date_created: Some(o.date_created.to_rfc3339()),
-            valid_from: issued.then(|| Utc::now().format("%Y-%m-%d").to_string()),
+            valid_from: issued.then(|| now.format("%Y-%m-%d").to_string()),
             valid_till: None,
             serial_number: None,
         },
@@ -184,10 +184,10 @@ pub async fn create(State(sim): S, Path(product): Path<String>, body: Bytes) -> 
         status: "pending".into(),
         dcv_method: method.clone(),
         random_value: random_value(),
-        random_value_expires: Utc::now() + sim.lifetime(),
+        random_value_expires: sim.now() + sim.lifetime(),
         validated: Default::default(),
         comments: req.comments.clone(),
-        date_created: Utc::now(),
+        date_created: sim.now(),
         renewal_of_order_id: req.renewal_of_order_id,
         dcv_emails: req.dcv_emails.clone(),
         locale: req.locale.clone(),
@@ -218,7 +218,7 @@ pub async fn get_order(State(sim): S, Path(id): Path<String>) -> Response {
         return not_found_order();
     };
     match sim.lock().get(&id) {
-        Some(o) => Json(info(o)).into_response(),
+        Some(o) => Json(info(o, sim.now())).into_response(),
         None => not_found_order(),
     }
 }
@@ -255,7 +255,7 @@ pub async fn list(State(sim): S, Query(q): Query<BTreeMap<String, String>>) -> R
         })
         .map(|o| OrderInfo {
             comments: None,
-            ..info(o)
+            ..info(o, sim.now())
         })
         .collect();
     let desc = q.get("sort").is_none_or(|s| s.starts_with('-'));

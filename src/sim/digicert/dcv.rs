@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 
 use super::api::{S, TOKEN_METHODS, error, not_found_order, order_id, parse_body};
 use super::state::random_value;
@@ -31,9 +30,9 @@ pub async fn dcv_random_value(State(sim): S, Path(id): Path<String>) -> Response
             )],
         );
     }
-    if o.random_value_expires <= Utc::now() {
+    if o.random_value_expires <= sim.now() {
         o.random_value = random_value();
-        o.random_value_expires = Utc::now() + lifetime;
+        o.random_value_expires = sim.now() + lifetime;
     }
     Json(RandomValue {
         dcv_random_value: o.random_value.clone(),
@@ -84,7 +83,7 @@ pub async fn dcv_method(State(sim): S, Path(id): Path<String>, body: Bytes) -> R
     o.dcv_method = m.to_string();
     o.method_changes += 1;
     o.random_value = random_value();
-    o.random_value_expires = Utc::now() + lifetime;
+    o.random_value_expires = sim.now() + lifetime;
     if m == "email" {
         return StatusCode::NO_CONTENT.into_response();
     }

@@ -78,6 +78,11 @@ pub fn random_value() -> String {
 }
 
 impl Sim {
+    /// The simulator's time (`DigicertSimOptions::clock`).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.opts.clock.now()
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, SimOrder>> {
         self.orders.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -155,7 +160,7 @@ impl Sim {
                 o.names.clone(),
                 o.dcv_method.clone(),
                 o.random_value.clone(),
-                o.random_value_expires <= Utc::now(),
+                o.random_value_expires <= self.now(),
                 o.status.clone(),
             )
         };
@@ -222,7 +227,7 @@ impl Sim {
     /// One background round: what DigiCert's own polling does (token re-checks only
     /// when `recheck`; due email auto-approvals always).
     pub async fn background_round(&self, recheck: bool) {
-        let now = Utc::now();
+        let now = self.now();
         let (token_orders, emails): (Vec<u64>, Vec<u64>) = {
             let orders = self.lock();
             let pending = orders.values().filter(|o| o.status == "pending");

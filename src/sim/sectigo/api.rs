@@ -154,7 +154,7 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
         }
     };
     let number = sh.next_number();
-    let order = SimOrder::new(number, uv.clone(), csr_der, names);
+    let order = SimOrder::new(number, uv.clone(), csr_der, names, sh.now());
     let cert_id = order.certificate_id;
     sh.orders_lock().insert(number, order);
     sh.check(number).await;

@@ -67,6 +67,7 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
         rate_limit: args.rate_limit,
         faults: args.faults.unwrap_or_default(),
         collect_latency: Duration::ZERO,
+        clock: crate::clock::system(),
     })
     .await?;
     println!("Sectigo simulator listening; base_url = {}", sim.base_url());

@@ -62,6 +62,7 @@ impl SimOrder {
         unique_value: String,
         csr_der: Vec<u8>,
         names: Vec<SimName>,
+        created_at: DateTime<Utc>,
     ) -> Self {
         Self {
             order_number,
@@ -69,7 +70,7 @@ impl SimOrder {
             unique_value,
             names,
             state: SimOrderState::Pending,
-            created_at: Utc::now(),
+            created_at,
             hashes: csr_hashes(&csr_der),
             csr_der,
             leaf_der: None,
