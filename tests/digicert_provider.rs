@@ -9,7 +9,7 @@ use common::{TestDns, TestWeb, csr};
 use dcvd::config::DigicertConfig;
 use dcvd::model::{ChallengeKind, DcvMethod, DomainName};
 use dcvd::provider::digicert::DigicertProvider;
-use dcvd::provider::{
+use dcvd::provider::{Lookup, 
     CaOrderState, ErrorKind, NameDcv, OrderRef, Provider, SubmitRequest, Submitted,
 };
 use dcvd::sim::Fault;
@@ -348,7 +348,10 @@ async fn find_order_recovers_by_reference() {
     e.p.submit(&first).await.unwrap();
     let placed = e.p.submit(&second).await.unwrap();
     let before = e.sim.log().entries().len();
-    let found = e.p.find_order(&second).await.unwrap().expect("order found");
+    let Lookup::Found(mut found) = e.p.find_order(&second).await.unwrap() else {
+        panic!("order not found");
+    };
+    let found = found.remove(0);
     let calls: Vec<String> = e.sim.log().entries()[before..]
         .iter()
         .map(|r| format!("{} {}", r.method, r.endpoint))
@@ -369,7 +372,7 @@ async fn find_order_recovers_by_reference() {
     );
     assert!(found.ca_data["random_value_expires_at"].is_string());
     let none = request(NAMES, DcvMethod::DnsTxt, "dcvd-never-placed");
-    assert!(e.p.find_order(&none).await.unwrap().is_none());
+    assert_eq!(e.p.find_order(&none).await.unwrap(), Lookup::NotFound);
     assert_eq!(e.sim.orders().len(), 2, "recovery never orders");
 }
 

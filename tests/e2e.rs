@@ -354,8 +354,18 @@ impl Provider for LoseSubmitAnswer {
         let _ = self.0.submit(req).await;
         std::future::pending().await
     }
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         self.0.find_order(req).await
+    }
+    async fn order_by_id(
+        &self,
+        req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        self.0.order_by_id(req, ca_order_id).await
+    }
+    fn in_flight_bound(&self) -> std::time::Duration {
+        self.0.in_flight_bound()
     }
     async fn challenges(
         &self,

@@ -7,7 +7,7 @@ mod sectigo_common;
 use std::collections::BTreeMap;
 
 use dcvd::model::{ChallengeKind, DcvMethod};
-use dcvd::provider::{CaOrderState, NameDcv, Provider, Tokens};
+use dcvd::provider::{CaOrderState, Lookup, NameDcv, Provider, Tokens};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -308,16 +308,15 @@ async fn find_order_recovers_by_unique_value_only() {
     let sub = p.submit(&other).await.unwrap();
     assert_eq!(
         p.find_order(&req).await.unwrap(),
-        None,
+        Lookup::NotFound,
         "same name, other reference"
     );
     let sub_req = p.submit(&req).await.unwrap();
     assert_ne!(sub.ca_order_id, sub_req.ca_order_id);
-    let found = provider(&sim.base_url())
-        .find_order(&req)
-        .await
-        .unwrap()
-        .unwrap();
+    let Lookup::Found(mut found) = provider(&sim.base_url()).find_order(&req).await.unwrap() else {
+        panic!("order not found");
+    };
+    let found = found.remove(0);
     assert_eq!(found.ca_order_id, sub_req.ca_order_id);
     assert_eq!(found.challenges, sub_req.challenges);
 }

@@ -78,9 +78,20 @@ impl Provider for Limited {
         let _permit = self.gate().await;
         self.after(self.inner.submit(req).await).await
     }
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
+    fn in_flight_bound(&self) -> Duration {
+        self.inner.in_flight_bound()
+    }
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         let _permit = self.gate().await;
         self.after(self.inner.find_order(req).await).await
+    }
+    async fn order_by_id(
+        &self,
+        req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        let _permit = self.gate().await;
+        self.after(self.inner.order_by_id(req, ca_order_id).await).await
     }
     async fn challenges(
         &self,

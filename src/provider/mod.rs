@@ -68,6 +68,30 @@ pub struct Submitted {
     pub issued: bool,
 }
 
+/// What crash recovery learned from the CA about a submit that may have reached it.
+///
+/// A second order is a second purchase, so only `NotFound` lets the engine submit again,
+/// and only once the first request can no longer be in flight
+/// (`Provider::in_flight_bound` after the intent was written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The CA positively shows no order placed for this request: every source the
+    /// provider searches was read in full and none matched.
+    NotFound,
+    /// Orders that are certainly ours (DigiCert: the order's CSR is the one in the submit
+    /// intent; Sectigo: a report row confirmed by a status call), oldest first. More than
+    /// one means duplicates: the engine keeps the first and cancels the others.
+    Found(Vec<Submitted>),
+    /// The CA's answer does not settle it (two possible candidates, a report call
+    /// refused, a field missing). The order waits for the operator.
+    Unsure {
+        /// For the operator: what was seen and why it does not decide.
+        reason: String,
+        /// CA order ids that may be ours.
+        candidates: Vec<String>,
+    },
+}
+
 /// Whether a method change applies to one name or to the whole order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodScope {
@@ -137,9 +161,24 @@ pub trait Provider: Send + Sync {
     /// Place a new order.
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError>;
 
-    /// Crash recovery: find an order placed for `req` (matched on our reference and
-    /// names within a window from `req.created_at`). `Ok(None)` means the CA has none.
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError>;
+    /// Crash recovery: look for orders placed for `req` (see [`Lookup`]); the window
+    /// searched starts at `req.created_at`. Safe to repeat.
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError>;
+
+    /// Operator adoption (`dcvd orders adopt`): read CA order `ca_order_id` and describe
+    /// it as the answer to submitting `req`. Refused (Permanent) when the CA order's names
+    /// are not `req.names`.
+    async fn order_by_id(
+        &self,
+        req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError>;
+
+    /// How long after a submit request left it may still land at the CA as an order:
+    /// the request timeout plus a margin. Recovery never concludes "no order" earlier.
+    fn in_flight_bound(&self) -> Duration {
+        Duration::from_secs(5 * 60)
+    }
 
     /// Current tokens for the given names (e.g. DigiCert's `dcv-random-value`, which
     /// renews an expired value; Sectigo computes them locally without a call).

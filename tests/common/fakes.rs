@@ -409,13 +409,34 @@ impl Provider for FakeCa {
         }
         Ok(self.submitted(&o))
     }
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         self.enter("find_order")?;
         let orders = self.orders.lock().unwrap();
-        Ok(orders
+        let found: Vec<Submitted> = orders
             .iter()
-            .find(|o| o.reference == req.reference)
-            .map(|o| self.submitted(o)))
+            .filter(|o| o.reference == req.reference)
+            .map(|o| self.submitted(o))
+            .collect();
+        Ok(match found.is_empty() {
+            true => Lookup::NotFound,
+            false => Lookup::Found(found),
+        })
+    }
+    async fn order_by_id(
+        &self,
+        _req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        self.enter("order_by_id")?;
+        let orders = self.orders.lock().unwrap();
+        orders
+            .iter()
+            .find(|o| o.id == ca_order_id)
+            .map(|o| self.submitted(o))
+            .ok_or_else(|| {
+                ProviderError::new(&self.name, "order_by_id", ErrorKind::Permanent)
+                    .with_detail(format!("no CA order {ca_order_id}"))
+            })
     }
     async fn challenges(
         &self,

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AcmeConfig, DnsConfig};
 use crate::model::{DcvMethod, DomainName, ProviderKind};
+use crate::provider::Lookup;
 use crate::provider::{
     CaStatus, ErrorKind, IssuedChain, MethodScope, OrderRef, Provider, ProviderError,
     SubmitRequest, Submitted, Tokens,
@@ -207,8 +208,20 @@ impl Provider for AcmeProvider {
     }
 
     /// ACME cannot find an order by our reference: `None`, so a new order is placed.
-    async fn find_order(&self, _req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
-        Ok(None)
+    async fn find_order(&self, _req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+        // An ACME order is free and an abandoned one expires by itself: a new one is fine.
+        Ok(Lookup::NotFound)
+    }
+
+    async fn order_by_id(
+        &self,
+        _req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        Err(self.permanent(
+            "order_by_id",
+            format!("ACME orders are not adopted by hand ({ca_order_id}); a new order costs nothing"),
+        ))
     }
 
     async fn challenges(

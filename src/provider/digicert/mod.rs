@@ -21,6 +21,7 @@ use self::tokens::{CaData, TxtPlacement};
 use self::wire::*;
 use crate::config::DigicertConfig;
 use crate::model::{DcvMethod, DomainName, ProviderKind};
+use crate::provider::Lookup;
 use crate::provider::{
     CaOrderState, CaStatus, ErrorKind, IssuedChain, MethodScope, NameDcv, OrderRef, Provider,
     ProviderError, SubmitRequest, Submitted, Tokens,
@@ -188,8 +189,21 @@ impl Provider for DigicertProvider {
         self.place(req).await
     }
 
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
-        self.recover(req).await
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+        Ok(match self.recover(req).await? {
+            Some(s) => Lookup::Found(vec![s]),
+            None => Lookup::NotFound,
+        })
+    }
+
+    async fn order_by_id(
+        &self,
+        _req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        // Interim: replaced by the wire-fidelity work.
+        Err(ProviderError::new(self.name(), "order_by_id", ErrorKind::Permanent)
+            .with_detail(format!("adopting CA order {ca_order_id} by hand is not supported yet")))
     }
 
     async fn challenges(

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::SectigoConfig;
 use crate::model::{DcvMethod, DomainName, ProviderKind};
 use crate::provider::limit::{Limiter, RateLimit};
+use crate::provider::Lookup;
 use crate::provider::{
     CaStatus, IssuedChain, MethodScope, OrderRef, Provider, ProviderError, SubmitRequest,
     Submitted, Tokens,
@@ -244,8 +245,21 @@ impl Provider for SectigoProvider {
         self.submit_order(req).await
     }
 
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Option<Submitted>, ProviderError> {
-        self.find(req).await
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+        Ok(match self.find(req).await? {
+            Some(s) => Lookup::Found(vec![s]),
+            None => Lookup::NotFound,
+        })
+    }
+
+    async fn order_by_id(
+        &self,
+        _req: &SubmitRequest,
+        ca_order_id: &str,
+    ) -> Result<Submitted, ProviderError> {
+        // Interim: replaced by the wire-fidelity work.
+        Err(ProviderError::new(self.name(), "order_by_id", crate::provider::ErrorKind::Permanent)
+            .with_detail(format!("adopting CA order {ca_order_id} by hand is not supported yet")))
     }
 
     async fn challenges(

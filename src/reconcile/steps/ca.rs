@@ -39,11 +39,12 @@ impl Step<'_> {
         let r = self.provider.find_order(&req).await;
         self.ca_call("find_order", started, &r);
         match r? {
-            Some(sub) => {
-                apply::adopt(self, sub, "recovered after an unanswered submit");
+            // Interim: the engine's handling of duplicates and doubt comes with the wire-fidelity work.
+            crate::provider::Lookup::Found(mut subs) if !subs.is_empty() => {
+                apply::adopt(self, subs.remove(0), "recovered after an unanswered submit");
                 Ok(())
             }
-            None => {
+            _ => {
                 self.order.submit_maybe_sent = false;
                 self.event(
                     "recovery",
