@@ -354,3 +354,37 @@ mod tests {
         assert!(!ProviderKind::Digicert.supports(DcvMethod::Https));
     }
 }
+
+/// The longest validity, in days, a publicly trusted TLS certificate may have when issued
+/// on `on` (CA/Browser Forum Baseline Requirements 6.3.2 as amended by ballot SC-081:
+/// 398 days until 2026-03-15, then 200, from 2027-03-15 100, from 2029-03-15 47).
+pub fn public_tls_max_validity_days(on: chrono::NaiveDate) -> u32 {
+    let d =
+        |y, m, day| chrono::NaiveDate::from_ymd_opt(y, m, day).unwrap_or(chrono::NaiveDate::MIN);
+    if on < d(2026, 3, 15) {
+        398
+    } else if on < d(2027, 3, 15) {
+        200
+    } else if on < d(2029, 3, 15) {
+        100
+    } else {
+        47
+    }
+}
+
+#[cfg(test)]
+mod validity_cap_tests {
+    use super::public_tls_max_validity_days as cap;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn the_sc081_steps_take_effect_on_their_dates() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(cap(d(2026, 3, 14)), 398);
+        assert_eq!(cap(d(2026, 3, 15)), 200);
+        assert_eq!(cap(d(2026, 12, 2)), 200);
+        assert_eq!(cap(d(2027, 3, 15)), 100);
+        assert_eq!(cap(d(2029, 3, 14)), 100);
+        assert_eq!(cap(d(2029, 3, 15)), 47);
+    }
+}

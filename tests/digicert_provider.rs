@@ -9,8 +9,8 @@ use common::{TestDns, TestWeb, csr};
 use dcvd::config::DigicertConfig;
 use dcvd::model::{ChallengeKind, DcvMethod, DomainName};
 use dcvd::provider::digicert::DigicertProvider;
-use dcvd::provider::{Lookup, 
-    CaOrderState, ErrorKind, NameDcv, OrderRef, Provider, SubmitRequest, Submitted,
+use dcvd::provider::{
+    CaOrderState, ErrorKind, Lookup, NameDcv, OrderRef, Provider, SubmitRequest, Submitted,
 };
 use dcvd::sim::Fault;
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};

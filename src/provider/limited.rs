@@ -91,7 +91,8 @@ impl Provider for Limited {
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
         let _permit = self.gate().await;
-        self.after(self.inner.order_by_id(req, ca_order_id).await).await
+        self.after(self.inner.order_by_id(req, ca_order_id).await)
+            .await
     }
     async fn challenges(
         &self,

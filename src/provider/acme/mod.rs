@@ -220,7 +220,9 @@ impl Provider for AcmeProvider {
     ) -> Result<Submitted, ProviderError> {
         Err(self.permanent(
             "order_by_id",
-            format!("ACME orders are not adopted by hand ({ca_order_id}); a new order costs nothing"),
+            format!(
+                "ACME orders are not adopted by hand ({ca_order_id}); a new order costs nothing"
+            ),
         ))
     }
 

@@ -202,8 +202,11 @@ impl Provider for DigicertProvider {
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
         // Interim: replaced by the wire-fidelity work.
-        Err(ProviderError::new(self.name(), "order_by_id", ErrorKind::Permanent)
-            .with_detail(format!("adopting CA order {ca_order_id} by hand is not supported yet")))
+        Err(
+            ProviderError::new(self.name(), "order_by_id", ErrorKind::Permanent).with_detail(
+                format!("adopting CA order {ca_order_id} by hand is not supported yet"),
+            ),
+        )
     }
 
     async fn challenges(

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SectigoConfig;
 use crate::model::{DcvMethod, DomainName, ProviderKind};
-use crate::provider::limit::{Limiter, RateLimit};
 use crate::provider::Lookup;
+use crate::provider::limit::{Limiter, RateLimit};
 use crate::provider::{
     CaStatus, IssuedChain, MethodScope, OrderRef, Provider, ProviderError, SubmitRequest,
     Submitted, Tokens,
@@ -258,8 +258,14 @@ impl Provider for SectigoProvider {
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
         // Interim: replaced by the wire-fidelity work.
-        Err(ProviderError::new(self.name(), "order_by_id", crate::provider::ErrorKind::Permanent)
-            .with_detail(format!("adopting CA order {ca_order_id} by hand is not supported yet")))
+        Err(ProviderError::new(
+            self.name(),
+            "order_by_id",
+            crate::provider::ErrorKind::Permanent,
+        )
+        .with_detail(format!(
+            "adopting CA order {ca_order_id} by hand is not supported yet"
+        )))
     }
 
     async fn challenges(
