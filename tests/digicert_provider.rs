@@ -81,6 +81,7 @@ fn request(n: &[&str], method: DcvMethod, reference: &str) -> SubmitRequest {
         validity_days: None,
         renewal_of: None,
         created_at: dcvd::clock::Clock::now(&dcvd::clock::SystemClock),
+        known_ca_orders: Vec::new(),
     }
 }
 

@@ -45,6 +45,9 @@ pub struct SubmitRequest {
     pub renewal_of: Option<String>,
     /// When the intent was written: the start of the window recovery searches.
     pub created_at: DateTime<Utc>,
+    /// CA order ids dcvd already tracks at this provider (any certificate's order):
+    /// recovery never adopts one of them a second time.
+    pub known_ca_orders: Vec<String>,
 }
 
 /// What the engine knows of a placed order; passed back to every call.

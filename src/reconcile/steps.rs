@@ -189,6 +189,8 @@ impl Step<'_> {
             validity_days: self.cert.validity_days,
             renewal_of: self.order.renewal_of.clone(),
             created_at: self.order.created_at,
+            // Interim: filled from the store by the wire-fidelity engine work.
+            known_ca_orders: Vec::new(),
         }
     }
 

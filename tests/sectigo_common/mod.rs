@@ -68,6 +68,7 @@ pub fn request(
         validity_days: None,
         renewal_of: None,
         created_at: dcvd::clock::Clock::now(&dcvd::clock::SystemClock),
+        known_ca_orders: Vec::new(),
     }
 }
 
