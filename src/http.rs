@@ -41,6 +41,23 @@ pub async fn render_metrics(engine: &Engine) -> String {
                 .set(n);
         }
     }
+    if let Ok(waiting) = engine.store().awaiting_operator().await {
+        // Every configured provider gets a sample (0 when none wait), so an alert can
+        // tell "none" from "no data".
+        m.awaiting_operator.clear();
+        for p in engine.runtime().config.providers.keys() {
+            m.awaiting_operator
+                .get_or_create(&crate::metrics::ProviderLabels {
+                    provider: p.clone(),
+                })
+                .set(0);
+        }
+        for (provider, n) in waiting {
+            m.awaiting_operator
+                .get_or_create(&crate::metrics::ProviderLabels { provider })
+                .set(n);
+        }
+    }
     if let Ok(certs) = engine.store().certificates().await {
         m.certificate_expiry.clear();
         for c in certs {

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub certificate_expiry: Family<CertLabels, Gauge>,
     pub reconcile_errors: Family<KindLabels, Counter>,
     pub scheduler_overdue: Gauge,
+    pub awaiting_operator: Family<ProviderLabels, Gauge>,
+    pub duplicate_orders: Family<ProviderLabels, Counter>,
     pub build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -138,6 +140,8 @@ impl Metrics {
             certificate_expiry: Family::default(),
             reconcile_errors: Family::default(),
             scheduler_overdue: Gauge::default(),
+            awaiting_operator: Family::default(),
+            duplicate_orders: Family::default(),
             build_info: Family::default(),
         };
         {
@@ -198,6 +202,18 @@ impl Metrics {
                 "scheduler_overdue_orders",
                 "Live orders whose next step is due but not yet running",
                 m.scheduler_overdue.clone(),
+            );
+            r.register(
+                "orders_awaiting_operator",
+                "Orders in submit_unknown: dcvd cannot tell whether the CA has them and waits for \
+                 `dcvd orders adopt` or `dcvd orders resubmit`",
+                m.awaiting_operator.clone(),
+            );
+            r.register(
+                "duplicate_orders",
+                "CA orders found beside an adopted one (the same request placed twice) and canceled \
+                 or attempted to cancel",
+                m.duplicate_orders.clone(),
             );
             r.register("build_info", "dcvd version", m.build_info.clone());
         }

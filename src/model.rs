@@ -126,11 +126,11 @@ impl fmt::Debug for DomainName {
 }
 
 macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? } what = $what:literal) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? } what = $what:literal) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "&'static str")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vm])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -217,6 +217,10 @@ string_enum!(
     OrderState {
         Pending => "pending",
         Submitting => "submitting",
+        /// The CA's answer to a recovery lookup did not settle whether it has the order:
+        /// not terminal, no automatic progress; the operator adopts a CA order
+        /// (`dcvd orders adopt`) or allows a new one (`dcvd orders resubmit --yes`).
+        SubmitUnknown => "submit_unknown",
         Validating => "validating",
         AwaitingIssuance => "awaiting_issuance",
         Issued => "issued",

@@ -32,6 +32,9 @@ pub enum Next {
     Submit,
     /// A submit may have reached the CA: look the order up before anything else.
     Recover,
+    /// An order adopted after an unanswered submit: the in-flight bound has passed, so
+    /// look once more for further CA orders from the same request and cancel them.
+    SweepDuplicates,
     /// Move these authorizations to the next method (index into `Policy::dcv`).
     SwitchMethod {
         authz: Vec<i64>,
@@ -67,6 +70,10 @@ pub enum Next {
     Done,
 }
 
+/// How long an order in `submit_unknown` sleeps between steps: it moves only on an
+/// operator's command (`dcvd orders adopt` / `resubmit`), which makes it due at once.
+pub const OPERATOR_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
@@ -85,16 +92,43 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
     match order.state {
         OrderState::Issued | OrderState::Failed | OrderState::Canceled => Next::Done,
         OrderState::Pending => Next::Submit,
+        OrderState::SubmitUnknown => Next::Wait(add(now, OPERATOR_WAIT)),
         OrderState::Submitting if order.submit_maybe_sent => Next::Recover,
         OrderState::Submitting => Next::Submit,
         OrderState::AwaitingIssuance => {
-            if order.ca_state == Some(CaOrderState::Issued) {
+            if let Some(next) = sweep_first(order, now) {
+                next
+            } else if order.ca_state == Some(CaOrderState::Issued) {
                 Next::Download
             } else {
-                poll_or_wait(order, policy, now)
+                earliest(poll_or_wait(order, policy, now), order.dup_check_at)
             }
         }
-        OrderState::Validating => validating(order, authz, policy, now),
+        OrderState::Validating => match sweep_first(order, now) {
+            Some(next) => next,
+            None => earliest(validating(order, authz, policy, now), order.dup_check_at),
+        },
+    }
+}
+
+/// A pending sweep for late duplicates: due now → sweep; still ahead and the CA has
+/// issued → hold the download until then, so the sweep happens before the order ends.
+fn sweep_first(order: &Order, now: DateTime<Utc>) -> Option<Next> {
+    let t = order.dup_check_at?;
+    if t <= now {
+        Some(Next::SweepDuplicates)
+    } else if order.ca_state == Some(CaOrderState::Issued) {
+        Some(Next::Wait(t))
+    } else {
+        None
+    }
+}
+
+/// A wait ends no later than `also`.
+fn earliest(next: Next, also: Option<DateTime<Utc>>) -> Next {
+    match (next, also) {
+        (Next::Wait(t), Some(u)) => Next::Wait(t.min(u)),
+        (next, _) => next,
     }
 }
 
@@ -111,24 +145,37 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
     if order.ca_state == Some(CaOrderState::Issued) {
         return Next::Download;
     }
-    // 1. Methods that ran out of time (or were refused) move to the next one.
+    // 1. Methods that failed move to the next one; methods that ran out of time too, once
+    //    the CA was asked after the deadline (it may have validated meanwhile). The timer
+    //    runs from the method's first attempt: one never tried has not run out.
     for a in authz.iter().filter(|a| pending(a)) {
-        let deadline = add(a.method_started_at, policy.method_timeout);
-        if deadline <= now {
-            // A method marked failed has its start moved to the epoch; anything else ran out of time.
-            let failed_now = a.method_started_at == DateTime::<Utc>::UNIX_EPOCH;
-            let reason = match (&a.last_error, failed_now) {
-                (Some(e), true) => e.clone(),
-                (last, _) => format!(
-                    "{} did not validate within method_timeout ({}){}",
-                    a.method,
-                    humantime::format_duration(policy.method_timeout),
-                    last.as_ref()
-                        .map(|e| format!("; last: {e}"))
-                        .unwrap_or_default()
-                ),
+        let reason = if a.method_failed {
+            a.last_error
+                .clone()
+                .unwrap_or_else(|| format!("{} cannot be used", a.method))
+        } else {
+            let Some(tried) = a.method_tried_at else {
+                continue;
             };
-            return match next_method(policy, a.domain.as_str(), a.method_index as usize) {
+            let deadline = add(tried, policy.method_timeout);
+            if deadline > now {
+                continue;
+            }
+            if order.last_status_at.is_none_or(|t| t < deadline) {
+                return Next::PollStatus;
+            }
+            format!(
+                "{} did not validate within method_timeout ({}) of its first attempt at {}{}",
+                a.method,
+                humantime::format_duration(policy.method_timeout),
+                tried.format("%Y-%m-%d %H:%M:%S UTC"),
+                a.last_error
+                    .as_ref()
+                    .map(|e| format!("; last: {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        return match next_method(policy, a.domain.as_str(), a.method_index as usize) {
                 None => Next::Exhausted {
                     authz: a.id,
                     reason: format!(
@@ -151,7 +198,6 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
                     }
                 }
             };
-        }
     }
     // 2. Tokens about to expire are renewed (and republished if they changed).
     if policy.refresh_tokens {
@@ -226,8 +272,9 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
     wake.extend(
         authz
             .iter()
-            .filter(|a| pending(a))
-            .map(|a| add(a.method_started_at, policy.method_timeout)),
+            .filter(|a| pending(a) && !a.method_failed)
+            .filter_map(|a| a.method_tried_at)
+            .map(|t| add(t, policy.method_timeout)),
     );
     Next::Wait(
         wake.into_iter()
@@ -257,6 +304,10 @@ mod tests {
             ca_order_id: Some("9".into()),
             ca_data: serde_json::json!({}),
             submit_maybe_sent: false,
+            submit_sent_at: None,
+            unsure_reason: None,
+            unsure_candidates: vec![],
+            dup_check_at: None,
             names: vec![],
             key_type: KeyType::EcdsaP256,
             private_key_pem: secrecy::SecretString::from(String::new()),
@@ -290,6 +341,8 @@ mod tests {
             method,
             method_index: index,
             method_started_at: t(0),
+            method_tried_at: Some(t(0)),
+            method_failed: false,
             state,
             challenge: Some(Challenge {
                 kind: ChallengeKind::DnsTxt,
@@ -322,6 +375,62 @@ mod tests {
 
     use AuthzState::*;
     use DcvMethod::*;
+
+    #[test]
+    fn method_timer_asks_the_ca_once_before_switching() {
+        let p = policy(MethodScope::PerName);
+        let a = vec![authz(1, "example.com", Submitted, DnsTxt, 0)];
+        let mut o = order(OrderState::Validating);
+        // Before the deadline: wait for it (or the next poll).
+        o.last_status_at = Some(t(7000));
+        assert_eq!(decide(&o, &a, &p, t(7030)), Next::Wait(t(7060)));
+        // Deadline passed, last status from before it: ask the CA first.
+        assert_eq!(decide(&o, &a, &p, t(7200)), Next::PollStatus);
+        // Asked after the deadline, still pending: switch, naming the first attempt.
+        o.last_status_at = Some(t(7200));
+        match decide(&o, &a, &p, t(7200)) {
+            Next::SwitchMethod { authz, to, reason } => {
+                assert_eq!((authz, to), (vec![1], 1));
+                assert!(reason.contains("of its first attempt at"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The timer counts from the first attempt, not from when the method was chosen.
+        let mut late_try = a[0].clone();
+        late_try.method_started_at = t(0);
+        late_try.method_tried_at = Some(t(5000));
+        assert!(matches!(
+            decide(&o, &[late_try], &p, t(7200)),
+            Next::PollStatus | Next::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn submit_doubt_and_duplicate_sweep() {
+        let p = policy(MethodScope::PerOrder);
+        // submit_unknown never moves on its own.
+        assert_eq!(
+            decide(&order(OrderState::SubmitUnknown), &[], &p, t(1)),
+            Next::Wait(t(1 + OPERATOR_WAIT.as_secs() as i64))
+        );
+        let a = vec![authz(1, "example.com", Submitted, DnsTxt, 0)];
+        let mut o = order(OrderState::Validating);
+        o.last_status_at = Some(t(0));
+        o.dup_check_at = Some(t(300));
+        // Not due yet: the wait ends no later than the sweep.
+        o.last_status_at = Some(t(290));
+        assert_eq!(decide(&o, &a, &p, t(295)), Next::Wait(t(300)));
+        // Due: sweep before anything else.
+        assert_eq!(decide(&o, &a, &p, t(300)), Next::SweepDuplicates);
+        // Issued at the CA before the sweep: the download waits for it.
+        let mut issued = order(OrderState::AwaitingIssuance);
+        issued.ca_state = Some(CaOrderState::Issued);
+        issued.dup_check_at = Some(t(300));
+        assert_eq!(decide(&issued, &a, &p, t(100)), Next::Wait(t(300)));
+        assert_eq!(decide(&issued, &a, &p, t(300)), Next::SweepDuplicates);
+        issued.dup_check_at = None;
+        assert_eq!(decide(&issued, &a, &p, t(300)), Next::Download);
+    }
 
     #[test]
     fn order_level_transitions() {
@@ -436,8 +545,10 @@ mod tests {
 
     #[test]
     fn fallback_and_failure_edges() {
-        let o = order(OrderState::Validating);
         let late = t(7200);
+        // The CA was asked after the deadline and the name is still pending.
+        let mut o = order(OrderState::Validating);
+        o.last_status_at = Some(late);
         // Per name: only the stalled name moves.
         let a = vec![
             authz(1, "example.com", Propagating, DnsTxt, 0),
@@ -466,9 +577,9 @@ mod tests {
             decide(&o, &a, &policy(MethodScope::PerName), late),
             Next::SwitchMethod { to: 2, .. }
         ));
-        // A method marked failed (start at the epoch) falls back at once with its reason.
+        // A method marked failed falls back at once with its reason.
         let mut failed = authz(1, "example.com", Propagating, DnsTxt, 0);
-        failed.method_started_at = DateTime::<Utc>::UNIX_EPOCH;
+        failed.method_failed = true;
         failed.last_error = Some("REFUSED by 192.0.2.53".into());
         match decide(&o, &[failed], &policy(MethodScope::PerName), t(1)) {
             Next::SwitchMethod { reason, .. } => assert_eq!(reason, "REFUSED by 192.0.2.53"),
@@ -482,6 +593,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A method never tried (token not yet published, e.g. the daemon was down for
+        // longer than method_timeout) is tried, not timed out.
+        let mut untried = authz(1, "example.com", Publishing, DnsTxt, 0);
+        untried.method_tried_at = None;
+        assert_eq!(
+            decide(&o, &[untried], &policy(MethodScope::PerName), t(86_400)),
+            Next::Publish { authz: 1 }
+        );
         // The CA issued: download whatever the authorizations say.
         let mut issued = order(OrderState::Validating);
         issued.ca_state = Some(CaOrderState::Issued);

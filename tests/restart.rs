@@ -86,8 +86,27 @@ async fn crash_before_the_submit_reached_the_ca_submits_once() {
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     assert_eq!(h.ca.order_count(), 1);
     let calls = h.ca.calls();
-    // submit (lost) → find_order (none) → submit → …
-    assert_eq!(&calls[..3], ["submit", "find_order", "submit"], "{calls:?}");
+    // submit (lost) → find_order (none yet: the request may still be in flight) →
+    // find_order once it cannot be (still none) → submit → …
+    assert_eq!(
+        &calls[..4],
+        ["submit", "find_order", "find_order", "submit"],
+        "{calls:?}"
+    );
+    let submits: Vec<_> = engine
+        .store()
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "submitting")
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(submits.len(), 2);
+    assert!(
+        submits[1] - submits[0] >= chrono::Duration::from_std(h.ca.bound).unwrap(),
+        "the second submit left before the first could no longer arrive: {submits:?}"
+    );
 }
 
 #[tokio::test]

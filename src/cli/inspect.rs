@@ -110,6 +110,14 @@ struct OrderView {
     attempts: u32,
     next_attempt_at: DateTime<Utc>,
     last_error: Option<String>,
+    /// When the submit request was last sent, while its answer may be missing.
+    submit_sent_at: Option<DateTime<Utc>>,
+    submit_maybe_sent: bool,
+    /// `submit_unknown`: why, and the CA orders that may be this one.
+    unsure_reason: Option<String>,
+    unsure_candidates: Vec<String>,
+    /// When dcvd looks once more for a late second order from the same request.
+    dup_check_at: Option<DateTime<Utc>>,
     not_after: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -131,6 +139,11 @@ impl From<&Order> for OrderView {
             attempts: o.attempts,
             next_attempt_at: o.next_attempt_at,
             last_error: o.last_error.clone(),
+            submit_sent_at: o.submit_sent_at,
+            submit_maybe_sent: o.submit_maybe_sent,
+            unsure_reason: o.unsure_reason.clone(),
+            unsure_candidates: o.unsure_candidates.clone(),
+            dup_check_at: o.dup_check_at,
             not_after: o.not_after,
             created_at: o.created_at,
             updated_at: o.updated_at,
@@ -161,6 +174,7 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
         .await
         .with_context(|| format!("order {id}"))?;
     let events = store.events(id).await?;
+    let duplicates = store.duplicates(id).await?;
     let cleanup: Vec<CleanupView> = store
         .journal_for_order(id)
         .await?
@@ -177,15 +191,59 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
             "authorizations": authz,
             "events": events,
             "tokens": cleanup,
+            "duplicates": duplicates,
         });
         say!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print_order(&order, &authz, &events, &cleanup);
+    print_order(&order, &authz, &events, &cleanup, &duplicates);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[CleanupView]) {
+/// What an operator must know about a submit in doubt, and the two ways out.
+fn print_doubt(o: &Order) {
+    if o.state == OrderState::SubmitUnknown {
+        say!("\nNEEDS YOU: dcvd cannot tell whether the CA already has this order, and will not");
+        say!("submit it again on its own (a second order is a second purchase).");
+        say!(
+            "  why:        {}",
+            o.unsure_reason.as_deref().unwrap_or("(no reason recorded)")
+        );
+    } else if o.state == OrderState::Submitting && o.submit_maybe_sent {
+        say!(
+            "\nThe submit sent at {} got no answer; dcvd looks the order up at the CA before any new submit.",
+            o.submit_sent_at.map(ts).unwrap_or_else(|| "(unknown)".into())
+        );
+    } else {
+        return;
+    }
+    say!(
+        "  candidates: {}",
+        if o.unsure_candidates.is_empty() {
+            "none named by the CA".to_string()
+        } else {
+            format!(
+                "{} (CA order ids that may be this order)",
+                o.unsure_candidates.join(", ")
+            )
+        }
+    );
+    say!("  Check the CA's order list for reference {} and names {}, then:", o.reference,
+        o.names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
+    say!("    if the CA has it:   dcvd orders adopt {} CA_ORDER_ID", o.id);
+    say!(
+        "    if it has none:     dcvd orders resubmit {} --yes   (if the CA does have it, this buys a second certificate)",
+        o.id
+    );
+}
+
+fn print_order(
+    o: &Order,
+    authz: &[Authorization],
+    events: &[Event],
+    cleanup: &[CleanupView],
+    duplicates: &[crate::store::Duplicate],
+) {
     say!(
         "Order {} — certificate {} at provider {}: {}",
         o.id,
@@ -231,13 +289,39 @@ fn print_order(o: &Order, authz: &[Authorization], events: &[Event], cleanup: &[
     if let Some(t) = o.not_after {
         say!("  expires:    {}", ts(t));
     }
+    if let Some(t) = o.dup_check_at {
+        say!(
+            "  recovery:   looks once more at {} for a late second order from the same request",
+            ts(t)
+        );
+    }
+    print_doubt(o);
+    if !duplicates.is_empty() {
+        say!("\nDuplicate CA orders (the same request placed twice):");
+        for d in duplicates {
+            say!(
+                "  CA order {}  found {}  {}: {}",
+                d.ca_order_id,
+                ts(d.found_at),
+                if d.canceled { "canceled" } else { "NOT CANCELED" },
+                d.outcome
+            );
+        }
+    }
     say!("\nNames:");
     for a in authz {
+        let timer = if a.method_failed {
+            "failed, falling back".to_string()
+        } else {
+            match a.method_tried_at {
+                Some(t) => format!("first tried {}", ts(t)),
+                None => "not tried yet".to_string(),
+            }
+        };
         say!(
-            "  {}  method {} (since {})  state {}",
+            "  {}  method {} ({timer})  state {}",
             a.domain,
             a.method,
-            ts(a.method_started_at),
             a.state
         );
         if let Some(c) = &a.challenge {

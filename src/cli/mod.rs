@@ -78,7 +78,7 @@ pub enum Command {
 pub enum OrdersCommand {
     /// List orders.
     List {
-        /// Only orders in this state (pending, submitting, validating, awaiting_issuance, issued, failed, canceled).
+        /// Only orders in this state (pending, submitting, submit_unknown, validating, awaiting_issuance, issued, failed, canceled).
         #[arg(long)]
         state: Option<OrderState>,
         #[arg(long)]
@@ -95,6 +95,18 @@ pub enum OrdersCommand {
     Retry { id: i64 },
     /// Cancel a live order at the CA and here; its tokens are removed.
     Cancel { id: i64 },
+    /// For an order whose submit is in doubt (submit_unknown, or submitting after an
+    /// unanswered submit): take CA order CA_ORDER_ID as this order, after the CA confirms
+    /// it carries the order's names.
+    Adopt { id: i64, ca_order_id: String },
+    /// For an order whose submit is in doubt: allow dcvd to submit it again. If the CA
+    /// already has it, this buys a second certificate; `--yes` confirms that.
+    Resubmit {
+        id: i64,
+        /// Confirm that a new order may be placed although the CA may already have one.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +138,12 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
         Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
+        Command::Orders(OrdersCommand::Adopt { id, ca_order_id }) => {
+            orders::adopt(&cli.config, *id, ca_order_id).await
+        }
+        Command::Orders(OrdersCommand::Resubmit { id, yes }) => {
+            orders::resubmit(&cli.config, *id, *yes).await
+        }
         _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
     }
 }

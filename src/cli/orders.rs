@@ -1,4 +1,5 @@
-//! `orders retry` and `orders cancel`: steer an order from the command line.
+//! `orders retry`, `orders cancel`, `orders adopt` and `orders resubmit`: steer an order
+//! from the command line. They write the database; a running daemon picks the change up.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,6 +25,13 @@ async fn open_order(
 
 pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
+    if order.state == crate::model::OrderState::SubmitUnknown {
+        anyhow::bail!(
+            "order {id} is in submit_unknown: dcvd cannot tell whether the CA has it, and retrying \
+             changes nothing. Decide with `dcvd orders adopt {id} CA_ORDER_ID` or \
+             `dcvd orders resubmit {id} --yes` (see `dcvd orders show {id}`)"
+        );
+    }
     if !order.state.is_terminal() {
         store
             .make_due(id, crate::clock::Clock::now(&crate::clock::SystemClock))
@@ -121,5 +129,44 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     } else {
         say!("order {id} ended meanwhile; nothing changed");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, id).await?;
+    crate::reconcile::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
+    let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = crate::runtime::engine_for_cli(store, cfg).await?;
+    let msg = crate::reconcile::operator::adopt(&engine.ctx, &engine.runtime(), id, ca_order_id)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    say!("{msg} (the running daemon picks it up within seconds)");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, id).await?;
+    crate::reconcile::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
+    if !yes {
+        anyhow::bail!(
+            "order {id} may already exist at the CA{}; submitting it again may buy a second \
+             certificate. If you checked at the CA and it has none, run `dcvd orders resubmit {id} --yes`; \
+             if it has one, run `dcvd orders adopt {id} CA_ORDER_ID` instead",
+            if order.unsure_candidates.is_empty() {
+                String::new()
+            } else {
+                format!(" (candidates: {})", order.unsure_candidates.join(", "))
+            }
+        );
+    }
+    let ctx = crate::reconcile::Ctx {
+        store,
+        clock: crate::clock::system(),
+        metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
+    };
+    let msg = crate::reconcile::operator::resubmit(&ctx, id)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    say!("{msg} (the running daemon picks it up within seconds)");
     Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,17 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     let mut attention = Vec::new();
     for o in store.list_orders(None).await? {
         let live = !matches!(o.state.as_str(), "issued" | "failed" | "canceled");
-        let reason = if o.state == "failed" {
+        let reason = if o.state == "submit_unknown" {
+            Some(format!(
+                "NEEDS YOU: cannot tell whether the CA has this order ({}); decide with \
+                 `dcvd orders adopt {} CA_ORDER_ID` or `dcvd orders resubmit {} --yes` \
+                 (see `dcvd orders show {}`)",
+                o.unsure_reason.as_deref().unwrap_or("no reason recorded"),
+                o.id,
+                o.id,
+                o.id
+            ))
+        } else if o.state == "failed" {
             // Only the newest order of a certificate matters.
             if store.latest_order_of(&o.certificate).await? != Some(o.id) {
                 continue;

@@ -10,11 +10,13 @@ pub(super) fn adopt(s: &mut Step<'_>, sub: Submitted, how: &str) {
     s.order.ca_order_id = Some(sub.ca_order_id.clone());
     s.order.ca_data = sub.ca_data;
     s.order.submit_maybe_sent = false;
-    let resend_at = s.next_resend();
+    let (resend_at, now) = (s.next_resend(), s.now);
     for a in s.authz.iter_mut() {
         if a.method == DcvMethod::Email {
+            // Placing the order sent the approval emails: the method's first attempt.
             a.state = AuthzState::EmailSent;
             a.next_resend_at = Some(resend_at);
+            a.method_tried_at.get_or_insert(now);
         }
     }
     s.set_state(OrderState::Validating);
@@ -97,7 +99,7 @@ pub(super) fn status(s: &mut Step<'_>, st: CaStatus) {
             }
             NameDcv::Invalid(why) if a.state != AuthzState::Valid => {
                 // The CA gave up on this method for this name: fall back at once.
-                a.method_started_at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+                a.method_failed = true;
                 a.last_error = Some(format!("the CA reports {} failed: {why}", a.method));
                 let (d, m) = (a.domain.clone(), a.last_error.clone().unwrap_or_default());
                 s.event("ca_invalid", Some(&d), m);

@@ -7,6 +7,7 @@
 //! request leaves, and a maybe-sent submit is always looked up before it is repeated).
 
 mod apply;
+pub mod operator;
 mod steps;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use crate::store::{Authorization, NewEvent, Order, StoreError};
 mod ca;
 mod dcv;
 mod issue;
+mod submit;
 
 pub(super) struct Step<'a> {
     pub ctx: &'a Ctx,
@@ -31,6 +32,9 @@ pub(super) struct Step<'a> {
     pub now: DateTime<Utc>,
     /// Order-level note kept in `last_error` after a successful step (e.g. "needs approval").
     pub note: Option<String>,
+    /// Run again at this time after a successful step, instead of what `decide` says
+    /// (e.g. recovery waiting for the in-flight bound).
+    pub wake: Option<DateTime<Utc>>,
 }
 
 pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -85,6 +89,7 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
         events: Vec::new(),
         now,
         note: None,
+        wake: None,
     };
     let outcome = match next {
         Next::Done => return Ok(Action::Done),
@@ -170,8 +175,11 @@ impl Step<'_> {
         }
     }
 
-    pub fn submit_request(&self) -> SubmitRequest {
-        SubmitRequest {
+    /// The request as submitted (and looked up by recovery), with every CA order id dcvd
+    /// tracks at this provider so recovery never adopts one twice.
+    pub async fn submit_request(&self) -> Result<SubmitRequest, StoreError> {
+        let known_ca_orders = self.ctx.store.known_ca_orders(&self.order.provider).await?;
+        Ok(SubmitRequest {
             reference: self.order.reference.clone(),
             certificate: self.order.certificate.clone(),
             product: self.cert.product.clone(),
@@ -189,9 +197,8 @@ impl Step<'_> {
             validity_days: self.cert.validity_days,
             renewal_of: self.order.renewal_of.clone(),
             created_at: self.order.created_at,
-            // Interim: filled from the store by the wire-fidelity engine work.
-            known_ca_orders: Vec::new(),
-        }
+            known_ca_orders,
+        })
     }
 
     /// Next time approval emails should be resent, per the certificate's cron schedule.
@@ -206,6 +213,7 @@ impl Step<'_> {
         match next {
             Next::Submit => self.submit().await,
             Next::Recover => self.recover().await,
+            Next::SweepDuplicates => self.sweep_duplicates().await,
             Next::SwitchMethod { authz, to, reason } => {
                 self.switch_method(&authz, to, reason).await
             }
@@ -286,7 +294,7 @@ impl Step<'_> {
             self.order.next_attempt_at = self.now;
             Action::Done
         } else {
-            let at = retry_at.unwrap_or_else(|| {
+            let at = retry_at.or(self.wake).unwrap_or_else(|| {
                 match decide(&self.order, &self.authz, &self.policy, self.now) {
                     Next::Wait(t) => t,
                     _ => self.now,

@@ -6,6 +6,7 @@ mod events;
 mod journal;
 mod orders;
 mod overview;
+mod recovery;
 mod rows;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use events::NewEvent;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
+pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};
 
 use crate::provider::ErrorKind;

@@ -35,6 +35,8 @@ pub struct OrderSummary {
     pub ca_order_id: Option<String>,
     pub failure_reason: Option<String>,
     pub last_error: Option<String>,
+    /// `submit_unknown`: why dcvd cannot tell whether the CA has the order.
+    pub unsure_reason: Option<String>,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub created_at: i64,
@@ -63,7 +65,7 @@ pub struct CertificateRecord {
 }
 
 const ORDER_COLS: &str = "id, certificate, provider, state, failure_reason, reference, ca_order_id, ca_data, \
-    submit_maybe_sent, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
+    submit_maybe_sent, submit_sent_at, unsure_reason, unsure_candidates, dup_check_at, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
     next_attempt_at, last_error, last_status_at, ca_state, cert_pem, chain_pem, not_after, created_at, updated_at";
 
 impl Store {
@@ -195,6 +197,9 @@ impl Store {
     /// Write the order, its authorizations and new events in one transaction. With
     /// `durable`, the commit is fsynced (`synchronous=FULL`) so it survives power loss:
     /// used for the intent written before an order request leaves.
+    ///
+    /// A step's save is dropped when the order was canceled meanwhile, or when an operator
+    /// adopted a CA order for it meanwhile (the row has a CA order id the step did not see).
     pub async fn save(
         &self,
         order: &Order,
@@ -203,6 +208,34 @@ impl Store {
         durable: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.save_inner(order, authz, events, durable, false, now)
+            .await
+            .map(|_| ())
+    }
+
+    /// An operator's decision on an order whose submit is in doubt (`dcvd orders adopt`,
+    /// `dcvd orders resubmit`): written only while the row is still in doubt (in
+    /// `submit_unknown`, or `submitting` with an unanswered submit, and no CA order).
+    /// False when it no longer was (the daemon settled it meanwhile).
+    pub async fn save_operator_decision(
+        &self,
+        order: &Order,
+        authz: &[Authorization],
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.save_inner(order, authz, events, true, true, now).await
+    }
+
+    async fn save_inner(
+        &self,
+        order: &Order,
+        authz: &[Authorization],
+        events: &[NewEvent],
+        durable: bool,
+        operator: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         if durable {
             sqlx::query("PRAGMA synchronous = FULL")
@@ -214,14 +247,26 @@ impl Store {
             let t = to_ms(now);
             let updated = sqlx::query(
                 "UPDATE orders SET state = ?, failure_reason = ?, ca_order_id = ?, ca_data = ?, submit_maybe_sent = ?,
+                 submit_sent_at = ?, unsure_reason = ?, unsure_candidates = ?, dup_check_at = ?,
                  attempts = ?, next_attempt_at = ?, last_error = ?, last_status_at = ?, ca_state = ?, cert_pem = ?, chain_pem = ?,
-                 not_after = ?, updated_at = ? WHERE id = ? AND state != 'canceled'",
+                 not_after = ?, updated_at = ? WHERE id = ? AND state != 'canceled'
+                 AND NOT (ca_order_id IS NOT NULL AND ?20 IS NULL)
+                 AND (?21 = 0 OR (ca_order_id IS NULL AND (state = 'submit_unknown'
+                      OR (state = 'submitting' AND submit_maybe_sent = 1))))",
             )
             .bind(order.state.as_str())
             .bind(&order.failure_reason)
             .bind(&order.ca_order_id)
             .bind(order.ca_data.to_string())
             .bind(order.submit_maybe_sent as i64)
+            .bind(order.submit_sent_at.map(to_ms))
+            .bind(&order.unsure_reason)
+            .bind(
+                (!order.unsure_candidates.is_empty())
+                    .then(|| serde_json::to_string(&order.unsure_candidates).ok())
+                    .flatten(),
+            )
+            .bind(order.dup_check_at.map(to_ms))
             .bind(order.attempts as i64)
             .bind(to_ms(order.next_attempt_at))
             .bind(&order.last_error)
@@ -232,28 +277,37 @@ impl Store {
             .bind(order.not_after.map(to_ms))
             .bind(t)
             .bind(order.id)
+            .bind(&order.ca_order_id)
+            .bind(operator as i64)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
-                // Canceled (by `dcvd orders cancel`) while this step ran: drop the step's
-                // result, but make sure whatever it published is cleaned up.
+                // Canceled (by `dcvd orders cancel`) or adopted (by `dcvd orders adopt`)
+                // while this step ran: drop the step's result, but if canceled make sure
+                // whatever it published is cleaned up.
                 drop(tx);
-                sqlx::query("UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL")
-                    .bind(t)
-                    .bind(order.id)
-                    .execute(&mut *conn)
-                    .await?;
-                return Ok(());
+                sqlx::query(
+                    "UPDATE cleanup_journal SET due_at = ? WHERE order_id = ? AND due_at IS NULL
+                     AND EXISTS (SELECT 1 FROM orders WHERE id = ?2 AND state = 'canceled')",
+                )
+                .bind(t)
+                .bind(order.id)
+                .execute(&mut *conn)
+                .await?;
+                return Ok(false);
             }
             for a in authz {
                 sqlx::query(
-                    "UPDATE authorizations SET method = ?, method_index = ?, method_started_at = ?, state = ?,
+                    "UPDATE authorizations SET method = ?, method_index = ?, method_started_at = ?,
+                     method_tried_at = ?, method_failed = ?, state = ?,
                      challenge_json = ?, approver_email = ?, check_json = ?, checked_at = ?, next_check_at = ?,
                      check_rounds = ?, resends = ?, next_resend_at = ?, last_error = ? WHERE id = ?",
                 )
                 .bind(a.method.as_str())
                 .bind(a.method_index as i64)
                 .bind(to_ms(a.method_started_at))
+                .bind(a.method_tried_at.map(to_ms))
+                .bind(a.method_failed as i64)
                 .bind(a.state.as_str())
                 .bind(a.challenge.as_ref().and_then(|c| serde_json::to_string(c).ok()))
                 .bind(&a.approver_email)
@@ -295,7 +349,7 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok::<(), StoreError>(())
+            Ok::<bool, StoreError>(true)
         }
         .await;
         if durable {
@@ -345,7 +399,7 @@ impl Store {
         &self,
         state: Option<OrderState>,
     ) -> Result<Vec<OrderSummary>, StoreError> {
-        let q = "SELECT id, certificate, provider, state, ca_order_id, failure_reason, last_error, attempts,
+        let q = "SELECT id, certificate, provider, state, ca_order_id, failure_reason, last_error, unsure_reason, attempts,
                  next_attempt_at, created_at, updated_at, not_after FROM orders
                  WHERE (?1 IS NULL OR state = ?1) ORDER BY id";
         Ok(sqlx::query_as(q)

@@ -22,6 +22,16 @@ pub struct Order {
     pub ca_order_id: Option<String>,
     pub ca_data: serde_json::Value,
     pub submit_maybe_sent: bool,
+    /// When the submit request was last sent: recovery concludes "no order at the CA"
+    /// only `Provider::in_flight_bound` after it.
+    pub submit_sent_at: Option<DateTime<Utc>>,
+    /// `submit_unknown`: why the recovery lookup did not settle it, for the operator.
+    pub unsure_reason: Option<String>,
+    /// `submit_unknown`: CA order ids that may be this order.
+    pub unsure_candidates: Vec<String>,
+    /// After adopting an order whose submit was unanswered: when to look once more for
+    /// a late duplicate of the request (and cancel it).
+    pub dup_check_at: Option<DateTime<Utc>>,
     pub names: Vec<DomainName>,
     pub key_type: KeyType,
     pub private_key_pem: SecretString,
@@ -47,7 +57,15 @@ pub struct Authorization {
     pub domain: DomainName,
     pub method: DcvMethod,
     pub method_index: u32,
+    /// When the current method was chosen (order created, or switched to it).
     pub method_started_at: DateTime<Utc>,
+    /// When the current method was first tried (token published, approval emails sent);
+    /// `None` until then. `method_timeout` counts from here, so a method that never got
+    /// its chance (e.g. the daemon was down) is tried, not timed out.
+    pub method_tried_at: Option<DateTime<Utc>>,
+    /// The current method cannot work (refused by the CA or publisher, reported invalid):
+    /// the next step falls back at once, with `last_error` as the reason.
+    pub method_failed: bool,
     pub state: AuthzState,
     pub challenge: Option<Challenge>,
     pub approver_email: Option<String>,
@@ -81,6 +99,10 @@ pub(super) struct OrderRow {
     ca_order_id: Option<String>,
     ca_data: String,
     submit_maybe_sent: i64,
+    submit_sent_at: Option<i64>,
+    unsure_reason: Option<String>,
+    unsure_candidates: Option<String>,
+    dup_check_at: Option<i64>,
     names_json: String,
     key_type: String,
     private_key_pem: String,
@@ -131,6 +153,15 @@ impl TryFrom<OrderRow> for Order {
             reference: r.reference,
             ca_order_id: r.ca_order_id,
             submit_maybe_sent: r.submit_maybe_sent != 0,
+            submit_sent_at: r.submit_sent_at.map(from_ms),
+            unsure_candidates: r
+                .unsure_candidates
+                .map(|j| serde_json::from_str(&j))
+                .transpose()
+                .map_err(|e| c("unsure_candidates", &e))?
+                .unwrap_or_default(),
+            unsure_reason: r.unsure_reason,
+            dup_check_at: r.dup_check_at.map(from_ms),
             csr_pem: r.csr_pem,
             csr_der: r.csr_der,
             renewal_of: r.renewal_of,
@@ -160,6 +191,8 @@ pub(super) struct AuthzRow {
     method: String,
     method_index: i64,
     method_started_at: i64,
+    method_tried_at: Option<i64>,
+    method_failed: i64,
     state: String,
     challenge_json: Option<String>,
     approver_email: Option<String>,
@@ -184,6 +217,8 @@ impl TryFrom<AuthzRow> for Authorization {
             method: r.method.parse().map_err(|e| c("method", &e))?,
             method_index: r.method_index.clamp(0, u32::MAX as i64) as u32,
             method_started_at: from_ms(r.method_started_at),
+            method_tried_at: r.method_tried_at.map(from_ms),
+            method_failed: r.method_failed != 0,
             state: r.state.parse().map_err(|e| c("state", &e))?,
             challenge: r
                 .challenge_json

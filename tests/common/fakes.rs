@@ -182,6 +182,19 @@ pub struct FakeCa {
     pub poll: Duration,
     /// ARI: the renewal window `renewal_window` reports (none by default).
     pub ari: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
+    /// A slow CA: when set, `submit` fails with a timeout and its order appears this long
+    /// after the request (by `clock`), as when order creation outlasts `request_timeout`.
+    pub create_after: Mutex<Option<Duration>>,
+    /// The same request lands again as further orders, each this long after the first
+    /// (a retrying proxy, a late first request).
+    pub copies_after: Mutex<Vec<Duration>>,
+    /// Orders the CA is still creating: (when they appear, the order).
+    pub landing: Mutex<Vec<(chrono::DateTime<chrono::Utc>, CaOrder)>>,
+    /// Scripted answers of the next `find_order` calls (e.g. `Unsure`).
+    pub lookups: Mutex<VecDeque<Lookup>>,
+    /// `in_flight_bound` this CA reports.
+    pub bound: Duration,
+    pub clock: dcvd::clock::SharedClock,
 }
 
 impl FakeCa {
@@ -196,7 +209,7 @@ impl FakeCa {
             name: name.into(),
             world,
             scope,
-            ca: SimCa::new("Fake", clock).unwrap(),
+            ca: SimCa::new("Fake", clock.clone()).unwrap(),
             orders: Mutex::default(),
             calls: Mutex::default(),
             fail: Mutex::default(),
@@ -206,7 +219,39 @@ impl FakeCa {
             resent: Mutex::default(),
             poll: Duration::from_secs(30),
             ari: Mutex::default(),
+            create_after: Mutex::default(),
+            copies_after: Mutex::default(),
+            landing: Mutex::default(),
+            lookups: Mutex::default(),
+            bound: Duration::from_secs(300),
+            clock,
         }
+    }
+
+    /// Orders whose creation finished by now join the CA's order list.
+    fn land(&self) {
+        let now = self.clock.now();
+        let mut landing = self.landing.lock().unwrap();
+        let mut orders = self.orders.lock().unwrap();
+        landing.sort_by_key(|(t, _)| *t);
+        while landing.first().is_some_and(|(t, _)| *t <= now) {
+            orders.push(landing.remove(0).1);
+        }
+    }
+
+    /// Orders at the CA, also those still being created.
+    pub fn total_orders(&self) -> usize {
+        self.orders.lock().unwrap().len() + self.landing.lock().unwrap().len()
+    }
+
+    pub fn canceled_ids(&self) -> Vec<String> {
+        self.orders
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|o| o.canceled)
+            .map(|o| o.id.clone())
+            .collect()
     }
 
     pub fn fail_next(&self, op: &'static str, e: ProviderError) {
@@ -227,6 +272,7 @@ impl FakeCa {
     }
 
     fn enter(&self, op: &'static str) -> Result<(), ProviderError> {
+        self.land();
         self.calls.lock().unwrap().push(op.to_string());
         if let Some(e) = self
             .fail
@@ -380,12 +426,16 @@ impl Provider for FakeCa {
         self.calls.lock().unwrap().push("renewal_window".into());
         *self.ari.lock().unwrap()
     }
+    fn in_flight_bound(&self) -> Duration {
+        self.bound
+    }
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         self.enter("submit")?;
         let o = {
             let mut orders = self.orders.lock().unwrap();
+            let mut landing = self.landing.lock().unwrap();
             let o = CaOrder {
-                id: format!("{}", 1000 + orders.len()),
+                id: format!("{}", 1000 + orders.len() + landing.len()),
                 reference: req.reference.clone(),
                 names: req.names.clone(),
                 csr_der: req.csr_der.clone(),
@@ -401,9 +451,28 @@ impl Provider for FakeCa {
                 canceled: false,
                 renewal_of: req.renewal_of.clone(),
             };
-            orders.push(o.clone());
+            let now = self.clock.now();
+            let delay = self.create_after.lock().unwrap().unwrap_or_default();
+            let at = |d: Duration| now + chrono::Duration::from_std(d).unwrap();
+            for (i, d) in self.copies_after.lock().unwrap().iter().enumerate() {
+                let mut copy = o.clone();
+                copy.id = format!("{}", 1000 + orders.len() + landing.len() + 1 + i);
+                landing.push((at(delay + *d), copy));
+            }
+            if delay.is_zero() {
+                orders.push(o.clone());
+            } else {
+                landing.push((at(delay), o.clone()));
+            }
             o
         };
+        if self.create_after.lock().unwrap().is_some() {
+            return Err(ProviderError::transport(
+                &self.name,
+                "submit",
+                "operation timed out (request_timeout)",
+            ));
+        }
         if *self.hang_after_submit.lock().unwrap() {
             std::future::pending::<()>().await;
         }
@@ -411,10 +480,13 @@ impl Provider for FakeCa {
     }
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         self.enter("find_order")?;
+        if let Some(answer) = self.lookups.lock().unwrap().pop_front() {
+            return Ok(answer);
+        }
         let orders = self.orders.lock().unwrap();
         let found: Vec<Submitted> = orders
             .iter()
-            .filter(|o| o.reference == req.reference)
+            .filter(|o| o.reference == req.reference && !req.known_ca_orders.contains(&o.id))
             .map(|o| self.submitted(o))
             .collect();
         Ok(match found.is_empty() {
@@ -424,19 +496,24 @@ impl Provider for FakeCa {
     }
     async fn order_by_id(
         &self,
-        _req: &SubmitRequest,
+        req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
         self.enter("order_by_id")?;
         let orders = self.orders.lock().unwrap();
-        orders
-            .iter()
-            .find(|o| o.id == ca_order_id)
-            .map(|o| self.submitted(o))
-            .ok_or_else(|| {
-                ProviderError::new(&self.name, "order_by_id", ErrorKind::Permanent)
-                    .with_detail(format!("no CA order {ca_order_id}"))
-            })
+        let o = orders.iter().find(|o| o.id == ca_order_id).ok_or_else(|| {
+            ProviderError::new(&self.name, "order_by_id", ErrorKind::Permanent)
+                .with_status(404)
+                .with_detail(format!("no CA order {ca_order_id}"))
+        })?;
+        if o.names != req.names {
+            return Err(
+                ProviderError::new(&self.name, "order_by_id", ErrorKind::Permanent).with_detail(
+                    format!("CA order {ca_order_id} is for other names: {:?}", o.names),
+                ),
+            );
+        }
+        Ok(self.submitted(o))
     }
     async fn challenges(
         &self,

@@ -1,64 +1,9 @@
-//! Steps that talk to the CA: submit, recover, switch method, tokens, check, resend, status.
+//! Steps that talk to the CA about a placed order: switch method, tokens, check, resend,
+//! status. (Submitting and recovery are in `submit.rs`.)
 
 use super::*;
 
 impl Step<'_> {
-    pub(super) async fn submit(&mut self) -> Result<(), StepError> {
-        // The intent goes to disk (fsynced) before the request leaves.
-        self.set_state(OrderState::Submitting);
-        self.order.submit_maybe_sent = true;
-        let attempt_msg = format!("submitting order {} to the CA", self.order.reference);
-        self.event("submitting", None, attempt_msg);
-        let events = std::mem::take(&mut self.events);
-        self.ctx
-            .store
-            .save(&self.order, &self.authz, &events, true, self.now)
-            .await?;
-        let req = self.submit_request();
-        let started = std::time::Instant::now();
-        let r = self.provider.submit(&req).await;
-        self.ca_call("submit", started, &r);
-        match r {
-            Ok(sub) => {
-                apply::adopt(self, sub, "submitted");
-                Ok(())
-            }
-            Err(e) => {
-                if e.rejected {
-                    // The CA refused: nothing was created, so the next try may submit again.
-                    self.order.submit_maybe_sent = false;
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    pub(super) async fn recover(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request();
-        let started = std::time::Instant::now();
-        let r = self.provider.find_order(&req).await;
-        self.ca_call("find_order", started, &r);
-        match r? {
-            // Interim: the engine's handling of duplicates and doubt comes with the wire-fidelity work.
-            crate::provider::Lookup::Found(mut subs) if !subs.is_empty() => {
-                apply::adopt(self, subs.remove(0), "recovered after an unanswered submit");
-                Ok(())
-            }
-            _ => {
-                self.order.submit_maybe_sent = false;
-                self.event(
-                    "recovery",
-                    None,
-                    format!(
-                        "the CA has no order with reference {}; it will be submitted again",
-                        self.order.reference
-                    ),
-                );
-                Ok(())
-            }
-        }
-    }
-
     pub(super) async fn switch_method(
         &mut self,
         ids: &[i64],
@@ -89,11 +34,14 @@ impl Step<'_> {
             Err(e) if e.kind == crate::provider::ErrorKind::Permanent => {
                 // The CA refuses this method: skip it, the next step moves on to the one after.
                 let msg = format!("the CA refused {method}: {e}");
+                let now = self.now;
                 for id in ids {
                     if let Some(a) = self.authz_mut(*id) {
                         a.method_index = to as u32;
                         a.method = method;
-                        a.method_started_at = DateTime::<Utc>::UNIX_EPOCH;
+                        a.method_started_at = now;
+                        a.method_tried_at = None;
+                        a.method_failed = true;
                         a.last_error = Some(msg.clone());
                     }
                 }
@@ -131,6 +79,10 @@ impl Step<'_> {
                 b.method = method;
                 b.method_index = to as u32;
                 b.method_started_at = now;
+                b.method_failed = false;
+                // Email: changing the method sent the emails (first attempt now); a token
+                // method is first tried when its token is published.
+                b.method_tried_at = (method == DcvMethod::Email).then_some(now);
                 b.challenge = None;
                 b.check = None;
                 b.check_rounds = 0;

@@ -45,6 +45,8 @@ impl Step<'_> {
                     b.state = AuthzState::Propagating;
                     b.next_check_at = Some(now);
                     b.last_error = None;
+                    // The method's first attempt: `method_timeout` counts from here.
+                    b.method_tried_at.get_or_insert(now);
                 }
                 let msg = if publisher.is_manual() {
                     format!(
@@ -82,7 +84,7 @@ impl Step<'_> {
             .find(|a| a.id == id)
             .map(|a| a.domain.clone());
         if let Some(a) = self.authz_mut(id) {
-            a.method_started_at = DateTime::<Utc>::UNIX_EPOCH;
+            a.method_failed = true;
             a.last_error = Some(reason.clone());
         }
         self.event("method_failed", domain.as_ref(), reason);
@@ -121,7 +123,7 @@ impl Step<'_> {
                 .inc();
         }
         let changed = a.check.as_ref().map(|c| c.summary()) != Some(report.summary());
-        let elapsed = (self.now - a.method_started_at)
+        let elapsed = (self.now - a.method_tried_at.unwrap_or(self.now))
             .to_std()
             .unwrap_or_default();
         let present = report.present;
