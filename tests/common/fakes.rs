@@ -454,9 +454,10 @@ impl Provider for FakeCa {
             let now = self.clock.now();
             let delay = self.create_after.lock().unwrap().unwrap_or_default();
             let at = |d: Duration| now + chrono::Duration::from_std(d).unwrap();
+            let first_copy = 1000 + orders.len() + landing.len() + 1;
             for (i, d) in self.copies_after.lock().unwrap().iter().enumerate() {
                 let mut copy = o.clone();
-                copy.id = format!("{}", 1000 + orders.len() + landing.len() + 1 + i);
+                copy.id = format!("{}", first_copy + i);
                 landing.push((at(delay + *d), copy));
             }
             if delay.is_zero() {
@@ -466,15 +467,15 @@ impl Provider for FakeCa {
             }
             o
         };
+        if *self.hang_after_submit.lock().unwrap() {
+            std::future::pending::<()>().await;
+        }
         if self.create_after.lock().unwrap().is_some() {
             return Err(ProviderError::transport(
                 &self.name,
                 "submit",
                 "operation timed out (request_timeout)",
             ));
-        }
-        if *self.hang_after_submit.lock().unwrap() {
-            std::future::pending::<()>().await;
         }
         Ok(self.submitted(&o))
     }
