@@ -268,3 +268,156 @@ async fn dns_check_prints_the_table_and_exits_by_presence() {
             || String::from_utf8_lossy(&missing.stdout).contains("other value")
     );
 }
+
+/// A CA endpoint on 127.0.0.1 that answers every request with a DigiCert-style 404.
+fn ca_that_knows_no_order() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = conn.read(&mut buf);
+            let body = r#"{"errors":[{"code":"not_found","message":"Order not found"}]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/services/v2")
+}
+
+#[tokio::test]
+async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    // The submit got no answer and the CA's answer to the lookup does not settle it.
+    h.ca.fail_next(
+        "submit",
+        dcvd::provider::ProviderError::transport("ca", "submit", "connection reset"),
+    );
+    h.ca.lookups
+        .lock()
+        .unwrap()
+        .push_back(dcvd::provider::Lookup::Unsure {
+            reason: "the order report call was refused".into(),
+            candidates: vec!["1000".into()],
+        });
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    engine.run_due().await.unwrap();
+    h.advance(std::time::Duration::from_secs(10));
+    engine.run_due().await.unwrap();
+    drop(engine);
+    let cfg = h.path("dcvd.toml");
+    std::fs::write(
+        &cfg,
+        h.config_toml.replace(
+            "api_key = \"test-key\"",
+            &format!(
+                "api_key = \"test-key\"\nbase_url = \"{}\"",
+                ca_that_knows_no_order()
+            ),
+        ),
+    )
+    .unwrap();
+    let ids = id.to_string();
+    let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    // `orders show` explains the reason, the candidates and both ways out.
+    let out = dcvd(&cfg).args(["orders", "show", &ids]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "submit_unknown",
+        "NEEDS YOU",
+        "the order report call was refused",
+        "candidates: 1000",
+        &format!("dcvd orders adopt {id} CA_ORDER_ID"),
+        &format!("dcvd orders resubmit {id} --yes"),
+        "second certificate",
+    ] {
+        assert!(text.contains(want), "`{want}` missing:\n{text}");
+    }
+    let out = dcvd(&cfg)
+        .args(["orders", "show", &ids, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["order"]["state"], "submit_unknown");
+    assert_eq!(v["order"]["unsure_candidates"], serde_json::json!(["1000"]));
+    // `status` lists it as needing attention.
+    let out = dcvd(&cfg).arg("status").output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("order {id} (www, submit_unknown): NEEDS YOU")),
+        "{text}"
+    );
+    // `orders retry` changes nothing and points at the two commands.
+    let out = dcvd(&cfg).args(["orders", "retry", &ids]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("orders adopt"), "{}", stderr(&out));
+
+    // Refusals: unknown order; the provider refuses the CA order; resubmit without --yes.
+    let out = dcvd(&cfg)
+        .args(["orders", "adopt", "999", "1000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("order 999"), "{}", stderr(&out));
+    let out = dcvd(&cfg)
+        .args(["orders", "adopt", &ids, "1000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refused") && stderr(&out).contains("left as it was"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dcvd(&cfg)
+        .args(["orders", "resubmit", &ids])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("second certificate") && err.contains("--yes") && err.contains("1000"),
+        "{err}"
+    );
+    let engine = h.engine().await;
+    assert_eq!(
+        engine.store().load_order(id).await.unwrap().0.state,
+        OrderState::SubmitUnknown,
+        "refusals change nothing"
+    );
+    drop(engine);
+
+    // Confirmed: the order goes back to submitting, without a maybe-sent intent.
+    let out = dcvd(&cfg)
+        .args(["orders", "resubmit", &ids, "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("second certificate"));
+    let engine = h.engine().await;
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.state, OrderState::Submitting);
+    assert!(!o.submit_maybe_sent && o.unsure_reason.is_none());
+    drop(engine);
+    // Wrong state now: both commands refuse.
+    for args in [
+        vec!["orders", "resubmit", &ids, "--yes"],
+        vec!["orders", "adopt", &ids, "1000"],
+    ] {
+        let out = dcvd(&cfg).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("no submit of it is in doubt"), "{}", stderr(&out));
+    }
+    // The daemon submits it once.
+    let engine = h.engine().await;
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    assert_eq!(h.ca.order_count(), 1);
+}

@@ -273,7 +273,9 @@ fn print_order(
         ts(o.created_at),
         ts(o.updated_at)
     );
-    if !o.state.is_terminal() {
+    if o.state == OrderState::SubmitUnknown {
+        say!("  next step:  none until an operator decides (see below)");
+    } else if !o.state.is_terminal() {
         say!(
             "  next step:  {} (attempt {})",
             ts(o.next_attempt_at),
@@ -283,7 +285,11 @@ fn print_order(
     if let Some(r) = &o.failure_reason {
         say!("  FAILED:     {r}");
     }
-    if let Some(e) = &o.last_error {
+    if let Some(e) = o
+        .last_error
+        .as_ref()
+        .filter(|_| o.state != OrderState::SubmitUnknown)
+    {
         say!("  last error: {e}");
     }
     if let Some(t) = o.not_after {

@@ -139,6 +139,11 @@ impl Step<'_> {
             }
             Lookup::NotFound => {
                 self.wake = Some(settled_at);
+                self.note = Some(format!(
+                    "the CA shows no order yet; the unanswered submit may still arrive until {}, \
+                     dcvd looks again then",
+                    ts(settled_at)
+                ));
                 self.event(
                     "recovery_wait",
                     None,
