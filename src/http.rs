@@ -120,6 +120,8 @@ async fn order(State(s): State<HttpState>, Path(id): Path<i64>) -> Response {
             "ca_order_id": o.ca_order_id,
             "failure_reason": o.failure_reason,
             "last_error": o.last_error,
+            "unsure_reason": o.unsure_reason,
+            "unsure_candidates": o.unsure_candidates,
             "names": o.names,
             "authorizations": authz,
         }))

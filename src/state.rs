@@ -176,28 +176,28 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             )
         };
         return match next_method(policy, a.domain.as_str(), a.method_index as usize) {
-                None => Next::Exhausted {
-                    authz: a.id,
-                    reason: format!(
-                        "no DCV method left for {} after {}: {reason}",
-                        a.domain, a.method
-                    ),
-                },
-                Some(to) => {
-                    let ids = match policy.scope {
-                        MethodScope::PerName => vec![a.id],
-                        // One method per order: every name still pending moves together.
-                        MethodScope::PerOrder => {
-                            authz.iter().filter(|b| pending(b)).map(|b| b.id).collect()
-                        }
-                    };
-                    Next::SwitchMethod {
-                        authz: ids,
-                        to,
-                        reason,
+            None => Next::Exhausted {
+                authz: a.id,
+                reason: format!(
+                    "no DCV method left for {} after {}: {reason}",
+                    a.domain, a.method
+                ),
+            },
+            Some(to) => {
+                let ids = match policy.scope {
+                    MethodScope::PerName => vec![a.id],
+                    // One method per order: every name still pending moves together.
+                    MethodScope::PerOrder => {
+                        authz.iter().filter(|b| pending(b)).map(|b| b.id).collect()
                     }
+                };
+                Next::SwitchMethod {
+                    authz: ids,
+                    to,
+                    reason,
                 }
-            };
+            }
+        };
     }
     // 2. Tokens about to expire are renewed (and republished if they changed).
     if policy.refresh_tokens {

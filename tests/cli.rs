@@ -414,7 +414,11 @@ async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
     ] {
         let out = dcvd(&cfg).args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
-        assert!(stderr(&out).contains("no submit of it is in doubt"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no submit of it is in doubt"),
+            "{}",
+            stderr(&out)
+        );
     }
     // The daemon submits it once.
     let engine = h.engine().await;

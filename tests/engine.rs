@@ -306,7 +306,8 @@ async fn transient_errors_are_retried_with_backoff() {
     assert_eq!(h.ca.order_count(), 1);
     let calls = h.ca.calls();
     let sf = ["submit", "find_order", "find_order"];
-    assert_eq!(calls[..10], [sf, sf, sf].concat()[..9].iter().chain(&["submit"]).copied().collect::<Vec<_>>()[..], "{calls:?}");
+    let want: Vec<&str> = [&sf[..], &sf, &sf, &["submit"]].concat();
+    assert_eq!(calls[..10], want[..], "{calls:?}");
 }
 
 #[tokio::test]

@@ -66,12 +66,20 @@ fn unsure(candidates: &[&str]) -> Lookup {
 async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     let id = crash_in_the_submit_window(&h).await;
-    h.ca.lookups.lock().unwrap().push_back(unsure(&["1000", "977"]));
+    h.ca.lookups
+        .lock()
+        .unwrap()
+        .push_back(unsure(&["1000", "977"]));
     let engine = h.engine().await;
     engine.run_due().await.unwrap();
     let (o, _) = engine.store().load_order(id).await.unwrap();
     assert_eq!(o.state, OrderState::SubmitUnknown);
-    assert!(o.unsure_reason.as_deref().unwrap().contains("neither shows our reference"));
+    assert!(
+        o.unsure_reason
+            .as_deref()
+            .unwrap()
+            .contains("neither shows our reference")
+    );
     assert_eq!(o.unsure_candidates, ["1000", "977"]);
     let ev = kinds(&engine, id, "submit_unknown").await;
     assert_eq!(ev.len(), 1);
@@ -93,8 +101,15 @@ async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
     let (o, _) = engine.store().load_order(id).await.unwrap();
     assert_eq!(o.state, OrderState::SubmitUnknown);
     let calls = h.ca.calls();
-    assert_eq!((count(&calls, "submit"), count(&calls, "find_order")), (1, 1), "{calls:?}");
-    assert!(engine.ensure_orders().await.unwrap().is_empty(), "the order is still live");
+    assert_eq!(
+        (count(&calls, "submit"), count(&calls, "find_order")),
+        (1, 1),
+        "{calls:?}"
+    );
+    assert!(
+        engine.ensure_orders().await.unwrap().is_empty(),
+        "the order is still live"
+    );
 
     // The provider refuses a CA order it does not have (or with other names): nothing changes.
     let rt = engine.runtime();
@@ -127,7 +142,10 @@ async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
 async fn resubmit_after_doubt_places_exactly_one_new_order() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     // The request was lost in transit: the CA has nothing, but says it cannot tell.
-    h.ca.fail_next("submit", ProviderError::transport("ca", "submit", "connection reset"));
+    h.ca.fail_next(
+        "submit",
+        ProviderError::transport("ca", "submit", "connection reset"),
+    );
     h.ca.lookups.lock().unwrap().push_back(unsure(&[]));
     let engine = h.engine().await;
     let id = engine.ensure_orders().await.unwrap()[0];
@@ -143,7 +161,11 @@ async fn resubmit_after_doubt_places_exactly_one_new_order() {
     assert!(kinds(&engine, id, "operator").await[0].contains("resubmit --yes"));
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     assert_eq!(h.ca.order_count(), 1);
-    assert_eq!(count(&h.ca.calls(), "submit"), 2, "the lost one and the allowed one");
+    assert_eq!(
+        count(&h.ca.calls(), "submit"),
+        2,
+        "the lost one and the allowed one"
+    );
     // Not in doubt any more: refused.
     assert!(matches!(
         operator::resubmit(&engine.ctx, id).await,
@@ -166,7 +188,13 @@ async fn a_slow_ca_gets_no_new_order_while_the_first_request_may_still_land() {
     engine.run_due().await.unwrap();
     *h.ca.create_after.lock().unwrap() = None;
     // The first lookup (after the backoff) sees nothing yet: wait, do not submit.
-    let next = engine.store().load_order(id).await.unwrap().0.next_attempt_at;
+    let next = engine
+        .store()
+        .load_order(id)
+        .await
+        .unwrap()
+        .0
+        .next_attempt_at;
     h.clock.set(next);
     engine.run_due().await.unwrap();
     let (o, _) = engine.store().load_order(id).await.unwrap();
@@ -178,10 +206,16 @@ async fn a_slow_ca_gets_no_new_order_while_the_first_request_may_still_land() {
     // The late order appeared meanwhile: adopted, not duplicated.
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     let calls = h.ca.calls();
-    assert_eq!(&calls[..3], ["submit", "find_order", "find_order"], "{calls:?}");
+    assert_eq!(
+        &calls[..3],
+        ["submit", "find_order", "find_order"],
+        "{calls:?}"
+    );
     assert_eq!(count(&calls, "submit"), 1, "{calls:?}");
     assert_eq!(h.ca.order_count(), 1);
-    assert!(kinds(&engine, id, "ca_order").await[0].contains("recovered after an unanswered submit"));
+    assert!(
+        kinds(&engine, id, "ca_order").await[0].contains("recovered after an unanswered submit")
+    );
 }
 
 #[tokio::test]
@@ -202,7 +236,10 @@ async fn duplicates_found_by_recovery_are_canceled_all_but_the_oldest() {
     assert!(dups.iter().all(|d| d.canceled), "{dups:?}");
     let ev = kinds(&engine, id, "duplicate").await;
     assert_eq!(ev.len(), 2);
-    assert!(ev[0].contains("CA order 1001") && ev[0].contains("accepted its cancellation"), "{ev:?}");
+    assert!(
+        ev[0].contains("CA order 1001") && ev[0].contains("accepted its cancellation"),
+        "{ev:?}"
+    );
     // They are tracked: no later lookup adopts them.
     let known = engine.store().known_ca_orders("ca").await.unwrap();
     for want in ["1000", "1001", "1002"] {
@@ -227,7 +264,11 @@ async fn a_late_copy_landing_after_the_adoption_is_canceled() {
     let ev = kinds(&engine, id, "duplicate").await;
     assert!(ev[0].contains("CA order 1001"), "{ev:?}");
     let (o, _) = engine.store().load_order(id).await.unwrap();
-    assert_eq!(o.ca_order_id.as_deref(), Some("1000"), "the adopted order was kept");
+    assert_eq!(
+        o.ca_order_id.as_deref(),
+        Some("1000"),
+        "the adopted order was kept"
+    );
 }
 
 #[tokio::test]
@@ -236,14 +277,27 @@ async fn lookup_errors_are_retried_and_never_lead_to_a_submit() {
     let id = crash_in_the_submit_window(&h).await;
     h.ca.fail_next(
         "find_order",
-        permanent("ca", "find_order", "access_denied", "key lacks order list permission"),
+        permanent(
+            "ca",
+            "find_order",
+            "access_denied",
+            "key lacks order list permission",
+        ),
     );
     h.ca.fail_next("find_order", transient("ca", "find_order"));
     let engine = h.engine().await;
     engine.run_due().await.unwrap();
     let (o, _) = engine.store().load_order(id).await.unwrap();
-    assert_eq!(o.state, OrderState::Submitting, "a lookup error never fails the order");
-    assert!(o.last_error.unwrap().contains("submits nothing until the CA answers"));
+    assert_eq!(
+        o.state,
+        OrderState::Submitting,
+        "a lookup error never fails the order"
+    );
+    assert!(
+        o.last_error
+            .unwrap()
+            .contains("submits nothing until the CA answers")
+    );
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     let calls = h.ca.calls();
     assert_eq!(count(&calls, "submit"), 1, "{calls:?}");
@@ -290,18 +344,30 @@ async fn after_downtime_longer_than_method_timeout_the_untried_method_is_tried()
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     assert!(kinds(&engine, id, "method_switch").await.is_empty());
     let (_, authz) = engine.store().load_order(id).await.unwrap();
-    assert!(authz.iter().all(|a| a.method == DcvMethod::DnsTxt && a.state == AuthzState::Valid));
+    assert!(
+        authz
+            .iter()
+            .all(|a| a.method == DcvMethod::DnsTxt && a.state == AuthzState::Valid)
+    );
     assert!(!h.ca.calls().contains(&"change_method".to_string()));
 }
 
 /// Published at T, never visible to our check; the daemon is down past method_timeout.
 async fn published_then_down(h: &Harness) -> i64 {
-    h.world.invisible.lock().unwrap().insert(ChallengeKind::DnsTxt);
+    h.world
+        .invisible
+        .lock()
+        .unwrap()
+        .insert(ChallengeKind::DnsTxt);
     let engine = h.engine().await;
     let id = engine.ensure_orders().await.unwrap()[0];
     engine.run_due().await.unwrap();
     let (_, authz) = engine.store().load_order(id).await.unwrap();
-    assert!(authz.iter().all(|a| a.state == AuthzState::Propagating && a.method_tried_at.is_some()));
+    assert!(
+        authz
+            .iter()
+            .all(|a| a.state == AuthzState::Propagating && a.method_tried_at.is_some())
+    );
     drop(engine);
     h.advance(Duration::from_secs(3 * 3600));
     id
@@ -335,6 +401,9 @@ async fn timer_expiry_switches_after_the_ca_still_says_pending() {
     engine.step(id).await.unwrap();
     assert_eq!(h.ca.calls()[before..], ["status", "change_method"]);
     let sw = kinds(&engine, id, "method_switch").await;
-    assert!(sw[0].contains("dns-txt → http") && sw[0].contains("of its first attempt at"), "{sw:?}");
+    assert!(
+        sw[0].contains("dns-txt → http") && sw[0].contains("of its first attempt at"),
+        "{sw:?}"
+    );
     assert_eq!(h.drive(&engine, id, 80).await, OrderState::Issued);
 }

@@ -212,7 +212,9 @@ fn print_doubt(o: &Order) {
     } else if o.state == OrderState::Submitting && o.submit_maybe_sent {
         say!(
             "\nThe submit sent at {} got no answer; dcvd looks the order up at the CA before any new submit.",
-            o.submit_sent_at.map(ts).unwrap_or_else(|| "(unknown)".into())
+            o.submit_sent_at
+                .map(ts)
+                .unwrap_or_else(|| "(unknown)".into())
         );
     } else {
         return;
@@ -228,9 +230,19 @@ fn print_doubt(o: &Order) {
             )
         }
     );
-    say!("  Check the CA's order list for reference {} and names {}, then:", o.reference,
-        o.names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
-    say!("    if the CA has it:   dcvd orders adopt {} CA_ORDER_ID", o.id);
+    say!(
+        "  Check the CA's order list for reference {} and names {}, then:",
+        o.reference,
+        o.names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    say!(
+        "    if the CA has it:   dcvd orders adopt {} CA_ORDER_ID",
+        o.id
+    );
     say!(
         "    if it has none:     dcvd orders resubmit {} --yes   (if the CA does have it, this buys a second certificate)",
         o.id
@@ -309,7 +321,11 @@ fn print_order(
                 "  CA order {}  found {}  {}: {}",
                 d.ca_order_id,
                 ts(d.found_at),
-                if d.canceled { "canceled" } else { "NOT CANCELED" },
+                if d.canceled {
+                    "canceled"
+                } else {
+                    "NOT CANCELED"
+                },
                 d.outcome
             );
         }

@@ -126,6 +126,19 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .await?;
     if done {
         say!("order {id} canceled; its published tokens will be removed by the daemon");
+        if order.ca_order_id.is_none() && crate::reconcile::operator::check_in_doubt(&order).is_ok()
+        {
+            say!(
+                "note: its submit was unanswered, so the CA may hold an order for it (reference {}{}); \
+                 cancel that in the CA's portal if it exists",
+                order.reference,
+                if order.unsure_candidates.is_empty() {
+                    String::new()
+                } else {
+                    format!(", candidates {}", order.unsure_candidates.join(", "))
+                }
+            );
+        }
     } else {
         say!("order {id} ended meanwhile; nothing changed");
     }

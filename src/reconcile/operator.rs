@@ -43,7 +43,10 @@ pub fn check_in_doubt(o: &Order) -> Result<(), String> {
     ))
 }
 
-async fn load(ctx: &Ctx, order_id: i64) -> Result<(Order, Vec<crate::store::Authorization>), OperatorError> {
+async fn load(
+    ctx: &Ctx,
+    order_id: i64,
+) -> Result<(Order, Vec<crate::store::Authorization>), OperatorError> {
     match ctx.store.load_order(order_id).await {
         Ok(v) => Ok(v),
         Err(StoreError::NotFound(_)) => Err(refused(format!("no order {order_id}"))),
@@ -67,7 +70,11 @@ pub async fn adopt(
     if ca_order_id.is_empty() {
         return Err(refused("the CA order id is empty"));
     }
-    if let Some(other) = ctx.store.order_with_ca_order(&order.provider, ca_order_id).await? {
+    if let Some(other) = ctx
+        .store
+        .order_with_ca_order(&order.provider, ca_order_id)
+        .await?
+    {
         return Err(refused(format!(
             "CA order {ca_order_id} at provider `{}` is already order {other}'s; nothing changed",
             order.provider
@@ -103,7 +110,9 @@ pub async fn adopt(
     let sub = match r {
         Ok(sub) => sub,
         Err(e) => {
-            let msg = format!("`dcvd orders adopt {order_id} {ca_order_id}` refused: {e}; the order is left as it was");
+            let msg = format!(
+                "`dcvd orders adopt {order_id} {ca_order_id}` refused: {e}; the order is left as it was"
+            );
             ctx.store
                 .add_event(
                     order_id,

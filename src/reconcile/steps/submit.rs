@@ -266,7 +266,10 @@ impl Step<'_> {
                 Ok(()) => (true, "the CA accepted its cancellation".to_string()),
                 Err(e) => (
                     false,
-                    format!("canceling it failed: {e}; cancel CA order {} by hand", d.ca_order_id),
+                    format!(
+                        "canceling it failed: {e}; cancel CA order {} by hand",
+                        d.ca_order_id
+                    ),
                 ),
             };
             all &= canceled;
