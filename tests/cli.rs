@@ -425,3 +425,45 @@ async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     assert_eq!(h.ca.order_count(), 1);
 }
+
+#[tokio::test]
+async fn orders_show_lists_duplicate_ca_orders_and_what_the_ca_said() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    // The submit times out; the one request lands twice at the CA a second later.
+    *h.ca.copies_after.lock().unwrap() = vec![std::time::Duration::ZERO];
+    // The CA refuses both cancellations (at recovery and at the look after the bound).
+    for _ in 0..2 {
+        h.ca.fail_next("cancel", common::fakes::transient("ca", "cancel"));
+    }
+    *h.ca.create_after.lock().unwrap() = Some(std::time::Duration::from_secs(1));
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    engine.run_due().await.unwrap();
+    *h.ca.create_after.lock().unwrap() = None;
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    drop(engine);
+    let cfg = write_config(&h);
+    let out = dcvd(&cfg)
+        .args(["orders", "show", &id.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Duplicate CA orders (the same request placed twice):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CA order 1001") && text.contains("NOT CANCELED") && text.contains("503"),
+        "{text}"
+    );
+    let out = dcvd(&cfg)
+        .args(["orders", "show", &id.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["duplicates"][0]["ca_order_id"], "1001",
+        "{}",
+        v["duplicates"]
+    );
+}

@@ -454,16 +454,16 @@ impl Provider for FakeCa {
             let now = self.clock.now();
             let delay = self.create_after.lock().unwrap().unwrap_or_default();
             let at = |d: Duration| now + chrono::Duration::from_std(d).unwrap();
-            let first_copy = 1000 + orders.len() + landing.len() + 1;
-            for (i, d) in self.copies_after.lock().unwrap().iter().enumerate() {
-                let mut copy = o.clone();
-                copy.id = format!("{}", first_copy + i);
-                landing.push((at(delay + *d), copy));
-            }
             if delay.is_zero() {
                 orders.push(o.clone());
             } else {
                 landing.push((at(delay), o.clone()));
+            }
+            let first_copy = 1000 + orders.len() + landing.len();
+            for (i, d) in self.copies_after.lock().unwrap().iter().enumerate() {
+                let mut copy = o.clone();
+                copy.id = format!("{}", first_copy + i);
+                landing.push((at(delay + *d), copy));
             }
             o
         };
