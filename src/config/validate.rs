@@ -50,6 +50,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
             }
         }
         super::validate_cert::check_certificate(cfg, &key, cert, &mut p);
+        super::validate_digicert::check_certificate(cfg, &key, cert, &mut p);
     }
     p.0
 }

@@ -14,6 +14,13 @@ pub const DNSAUTH_LABEL: &str = "_dnsauth";
 /// The zone a `dns-cname-token` CNAME points into.
 pub const CNAME_TARGET_ZONE: &str = "dcv.digicert.com";
 
+/// CertCentral locale codes for DCV emails. The glossary page is not in the corpus:
+/// `en` is confirmed (every example), the others are reference/digicert.md §4's list
+/// (inferred). Anything else is refused at config time.
+pub const LOCALES: &[&str] = &[
+    "en", "de", "es", "fr", "it", "ja", "ko", "pt", "ru", "zh_CN", "zh_TW",
+];
+
 /// Wire `dcv_method` for a neutral method; `None` for methods DigiCert cannot do.
 pub fn wire_method(m: DcvMethod) -> Option<&'static str> {
     match m {
