@@ -128,7 +128,7 @@ async fn the_reference_alone_is_not_proof_a_candidate_without_csr_is_unsure() {
     let before = sim.orders().len();
     match p.find_order(&req).await.unwrap() {
         Lookup::Unsure { reason, candidates } => {
-            assert_eq!(candidates, [placed.ca_order_id.clone()]);
+            assert_eq!(candidates, vec![placed.ca_order_id.clone()]);
             assert!(reason.contains("dcvd-doubt-1"), "{reason}");
             assert!(reason.contains("no CSR"), "{reason}");
             assert!(reason.contains("adopt"), "{reason}");
