@@ -322,3 +322,92 @@ async fn a_switch_to_email_resends_in_the_certificates_locale() {
         1
     );
 }
+
+/// A stand-in CertCentral serving fixed answers: the list at `/order/certificate`, and
+/// `detail` for any order id.
+async fn fixed_ca(list: serde_json::Value, detail: serde_json::Value) -> std::net::SocketAddr {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/services/v2/order/certificate",
+            get(move || {
+                let l = list.clone();
+                async move { axum::Json(l) }
+            }),
+        )
+        .route(
+            "/services/v2/order/certificate/{id}",
+            get(move || {
+                let d = detail.clone();
+                async move { axum::Json(d) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn fixed_provider(addr: std::net::SocketAddr) -> DigicertProvider {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = DigicertConfig {
+        base_url: format!("http://{addr}/services/v2"),
+        api_key: Some(KEY.to_string().into()),
+        api_key_file: None,
+        rate_limits: None,
+        dns_txt_at: "_dnsauth".into(),
+        poll_interval: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        server_platform: -1,
+        custom_fields: Vec::new(),
+    };
+    DigicertProvider::new("dc", &c).unwrap()
+}
+
+#[tokio::test]
+async fn the_recorded_order_payload_with_an_unreadable_csr_is_unsure_never_not_found() {
+    let order: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/fixtures/digicert/order.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let list = serde_json::json!({
+        "orders": [{"id": 123456789, "certificate": {"common_name": "digicert.com", "dns_names": ["digicert.com"]}}],
+        "page": {"total": 1, "limit": 100, "offset": 0}
+    });
+    let p = fixed_provider(fixed_ca(list, order).await);
+    let req = request(&["digicert.com"], DcvMethod::DnsTxt, "dcvd-fixture-1");
+    match p.find_order(&req).await.unwrap() {
+        Lookup::Unsure { reason, candidates } => {
+            assert_eq!(candidates, vec!["123456789".to_string()]);
+            assert!(reason.contains("could not be read"), "{reason}");
+        }
+        other => panic!("expected Unsure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_list_whose_pages_do_not_reach_its_total_is_unsure() {
+    let list = serde_json::json!({"orders": [], "page": {"total": 3, "limit": 100, "offset": 0}});
+    let p = fixed_provider(fixed_ca(list, serde_json::json!({})).await);
+    let req = request(NAMES, DcvMethod::DnsTxt, "dcvd-short-1");
+    match p.find_order(&req).await.unwrap() {
+        Lookup::Unsure { reason, candidates } => {
+            assert!(candidates.is_empty());
+            assert!(reason.contains("could not be read in full"), "{reason}");
+            assert!(reason.contains("dcvd-short-1"), "{reason}");
+        }
+        other => panic!("expected Unsure, got {other:?}"),
+    }
+    // A full page without totals may hide more: the client asks for the next one.
+    let item = serde_json::json!({"id": 1, "certificate": {"common_name": "other.example.test", "dns_names": []}});
+    let full = serde_json::json!({ "orders": vec![item; 100] });
+    let p = fixed_provider(fixed_ca(full, serde_json::json!({})).await);
+    match p.find_order(&req).await.unwrap() {
+        Lookup::Unsure { reason, .. } => assert!(reason.contains("more than"), "{reason}"),
+        other => panic!("expected Unsure, got {other:?}"),
+    }
+}
