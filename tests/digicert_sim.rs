@@ -38,10 +38,13 @@ async fn call(s: &DigicertSim, method: &str, path: &str, body: Option<Value>) ->
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Error codes of a body whose `errors` is an array or (as recorded) a single object.
 fn codes(v: &Value) -> Vec<String> {
-    v["errors"]
-        .as_array()
-        .unwrap()
+    let items = match &v["errors"] {
+        Value::Array(a) => a.clone(),
+        one => vec![one.clone()],
+    };
+    items
         .iter()
         .map(|e| e["code"].as_str().unwrap().to_string())
         .collect()
@@ -51,8 +54,8 @@ fn order_body(method: &str, names: &[&str]) -> Value {
     json!({
         "certificate": {"common_name": names[0], "dns_names": &names[1..], "csr": csr(names).0,
                         "server_platform": {"id": -1}},
-        "validity_years": 1, "dcv_method": method, "skip_approval": true, "comments": "dcvd-sim-test",
-        "dcv_emails": [{"dns_name": names[0], "email_domain": names[0], "email": format!("admin@{}", names[0])}]
+        "validity_days": 90, "dcv_method": method, "skip_approval": true, "comments": "dcvd-sim-test",
+        "dcv_emails": [{"dns_name": names[0], "email_domain": "example.test", "email": "admin@example.test"}]
     })
 }
 
@@ -65,7 +68,11 @@ async fn unknown_key_route_and_order_have_documented_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.status(),
+        403,
+        "docs silent: 403, the harder case for a client"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(codes(&body), ["access_denied|invalid_api_key"]);
     let (st, body) = call(&s, "GET", "/order/certificate/424242", None).await;
@@ -331,4 +338,195 @@ fn binary_prints_its_url_and_serves() {
         "{url}"
     );
     assert_eq!(result.unwrap().unwrap(), 200);
+}
+
+fn at(date: &str) -> std::sync::Arc<dcvd::clock::ManualClock> {
+    let t = chrono::DateTime::parse_from_rfc3339(date).unwrap().to_utc();
+    std::sync::Arc::new(dcvd::clock::ManualClock::new(t))
+}
+
+#[tokio::test]
+async fn validity_above_the_maximum_in_force_is_refused_by_the_simulators_date() {
+    let clock = at("2027-06-01T00:00:00Z");
+    let s = sim(|o| o.clock = clock.clone()).await;
+    let mut body = order_body("dns-txt-token", &["v.example.test"]);
+    let post = |b: Value| {
+        let s = &s;
+        async move { call(s, "POST", "/order/certificate/ssl_dv_geotrust", Some(b)).await }
+    };
+    body["validity_days"] = json!(101);
+    let (st, r) = post(body.clone()).await;
+    assert_eq!(
+        (st, codes(&r)),
+        (400, vec!["invalid_value:validity_days".to_string()])
+    );
+    body["validity_days"] = json!(100);
+    assert_eq!(post(body.clone()).await.0, 201);
+    let mut years = body.clone();
+    years.as_object_mut().unwrap().remove("validity_days");
+    years["validity_years"] = json!(1);
+    let (st, r) = post(years.clone()).await;
+    assert_eq!(
+        (st, codes(&r)),
+        (400, vec!["invalid_value:validity_years".to_string()])
+    );
+    let mut custom = body.clone();
+    custom["custom_expiration_date"] = json!("2027-12-01");
+    let (st, r) = post(custom).await;
+    assert_eq!(
+        (st, codes(&r)),
+        (
+            400,
+            vec!["invalid_value:custom_expiration_date".to_string()]
+        )
+    );
+    // Before SC-081's first step, one year was allowed.
+    clock.set(
+        chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    assert_eq!(post(years.clone()).await.0, 201);
+    years["validity_years"] = json!(3);
+    assert_eq!(post(years).await.0, 400);
+}
+
+#[tokio::test]
+async fn undocumented_fields_locales_and_empty_resends_are_refused() {
+    let s = sim(|_| {}).await;
+    let mut body = order_body("email", &["u.example.test"]);
+    body["certificate"]["signature_hash"] = json!("sha256");
+    body["use_auth_key"] = json!(false);
+    let (st, r) = call(&s, "POST", "/order/certificate/ssl_dv_geotrust", Some(body)).await;
+    assert_eq!(st, 400);
+    assert_eq!(codes(&r), ["bad_request_format", "bad_request_format"]);
+    let mut body = order_body("email", &["u.example.test"]);
+    body["locale"] = json!("fr-FR");
+    let (st, r) = call(&s, "POST", "/order/certificate/ssl_dv_geotrust", Some(body)).await;
+    assert_eq!(
+        (st, codes(&r)),
+        (400, vec!["invalid_value:locale".to_string()])
+    );
+    let mut body = order_body("email", &["u.example.test"]);
+    body["dcv_emails"][0]["email_domain"] = json!("u.example.test");
+    let (st, r) = call(&s, "POST", "/order/certificate/ssl_dv_geotrust", Some(body)).await;
+    assert_eq!(
+        (st, codes(&r)),
+        (
+            400,
+            vec!["invalid_value:dcv_emails[0].email_domain".to_string()]
+        ),
+        "email_domain must be the base domain"
+    );
+    let (st, created) = call(
+        &s,
+        "POST",
+        "/order/certificate/ssl_dv_geotrust",
+        Some(order_body("email", &["u.example.test"])),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let id = created["id"].as_u64().unwrap();
+    let resend = format!("/order/certificate/{id}/resend-emails");
+    let (st, r) = call(
+        &s,
+        "PUT",
+        &resend,
+        Some(json!({"domain_approval_emails": [], "locale": "en"})),
+    )
+    .await;
+    assert_eq!(
+        (st, codes(&r)),
+        (
+            400,
+            vec!["missing_field|domain_approval_emails".to_string()]
+        )
+    );
+    let ok = json!({"domain_approval_emails": [{"domain": "u.example.test", "email": "admin@example.test", "email_domain": "example.test"}], "locale": "fr"});
+    assert_eq!(call(&s, "PUT", &resend, Some(ok)).await.0, 204);
+}
+
+#[tokio::test]
+async fn check_dcv_not_found_yet_is_the_documented_400_and_pem_refuses_json_accept() {
+    let s = sim(|o| o.auto_approve_email_after = Some(Duration::ZERO)).await;
+    for (method, code) in [
+        ("dns-txt-token", "invalid_dns_txt"),
+        ("http-token", "file_random_value_not_found"),
+    ] {
+        let (_, created) = call(
+            &s,
+            "POST",
+            "/order/certificate/ssl_dv_geotrust",
+            Some(order_body(method, &["k.example.test"])),
+        )
+        .await;
+        assert!(created["dcv_random_value"].is_string(), "{method}");
+        let id = created["id"].as_u64().unwrap();
+        let (st, r) = call(
+            &s,
+            "PUT",
+            &format!("/order/certificate/{id}/check-dcv"),
+            None,
+        )
+        .await;
+        assert_eq!((st, codes(&r)), (400, vec![code.to_string()]), "{method}");
+    }
+    let (_, created) = call(
+        &s,
+        "POST",
+        "/order/certificate/ssl_dv_geotrust",
+        Some(order_body("dns-cname-token", &["k.example.test"])),
+    )
+    .await;
+    assert!(
+        created.get("dcv_random_value").is_none(),
+        "S2: not for dns-cname-token"
+    );
+    let (_, created) = call(
+        &s,
+        "POST",
+        "/order/certificate/ssl_dv_geotrust",
+        Some(order_body("email", &["m.example.test"])),
+    )
+    .await;
+    s.recheck_now().await;
+    let id = created["id"].as_u64().unwrap();
+    let (_, info) = call(&s, "GET", &format!("/order/certificate/{id}"), None).await;
+    let cid = info["certificate"]["id"].as_u64().unwrap();
+    let url = format!("{}/certificate/{cid}/download/format/pem_all", s.base_url());
+    let get = |accept: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let mut r = reqwest::Client::new().get(url).header("X-DC-DEVKEY", KEY);
+            if let Some(a) = accept {
+                r = r.header("Accept", a);
+            }
+            let resp = r.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(get(Some("application/json")).await.0, 406);
+    let (st, pem) = get(None).await;
+    assert_eq!(st, 200);
+    assert!(pem.contains("-----END CERTIFICATE-----\r\n"), "CRLF PEM");
+}
+
+#[test]
+fn the_simulator_imports_nothing_from_the_client() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");
+    let mut files = vec![root.join("digicert.rs")];
+    for e in std::fs::read_dir(root.join("digicert")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    assert!(files.len() >= 5);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for bad in [
+            "crate::provider",
+            "dcvd::provider",
+            "super::super::provider",
+        ] {
+            assert!(!text.contains(bad), "{} uses {bad}", f.display());
+        }
+    }
 }

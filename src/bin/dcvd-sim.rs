@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
                 recheck_interval: a.recheck_interval,
                 ca_name: a.ca_name,
                 clock: dcvd::clock::system(),
+                create_delay: std::time::Duration::ZERO,
             };
             let sim = start(opts)
                 .await

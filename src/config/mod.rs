@@ -22,6 +22,7 @@ mod tests_refused;
 mod validate;
 mod validate_acme;
 mod validate_cert;
+mod validate_digicert;
 
 pub use load::{load, load_from_str};
 pub use schema::*;

@@ -90,6 +90,18 @@ pub struct DigicertConfig {
     /// `server_platform.id` sent with orders (-1 = other).
     #[serde(default = "default_server_platform")]
     pub server_platform: i64,
+    /// Account-specific custom fields sent with every order of this provider (CertCentral
+    /// `custom_fields`; accounts can make some mandatory).
+    #[serde(default)]
+    pub custom_fields: Vec<DigicertCustomField>,
+}
+
+/// One CertCentral custom field: `{ metadata_id = 12, value = "Invoice #12345" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigicertCustomField {
+    pub metadata_id: u64,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,6 +50,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
             }
         }
         super::validate_cert::check_certificate(cfg, &key, cert, &mut p);
+        super::validate_digicert::check_certificate(cfg, &key, cert, &mut p);
     }
     p.0
 }
@@ -98,6 +99,21 @@ fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Prob
             }
             nonzero(&join(key, "poll_interval"), d.poll_interval, p);
             nonzero(&join(key, "request_timeout"), d.request_timeout, p);
+            for (i, f) in d.custom_fields.iter().enumerate() {
+                let at = format!("{}[{i}]", join(key, "custom_fields"));
+                if f.metadata_id == 0 {
+                    p.push(
+                        format!("{at}.metadata_id"),
+                        "is 0; write the custom field's id from CertCentral (Settings > Custom order fields)",
+                    );
+                }
+                if f.value.trim().is_empty() {
+                    p.push(
+                        format!("{at}.value"),
+                        "is empty; write the value to send, or remove the field",
+                    );
+                }
+            }
             ("base_url", &d.base_url, &d.rate_limits)
         }
         ProviderConfig::Sectigo(s) => {

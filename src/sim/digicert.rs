@@ -5,12 +5,23 @@
 //! `POST /_sim/approve/{order_id}` (an approver clicked the email link),
 //! `GET /_sim/requests` (request log) and `GET /_sim/orders` (orders and count).
 //!
-//! Choices where the docs are silent: an unknown API key gets 401 with
-//! `access_denied|invalid_api_key`; body parse failures get 400 `bad_request_format`;
-//! 429 carries `Retry-After` only when `retry_after` is set (the docs promise none).
+//! Requests are parsed from the documented field tables in `schema.rs` (the seed pages),
+//! never with the client's types: the simulator imports nothing from the client module
+//! (tests/digicert_sim.rs checks). Responses follow the recorded payloads (`render.rs`).
+//!
+//! Choices where the docs are silent, each the answer hardest for the client: an
+//! unknown API key gets 403 (not 401) with `access_denied|invalid_api_key`, so a client
+//! must not read every 403 as "missing permission" nor only 401 as a bad key; bodies
+//! that do not follow the documented fields (unknown field, wrong type) get 400
+//! `bad_request_format`; 429 carries `Retry-After` only when `retry_after` is set (the
+//! docs promise none); `check-dcv` on a `dns-cname-token` order whose CNAME is missing
+//! answers 400 with an undocumented code; `pem_all` refuses `Accept: application/json`;
+//! an empty `domain_approval_emails` is refused.
 
 mod api;
 mod dcv;
+mod render;
+mod schema;
 mod state;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -27,7 +38,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 
 use self::state::Sim;
-pub use self::state::SimOrder;
+pub use self::state::{SimApprovalEmail, SimDcvEmail, SimOrder, SimResend};
 use super::ca::SimCa;
 use super::{DcvLookup, Fault, Faults, RequestLog};
 
@@ -54,8 +65,13 @@ pub struct DigicertSimOptions {
     /// DigiCert re-checks pending token orders on its own; zero turns that off.
     pub recheck_interval: Duration,
     pub ca_name: String,
-    /// The time the simulator lives by (order dates, random-value expiry, leaf validity).
+    /// The time the simulator lives by (order dates, random-value expiry, leaf validity,
+    /// the maximum validity in force).
     pub clock: crate::clock::SharedClock,
+    /// A slow CA: the order POST is carried out by a task that waits this long, then
+    /// creates the order (visible to GET and the list only from then on) whether or not
+    /// the client is still connected, and only then answers.
+    pub create_delay: Duration,
 }
 
 impl Default for DigicertSimOptions {
@@ -74,6 +90,7 @@ impl Default for DigicertSimOptions {
             recheck_interval: Duration::from_secs(1),
             ca_name: "dcvd Simulated DigiCert".into(),
             clock: crate::clock::system(),
+            create_delay: Duration::ZERO,
         }
     }
 }
@@ -125,6 +142,13 @@ impl DigicertSim {
     /// Lifetime of random values created from now on (tests: expire values at once).
     pub fn set_random_value_lifetime(&self, d: Duration) {
         *self.sim.lifetime.lock().unwrap_or_else(|p| p.into_inner()) = d;
+    }
+    /// GET order info shows no CSR for this order from now on (`certificate.csr: null`),
+    /// as a CA answer that cannot confirm whose order it is.
+    pub fn forget_csr(&self, order_id: u64) {
+        if let Some(o) = self.sim.lock().get_mut(&order_id) {
+            o.hide_csr = true;
+        }
     }
     /// Same as `POST /_sim/approve/{id}`.
     pub fn approve(&self, order_id: u64) -> Result<(), String> {
@@ -179,6 +203,7 @@ pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
         orders: Mutex::new(BTreeMap::new()),
         sent: Mutex::new(BTreeMap::new()),
         forced: Mutex::new(VecDeque::new()),
+        next_id: std::sync::atomic::AtomicU64::new(100_001),
     });
     let app = router(sim.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -261,10 +286,16 @@ fn router(sim: Arc<Sim>) -> Router {
 async fn fallback(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     sim.log.record(req.method().as_str(), "unknown", &path, 404);
-    api::error(
+    // Exactly the recorded payload (fixtures/digicert/errors.json): `errors` as a single
+    // object, not the array the docs show.
+    (
         StatusCode::NOT_FOUND,
-        &[("not_found|route", "The specified route was not found.")],
+        Json(serde_json::json!({"errors": {
+            "code": "not_found|route",
+            "message": "The specified route was not found."
+        }})),
     )
+        .into_response()
 }
 
 /// Logging, latency, authentication, rate limits and injected faults, in that order.
@@ -288,7 +319,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         .to_string();
     let resp = if !sim.opts.api_keys.contains(&key) {
         api::error(
-            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
             &[(
                 "access_denied|invalid_api_key",
                 "The API key is missing or not valid.",

@@ -11,11 +11,22 @@ use serde::de::DeserializeOwned;
 use super::wire::ErrorBody;
 use crate::provider::{ApiError, ErrorKind, ProviderError};
 
-/// Codes that mean "token not found yet" on `check-dcv`: a normal "not yet".
-pub const NOT_YET_CODES: &[&str] = &[
-    "invalid_dns_txt",
-    "invalid_dns_cname",
-    "file_random_value_not_found",
+/// Codes that mean "token not found yet" on `check-dcv`: a normal "not yet"
+/// (reference/digicert.md §1: `invalid_dns_txt` for TXT, `file_random_value_not_found`
+/// for HTTP). No code is documented for `dns-cname-token`: see `NOT_YET_UNLESS`.
+pub const NOT_YET_CODES: &[&str] = &["invalid_dns_txt", "file_random_value_not_found"];
+
+/// For a `dns-cname-token` order, a 400 from `check-dcv` is read as "not validated yet"
+/// unless one of its codes says the call itself was wrong (these prefixes). Our own
+/// check saw the CNAME on every nameserver before the call, DigiCert keeps polling on
+/// its own, and the method timeout still moves the order on; failing the order on an
+/// undocumented code would throw away a paid order instead.
+pub const NOT_YET_UNLESS: &[&str] = &[
+    "not_found",
+    "access_denied",
+    "invalid_dcv_method",
+    "invalid_order_status",
+    "bad_request_format",
 ];
 
 pub struct Api {
@@ -70,6 +81,31 @@ impl Api {
         endpoint: &str,
         body: Option<&B>,
     ) -> Result<Answer, ProviderError> {
+        self.send_accepting(method, path, endpoint, body, "application/json")
+            .await
+    }
+
+    /// A certificate download: `pem_all` is served as `application/x-pem-file`
+    /// (glossary, certificate formats), so no `Accept: application/json` here.
+    pub async fn download(&self, path: &str, endpoint: &str) -> Result<Answer, ProviderError> {
+        self.send_accepting::<serde_json::Value>(
+            Method::GET,
+            path,
+            endpoint,
+            None,
+            "application/x-pem-file, */*",
+        )
+        .await
+    }
+
+    async fn send_accepting<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        endpoint: &str,
+        body: Option<&B>,
+        accept: &str,
+    ) -> Result<Answer, ProviderError> {
         let url = format!("{}{}", self.base_url, path);
         let what = format!("{method} {path}");
         let mut req = self
@@ -77,7 +113,7 @@ impl Api {
             .request(method, &url)
             .header("X-DC-DEVKEY", self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, accept);
         if let Some(b) = body {
             let bytes = serde_json::to_vec(b).map_err(|e| {
                 ProviderError::new(&self.name, endpoint, ErrorKind::Permanent)
@@ -212,6 +248,16 @@ pub fn error_from(
     if status.is_server_error() {
         return base(ErrorKind::Transient).with_detail("server error at the CA; will retry");
     }
+    let lacks_permission = errors
+        .iter()
+        .any(|e| e.code.starts_with("access_denied|missing_permission"));
+    if code == 403 && lacks_permission {
+        return base(ErrorKind::Permanent)
+            .with_detail(format!(
+                "the API key of provider {provider} is valid but lacks a permission for this call; grant it in CertCentral (Account > API keys) or use a key that has it"
+            ))
+            .rejected();
+    }
     if code == 401 || code == 403 {
         return base(ErrorKind::Permanent)
             .with_detail(format!(
@@ -266,6 +312,16 @@ mod tests {
         let e = error_from("dc", "x", StatusCode::BAD_GATEWAY, b"<html>", None);
         assert_eq!(e.kind, ErrorKind::Transient);
         assert!(!e.rejected);
+
+        let denied = br#"{"errors":[{"code":"access_denied|missing_permission","message":"no"}]}"#;
+        let e = error_from("dc", "x", StatusCode::FORBIDDEN, denied, None);
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        let shown = e.to_string();
+        assert!(shown.contains("lacks a permission"), "{shown}");
+        assert!(!shown.contains("check api_key"), "{shown}");
+
+        let e = error_from("dc", "x", StatusCode::FORBIDDEN, b"", None);
+        assert!(e.to_string().contains("check api_key"));
 
         let e = error_from("dc", "x", StatusCode::UNAUTHORIZED, b"", None);
         assert_eq!(e.kind, ErrorKind::Permanent);

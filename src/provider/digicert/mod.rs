@@ -1,12 +1,14 @@
 //! DigiCert CertCentral Services API v2 implementation of the `Provider` trait.
 //!
-//! One call per trait method except where documented: `find_order` (list, then order
-//! details for candidates, then the random value), `download` without a stored
-//! certificate id (order details first) and `change_method` to email with approvers
-//! (method change, then resend-emails to the configured approvers).
+//! One call per trait method except where documented: `find_order` (list pages, then
+//! order details for candidates, then the random value), `order_by_id` (order details,
+//! then the random value), `download` without a stored certificate id (order details
+//! first) and `change_method` to email with approvers (method change, then resend-emails
+//! to the configured approvers in the certificate's locale).
 
 pub mod client;
 mod order;
+mod recover;
 pub mod tokens;
 pub mod wire;
 
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use secrecy::SecretString;
 
-use self::client::{Api, NOT_YET_CODES};
+use self::client::{Api, NOT_YET_CODES, NOT_YET_UNLESS};
 use self::tokens::{CaData, TxtPlacement};
 use self::wire::*;
 use crate::config::DigicertConfig;
@@ -27,6 +29,12 @@ use crate::provider::{
     ProviderError, SubmitRequest, Submitted, Tokens,
 };
 
+/// How long after our request timeout a submit may still become an order. CertCentral
+/// documents no server-side processing limit: a POST we gave up on keeps running there
+/// (the simulator's `create_delay` does the same). Five minutes is far beyond any
+/// answer time seen from the API, and short enough that an operator is not left waiting.
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(5 * 60);
+
 /// No request body (`Option<&NoBody>` = `None`).
 type NoBody = serde_json::Value;
 const NONE: Option<&NoBody> = None;
@@ -35,7 +43,9 @@ pub struct DigicertProvider {
     api: Api,
     txt: TxtPlacement,
     server_platform: i64,
+    custom_fields: Vec<CustomField>,
     poll_interval: Duration,
+    request_timeout: Duration,
     clock: crate::clock::SharedClock,
 }
 
@@ -68,7 +78,16 @@ impl DigicertProvider {
             api: Api::new(name, &cfg.base_url, key, cfg.request_timeout)?,
             txt,
             server_platform: cfg.server_platform,
+            custom_fields: cfg
+                .custom_fields
+                .iter()
+                .map(|f| CustomField {
+                    metadata_id: f.metadata_id,
+                    value: f.value.clone(),
+                })
+                .collect(),
             poll_interval: cfg.poll_interval,
+            request_timeout: cfg.request_timeout,
             clock: crate::clock::system(),
         })
     }
@@ -118,11 +137,11 @@ impl DigicertProvider {
             .await
     }
 
-    async fn order_info(&self, id: u64) -> Result<OrderInfo, ProviderError> {
-        let path = format!("/order/certificate/{id}");
-        self.api
-            .json(Method::GET, &path, "order/certificate/{id}", NONE)
-            .await
+    /// The locale stored at submit; "en" (DigiCert's example) for orders stored before.
+    fn locale_of(&self, order: OrderRef<'_>) -> String {
+        CaData::from_json(order.ca_data)
+            .locale
+            .unwrap_or_else(|| "en".to_string())
     }
 
     fn store_random(data: &mut CaData, rv: &RandomValue) {
@@ -143,9 +162,13 @@ impl DigicertProvider {
         Some(d.to_json())
     }
 
+    /// Resend-emails `email_domain`: sent when the address's domain is not the domain
+    /// scope itself (seed: "Include this parameter when the domain scope of the email is
+    /// different from the domain being validated"); then it is the registrable domain,
+    /// the only scope DigiCert accepts above the name.
     fn email_domain(name: &DomainName, email: &str) -> Option<String> {
         let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
-        (name.is_at_or_below(&domain) && domain != name.base()).then_some(domain)
+        (domain != name.base()).then(|| tokens::registrable_domain(name))
     }
 }
 
@@ -190,23 +213,20 @@ impl Provider for DigicertProvider {
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        Ok(match self.recover(req).await? {
-            Some(s) => Lookup::Found(vec![s]),
-            None => Lookup::NotFound,
-        })
+        self.recover(req).await
     }
 
     async fn order_by_id(
         &self,
-        _req: &SubmitRequest,
+        req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        // Interim: replaced by the wire-fidelity work.
-        Err(
-            ProviderError::new(self.name(), "order_by_id", ErrorKind::Permanent).with_detail(
-                format!("adopting CA order {ca_order_id} by hand is not supported yet"),
-            ),
-        )
+        self.adopt(req, ca_order_id).await
+    }
+
+    /// `request_timeout` plus [`IN_FLIGHT_MARGIN`].
+    fn in_flight_bound(&self) -> Duration {
+        self.request_timeout + IN_FLIGHT_MARGIN
     }
 
     async fn challenges(
@@ -288,7 +308,8 @@ impl Provider for DigicertProvider {
             data.random_value_expires_at = None;
             data.random_value_refresh_due = false;
             if !approver_emails.is_empty() {
-                self.resend_emails(order, approver_emails, "en").await?;
+                self.resend_emails(order, approver_emails, &self.locale_of(order))
+                    .await?;
             }
         } else {
             let rv: RandomValue = if answer.body.iter().all(u8::is_ascii_whitespace) {
@@ -312,6 +333,16 @@ impl Provider for DigicertProvider {
     ) -> Result<(), ProviderError> {
         const EP: &str = "order/certificate/{id}/resend-emails";
         let id = self.order_id(EP, order.ca_order_id)?;
+        if approver_emails.is_empty() {
+            // An empty `domain_approval_emails` is described by neither resend page.
+            return Err(self
+                .err(
+                    EP,
+                    ErrorKind::Permanent,
+                    format!("order {id}: no approver address to resend DCV emails to; set approver_emails for its names"),
+                )
+                .rejected());
+        }
         let body = ResendEmails {
             domain_approval_emails: approver_emails
                 .iter()
@@ -334,7 +365,8 @@ impl Provider for DigicertProvider {
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
         const EP: &str = "order/certificate/{id}/check-dcv";
-        if CaData::from_json(order.ca_data).dcv_method.as_deref() == Some("email") {
+        let stored_method = CaData::from_json(order.ca_data).dcv_method;
+        if stored_method.as_deref() == Some("email") {
             // check-dcv refuses email orders (400 invalid_dcv_method); read the status instead.
             return self.status(order).await;
         }
@@ -348,7 +380,18 @@ impl Provider for DigicertProvider {
         };
         let check: CheckDcv = match self.api.json(Method::PUT, &path, EP, NONE).await {
             Ok(c) => c,
-            Err(e) if NOT_YET_CODES.iter().any(|c| e.has_code(c)) => {
+            Err(e)
+                if NOT_YET_CODES.iter().any(|c| e.has_code(c))
+                    || (stored_method.as_deref() == Some("dns-cname-token")
+                        && e.status == Some(400)
+                        && !NOT_YET_UNLESS.iter().any(|c| e.has_code(c))) =>
+            {
+                tracing::info!(
+                    order_id = %order.reference,
+                    ca_order_id = %id,
+                    codes = ?e.errors.iter().map(|x| x.code.as_str()).collect::<Vec<_>>(),
+                    "CertCentral has not validated the tokens yet; it keeps checking on its own"
+                );
                 return Ok(CaStatus {
                     order: CaOrderState::InProgress,
                     names: pending(),
@@ -422,11 +465,16 @@ impl Provider for DigicertProvider {
             }
         };
         let path = format!("/certificate/{cert_id}/download/format/pem_all");
-        let a = self
-            .api
-            .send::<NoBody>(Method::GET, &path, EP, None)
-            .await?;
-        let mut blocks = tokens::split_pem(&String::from_utf8_lossy(&a.body)).into_iter();
+        let a = self.api.download(&path, EP).await?;
+        let blocks = tokens::split_pem(&String::from_utf8_lossy(&a.body)).map_err(|why| {
+            ProviderError::malformed(
+                self.api.name(),
+                EP,
+                a.status,
+                format!("certificate {cert_id}: the PEM download is damaged ({why}); will retry"),
+            )
+        })?;
+        let mut blocks = blocks.into_iter();
         let leaf = blocks.next().ok_or_else(|| {
             ProviderError::malformed(
                 self.api.name(),

@@ -14,6 +14,13 @@ pub const DNSAUTH_LABEL: &str = "_dnsauth";
 /// The zone a `dns-cname-token` CNAME points into.
 pub const CNAME_TARGET_ZONE: &str = "dcv.digicert.com";
 
+/// CertCentral locale codes for DCV emails. The glossary page is not in the corpus:
+/// `en` is confirmed (every example), the others are reference/digicert.md §4's list
+/// (inferred). Anything else is refused at config time.
+pub const LOCALES: &[&str] = &[
+    "en", "de", "es", "fr", "it", "ja", "ko", "pt", "ru", "zh_CN", "zh_TW",
+];
+
 /// Wire `dcv_method` for a neutral method; `None` for methods DigiCert cannot do.
 pub fn wire_method(m: DcvMethod) -> Option<&'static str> {
     match m {
@@ -109,6 +116,10 @@ pub struct CaData {
     pub random_value_expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub random_value_refresh_due: bool,
+    /// The certificate's `locale` at submit: the language of emails resent after a
+    /// switch to email (`change_method` has no locale argument).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl CaData {
@@ -146,19 +157,71 @@ pub fn order_state(status: &str) -> CaOrderState {
 }
 
 /// Split a PEM bundle into its `CERTIFICATE` blocks (CRLF tolerated), in order.
-pub fn split_pem(bundle: &str) -> Vec<String> {
+/// Refuses a `BEGIN` without its `END`, a block of another type, and any text other
+/// than whitespace between or after blocks: a download that might have lost a block
+/// is an error (retried), never a shorter chain.
+pub fn split_pem(bundle: &str) -> Result<Vec<String>, String> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     let text = bundle.replace("\r\n", "\n");
     let mut out = Vec::new();
     let mut rest = text.as_str();
-    while let Some(start) = rest.find(BEGIN) {
-        let after = &rest[start..];
-        let Some(end) = after.find(END) else { break };
-        out.push(format!("{}\n", &after[..end + END.len()]));
-        rest = &after[end + END.len()..];
+    loop {
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            return Ok(out);
+        }
+        let Some(body) = trimmed.strip_prefix(BEGIN) else {
+            let snippet: String = trimmed.chars().take(40).collect();
+            return Err(format!(
+                "unexpected text after {} certificate block(s): `{snippet}`",
+                out.len()
+            ));
+        };
+        let Some(end) = body.find(END) else {
+            return Err(format!(
+                "certificate block {} has no END line (truncated download)",
+                out.len() + 1
+            ));
+        };
+        let inner = &body[..end];
+        if inner.contains("-----") {
+            return Err(format!(
+                "certificate block {} holds another PEM boundary",
+                out.len() + 1
+            ));
+        }
+        out.push(format!("{BEGIN}{inner}{END}\n"));
+        rest = &body[end + END.len()..];
     }
-    out
+}
+
+/// The registrable (base) domain of a name through the Public Suffix List
+/// (`sub.example.co.uk` → `example.co.uk`): DigiCert's `email_domain` "must match the
+/// dns_names base domain" (seed "Order DV SSL"). Names under an unlisted suffix count
+/// the last label as the suffix (the PSL's default rule).
+pub fn registrable_domain(name: &DomainName) -> String {
+    let base = name.base();
+    psl::domain_str(base).unwrap_or(base).to_ascii_lowercase()
+}
+
+/// The DER of a CSR given as PEM (any line ends and whitespace, `NEW CERTIFICATE
+/// REQUEST` armour too) or as bare base64; `None` when it is neither.
+pub fn csr_der(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let mut body = text.trim();
+    if let Some(start) = body.find("-----BEGIN") {
+        let after = &body[start + "-----BEGIN".len()..];
+        let open = after.find("-----")?;
+        let after = &after[open + 5..];
+        let close = after.find("-----END")?;
+        body = &after[..close];
+    }
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    if b64.is_empty() {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 #[cfg(test)]
@@ -252,9 +315,56 @@ mod tests {
     #[test]
     fn pem_bundle_splits_with_crlf() {
         let b = "-----BEGIN CERTIFICATE-----\r\nAAA\r\n-----END CERTIFICATE-----\r\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
-        let v = split_pem(b);
+        let v = split_pem(b).unwrap();
         assert_eq!(v.len(), 2);
         assert!(v[0].contains("AAA") && !v[0].contains('\r'));
         assert!(v[1].contains("BBB"));
+        assert_eq!(split_pem("  \n").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn pem_bundle_with_a_cut_block_or_leftover_text_is_refused() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        let cut = format!("{one}-----BEGIN CERTIFICATE-----\nBBB\n");
+        assert!(split_pem(&cut).unwrap_err().contains("no END line"));
+        let junk = format!("{one}<html>gateway</html>");
+        assert!(split_pem(&junk).unwrap_err().contains("unexpected text"));
+        let before = format!("garbage\n{one}");
+        assert!(split_pem(&before).is_err());
+        let key = format!("{one}-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n");
+        assert!(split_pem(&key).is_err());
+        let nested = "-----BEGIN CERTIFICATE-----\nA\n-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n";
+        assert!(split_pem(nested).is_err());
+    }
+
+    #[test]
+    fn email_domain_is_the_registrable_domain() {
+        for (name, want) in [
+            ("www.example.com", "example.com"),
+            ("a.b.example.co.uk", "example.co.uk"),
+            ("*.shop.example.com", "example.com"),
+            ("example.com", "example.com"),
+            ("sub.example.test", "example.test"),
+        ] {
+            assert_eq!(registrable_domain(&d(name)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn csr_der_reads_pem_in_any_layout_and_bare_base64() {
+        let pem =
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAEC\nAwQ=\n-----END CERTIFICATE REQUEST-----\n";
+        let want = vec![0, 1, 2, 3, 4];
+        assert_eq!(csr_der(pem), Some(want.clone()));
+        assert_eq!(csr_der(&pem.replace('\n', "\r\n")), Some(want.clone()));
+        assert_eq!(
+            csr_der(
+                "-----BEGIN NEW CERTIFICATE REQUEST-----AAECAwQ=-----END NEW CERTIFICATE REQUEST-----"
+            ),
+            Some(want.clone())
+        );
+        assert_eq!(csr_der(" AAEC AwQ= "), Some(want));
+        assert_eq!(csr_der("------ [CSR HERE] ------"), None);
+        assert_eq!(csr_der(""), None);
     }
 }

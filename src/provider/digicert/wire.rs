@@ -1,260 +1,262 @@
-//! CertCentral Services API v2 wire types, shared by the client and the simulator.
+//! CertCentral Services API v2 wire types of the client (the simulator has its own).
 //!
-//! Response types are lenient (unknown fields ignored, most fields optional): real
-//! responses carry many fields we do not use (see tests/fixtures/digicert). The order
-//! request is strict (`deny_unknown_fields`) because the simulator parses it and must
-//! refuse what the real API would not understand.
+//! Request bodies carry only the fields the seed pages document. Response types are
+//! lenient: unknown fields are ignored, an explicit `null` reads as the field's default
+//! (`nullable`), and ids are accepted as JSON numbers or as strings of digits (`id` /
+//! `opt_id`): recorded payloads (`shared/fixtures/digicert`) carry many fields we do not
+//! use, and nothing documents that a field is never `null`.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-/// `POST /order/certificate/{product_name_id}` body (documented fields).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `POST /order/certificate/{product_name_id}` body (seed "Order DV SSL" fields only).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct OrderRequest {
     pub certificate: CertificateRequest,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub validity_years: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub validity_days: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_expiration_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dcv_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dcv_method: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dcv_emails: Vec<DcvEmail>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_approval: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub renewal_of_order_id: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renewed_thumbprint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_renew: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_renewal_message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disable_renewal_notifications: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disable_ct: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_fields: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub technical_contact: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_auth_key: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomField>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CertificateRequest {
-    #[serde(default)]
     pub common_name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
-    #[serde(default)]
     pub csr: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_platform: Option<ServerPlatform>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_units: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature_hash: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct ServerPlatform {
     pub id: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DcvEmail {
     pub dns_name: String,
     pub email_domain: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
+/// Account-specific custom field (seed: `metadata_id` int, `value` string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomField {
+    pub metadata_id: u64,
+    pub value: String,
+}
+
 /// 201 answer to an order.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct OrderCreated {
+    #[serde(deserialize_with = "id")]
     pub id: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id")]
     pub certificate_id: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "nullable")]
     pub requests: Vec<RequestRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dcv_random_value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub certificate_chain: Option<Vec<ChainEntry>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RequestRef {
-    pub id: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_id")]
+    pub id: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
     pub status: String,
+    /// On GET order info the reference dcvd wrote as the order's `comments` comes back
+    /// here (fixture `order.json`: no top-level `comments`).
+    #[serde(default)]
+    pub comments: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ChainEntry {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub subject_common_name: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub pem: String,
 }
 
 /// `GET /order/certificate/{id}` (and one element of the order list).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct OrderInfo {
+    #[serde(deserialize_with = "id")]
     pub id: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub certificate: CertificateInfo,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub date_created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not in the recorded payload; read when present.
+    #[serde(default)]
     pub comments: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dcv_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub product: Option<ProductRef>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub requests: Vec<RequestRef>,
     /// Per-name DCV state, when the response carries it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "nullable")]
     pub dns_name_validations: Vec<NameValidation>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+impl OrderInfo {
+    /// Every `comments` the order carries (top level, then each request's).
+    pub fn all_comments(&self) -> impl Iterator<Item = &str> {
+        self.comments
+            .iter()
+            .chain(self.requests.iter().filter_map(|r| r.comments.as_ref()))
+            .map(|c| c.trim())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CertificateInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id")]
     pub id: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub common_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub dns_names: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The order's CSR (PEM): what recovery matches on.
+    #[serde(default)]
+    pub csr: Option<String>,
+    #[serde(default)]
     pub date_created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub valid_from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub valid_till: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub serial_number: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProductRef {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name_id: String,
 }
 
 /// `GET /order/certificate` list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct OrderList {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub orders: Vec<OrderInfo>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub page: Option<Page>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Page {
-    pub total: u64,
-    pub limit: u64,
-    pub offset: u64,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub total: Option<u64>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub limit: Option<u64>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub offset: Option<u64>,
 }
 
 /// `PUT …/dcv-random-value` and token-method `PUT …/dcv-method` answers.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RandomValue {
+    #[serde(default, deserialize_with = "nullable")]
     pub dcv_random_value: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub expiration_date: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DcvMethodChange {
     pub dcv_method: String,
 }
 
 /// `PUT …/check-dcv` answer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CheckDcv {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub order_status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id")]
     pub certificate_id: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub dcv_status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub dns_name_validations: Vec<NameValidation>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct NameValidation {
+    #[serde(default, deserialize_with = "nullable")]
     pub dns_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub status: String,
 }
 
-/// `PUT …/resend-emails` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `PUT …/resend-emails` body (seed "Resend emails", EN page).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ResendEmails {
-    #[serde(default)]
     pub domain_approval_emails: Vec<DomainApprovalEmail>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DomainApprovalEmail {
     pub domain: String,
     pub email: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_domain: Option<String>,
 }
 
 /// `GET /domain/{fqdn}/dcv/emails` answer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct DcvEmails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name_scope: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub base_emails: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub whois_emails: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub dns_txt_emails: Vec<String>,
 }
 
 /// `PUT …/status` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StatusChange {
     pub status: String,
-    #[serde(default)]
     pub note: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub send_emails: Option<bool>,
 }
 
 /// `{"errors": [...]}`; some responses carry a single object instead of an array.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
     pub errors: Errors,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Errors {
     Many(Vec<ErrorItem>),
@@ -270,21 +272,99 @@ impl Errors {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ErrorItem {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub message: String,
 }
 
-impl ErrorBody {
-    pub fn one(code: &str, message: &str) -> Self {
-        Self {
-            errors: Errors::Many(vec![ErrorItem {
-                code: code.to_string(),
-                message: message.to_string(),
-            }]),
-        }
+/// A field that may be absent or `null`: both read as `T::default()`.
+fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawId {
+    Num(u64),
+    Text(String),
+}
+
+fn raw_id<E: serde::de::Error>(raw: RawId) -> Result<u64, E> {
+    match raw {
+        RawId::Num(n) => Ok(n),
+        RawId::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| E::custom(format!("`{s}` is not a numeric id"))),
+    }
+}
+
+/// An id as a JSON number or a string of digits.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    raw_id(RawId::deserialize(d)?)
+}
+
+/// An optional id: absent, `null`, `""`, a number or a string of digits.
+fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<RawId>::deserialize(d)? {
+        None => Ok(None),
+        Some(RawId::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(raw) => raw_id(raw).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nulls_and_string_ids_parse_in_every_response_type() {
+        let o: OrderInfo = serde_json::from_str(
+            r#"{"id":"42","status":null,"certificate":{"id":"7","common_name":null,"dns_names":null,"csr":null},
+                "requests":null,"dns_name_validations":null,"product":{"name_id":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.id, o.certificate.id, o.status.as_str()),
+            (42, Some(7), "")
+        );
+        assert!(o.certificate.dns_names.is_empty() && o.requests.is_empty());
+        let o: OrderInfo = serde_json::from_str(r#"{"id":1,"certificate":null}"#).unwrap();
+        assert!(o.certificate.id.is_none());
+        let l: OrderList =
+            serde_json::from_str(r#"{"orders":[{"id":"5"}],"page":{"total":"3","limit":null}}"#)
+                .unwrap();
+        let page = l.page.unwrap();
+        assert_eq!((l.orders[0].id, page.total, page.limit), (5, Some(3), None));
+        let l: OrderList = serde_json::from_str(r#"{"orders":null,"page":null}"#).unwrap();
+        assert!(l.orders.is_empty() && l.page.is_none());
+        let c: OrderCreated = serde_json::from_str(
+            r#"{"id":"9","certificate_id":null,"requests":[{"id":"3","status":null}],"dcv_random_value":null,"certificate_chain":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.id, c.certificate_id, c.requests[0].id),
+            (9, None, Some(3))
+        );
+        let c: CheckDcv = serde_json::from_str(
+            r#"{"order_status":null,"certificate_id":"11","dcv_status":null,"dns_name_validations":[{"dns_name":"a.test","status":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.certificate_id, Some(11));
+        let r: RandomValue =
+            serde_json::from_str(r#"{"dcv_random_value":"x","expiration_date":null}"#).unwrap();
+        assert_eq!(r.dcv_random_value, "x");
+        let e: DcvEmails = serde_json::from_str(
+            r#"{"name_scope":null,"base_emails":["a@b.test"],"whois_emails":null,"dns_txt_emails":null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.base_emails.len(), 1);
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"errors":[{"code":"x","message":null}]}"#).unwrap();
+        assert_eq!(e.errors.into_vec()[0].code, "x");
+        assert!(serde_json::from_str::<OrderInfo>(r#"{"id":"twelve"}"#).is_err());
     }
 }

@@ -10,10 +10,37 @@ use rand::RngExt;
 use serde::Serialize;
 
 use super::DigicertSimOptions;
-use crate::provider::digicert::tokens::{CNAME_TARGET_ZONE, DNSAUTH_LABEL, HTTP_TOKEN_PATH};
-use crate::provider::digicert::wire::{DcvEmail, ResendEmails};
 use crate::sim::ca::SimCa;
 use crate::sim::{DcvLookup, Fault, RequestLog};
+
+/// Where DigiCert looks for tokens (reference/digicert.md §2), written here from the
+/// docs rather than taken from the client.
+const DNSAUTH_LABEL: &str = "_dnsauth";
+const CNAME_TARGET_ZONE: &str = "dcv.digicert.com";
+pub const HTTP_TOKEN_PATH: &str = "/.well-known/pki-validation/fileauth.txt";
+
+/// A `dcv_emails[]` entry of the order POST as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimDcvEmail {
+    pub dns_name: String,
+    pub email_domain: String,
+    pub email: Option<String>,
+}
+
+/// One `domain_approval_emails[]` entry of a resend-emails body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimApprovalEmail {
+    pub domain: String,
+    pub email: String,
+    pub email_domain: Option<String>,
+}
+
+/// A resend-emails body as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimResend {
+    pub domain_approval_emails: Vec<SimApprovalEmail>,
+    pub locale: Option<String>,
+}
 
 /// One order as the simulator keeps it. Serialised for `GET /_sim/orders`.
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +50,15 @@ pub struct SimOrder {
     pub product: String,
     /// Common name first.
     pub names: Vec<String>,
+    /// The DER of the CSR the order was placed with.
     #[serde(skip)]
     pub csr_der: Vec<u8>,
+    /// The order POST body exactly as received (tests: what the client sent).
+    pub request: serde_json::Value,
+    /// GET order info answers `certificate.csr: null` (`DigicertSim::forget_csr`).
+    pub hide_csr: bool,
+    /// Certificate validity the order asked for, in days.
+    pub validity_days: u32,
     pub status: String,
     pub dcv_method: String,
     pub random_value: String,
@@ -33,10 +67,10 @@ pub struct SimOrder {
     pub comments: Option<String>,
     pub date_created: DateTime<Utc>,
     pub renewal_of_order_id: Option<u64>,
-    pub dcv_emails: Vec<DcvEmail>,
+    pub dcv_emails: Vec<SimDcvEmail>,
     pub locale: Option<String>,
     /// Every resend-emails body received, in order.
-    pub resent_emails: Vec<ResendEmails>,
+    pub resent_emails: Vec<SimResend>,
     pub method_changes: u32,
     #[serde(skip)]
     pub leaf_pem: Option<String>,
@@ -65,6 +99,8 @@ pub struct Sim {
     /// Faults forced on the next requests, before the random ones.
     pub forced: Mutex<VecDeque<Fault>>,
     pub faults: Mutex<crate::sim::Faults>,
+    /// Next order id (orders created by delayed tasks may finish in any order).
+    pub next_id: std::sync::atomic::AtomicU64,
     /// Lifetime of new random values (starts as `opts.random_value_lifetime`).
     pub lifetime: Mutex<Duration>,
 }
