@@ -259,6 +259,22 @@ impl SectigoSim {
     pub fn order_count(&self) -> usize {
         self.shared.orders_lock().len()
     }
+    /// Wait until at least `n` orders exist (e.g. one still being created inside
+    /// `create_delay`); false when `timeout` passes first.
+    pub async fn wait_for_orders(&self, n: usize, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.shared.orders_lock().len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
     /// Wait until order `number` is in `state` (e.g. issued by the background check);
     /// false when `timeout` passes first.
     pub async fn wait_for_state(
