@@ -394,7 +394,9 @@ impl SectigoProvider {
             ProviderError::new(&self.name, "!GetDCVEmailAddressList", ErrorKind::Permanent)
                 .with_detail(format!(
                     "approver {addr} for {name} is not in Sectigo's address list for {domain} \
-                 (fetched within 24 h); choose one of: {}",
+                 (fetched within 24 h); choose one of: {}. Contacts published in a \
+                 _validation-contactemail TXT record are listed only in the JSON answer, \
+                 which dcvd does not read",
                     list.join(", ")
                 )),
         )

@@ -21,8 +21,9 @@
 //! - `download`: `download/CollectSSL queryType=1`.
 //! - `cancel`: `!AutoRefund` (not issued) or `!AutoRevokeSSL` (issued).
 //!
-//! A single-name `dns-cname` order costs 5 calls from submit to download:
-//! AutoApplySSL, GetMDCDomainDetails (refused), ResendDCVEmail, CollectSSL(0), CollectSSL(1).
+//! A single-name `dns-cname` order costs 5 calls from submit to download when the first
+//! status poll comes after the re-check: AutoApplySSL, ResendDCVEmail, GetMDCDomainDetails
+//! (refused), CollectSSL(0), CollectSSL(1); one CollectSSL(0) more when a poll comes first.
 
 mod chain;
 mod dcv;
