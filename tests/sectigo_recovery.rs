@@ -302,3 +302,33 @@ async fn order_by_id_adopts_the_right_order_and_refuses_others() {
     );
     assert_eq!(sim.forms("!AutoApplySSL").len(), 2, "adoption never orders");
 }
+
+#[tokio::test]
+async fn an_order_dated_after_our_clock_is_unsure() {
+    // Sectigo's clock an hour ahead of dcvd's: the row cannot be placed in the window.
+    let ours = Arc::new(ManualClock::new("2026-12-02T06:00:00Z".parse().unwrap()));
+    let theirs = Arc::new(ManualClock::new("2026-12-02T07:00:00Z".parse().unwrap()));
+    let sim = sim_with(SectigoSimOptions {
+        clock: theirs,
+        ..Default::default()
+    })
+    .await;
+    let p = provider(&sim.base_url()).with_clock(ours.clone());
+    let mut req = request(
+        "dcvd-skew",
+        &["skew.example.test"],
+        &[DcvMethod::DnsCname],
+        &[],
+    );
+    req.created_at = ours.now();
+    p.submit(&req).await.unwrap();
+    let Lookup::Unsure { reason, .. } = provider(&sim.base_url())
+        .with_clock(ours)
+        .find_order(&req)
+        .await
+        .unwrap()
+    else {
+        panic!("an order for our names dated in the future must not be passed over");
+    };
+    assert!(reason.contains("clocks differ"), "{reason}");
+}

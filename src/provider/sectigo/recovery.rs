@@ -106,6 +106,13 @@ impl SectigoProvider {
                     Err(missing) => unreadable.push(format!("order {number}: {missing}")),
                     Ok((when, certs)) => {
                         let ours = certs.iter().find(|(names, _)| *names == want);
+                        if ours.is_some() && when > to {
+                            unreadable.push(format!(
+                                "order {number} for these names is dated {when} (Unix), after \
+                                 dcvd's clock: the clocks differ by more than {CLOCK_SLACK} s"
+                            ));
+                            continue;
+                        }
                         if let Some((_, cert_id)) = ours
                             && (from..=to).contains(&when)
                         {
@@ -143,8 +150,8 @@ impl SectigoProvider {
         if !unreadable.is_empty() {
             return Ok(Lookup::Unsure {
                 reason: format!(
-                    "Sectigo's order report has rows dcvd cannot read ({}), so it cannot tell \
-                     whether one of them is the submit of {} ({})",
+                    "Sectigo's order report has rows that do not settle it ({}), so dcvd \
+                     cannot tell whether one of them is the submit of {} ({})",
                     unreadable.join("; "),
                     req.reference,
                     names_text(req)
