@@ -200,15 +200,50 @@ async fn simulator_checks_auto_update_dcv_arguments() {
         (r.error_code(), r.get("errorItem")),
         (Some(-2), Some("showDetails"))
     );
-    let r = post(
-        "download/!AutoUpdateDCV",
-        vec![on(), ("newMethod", "EMAIL".into())],
-    )
-    .await;
+    let r = post("!AutoUpdateDCV", vec![on(), ("newMethod", "EMAIL".into())]).await;
     assert_eq!(
         (r.error_code(), r.get("errorItem")),
         (Some(-3), Some("newDCVEmailAddress"))
     );
+    // Documented lengths: newMethods 32, domainNames 255.
+    let r = post(
+        "!AutoUpdateDCV",
+        vec![
+            on(),
+            (
+                "domainNames",
+                "a.example.test b.example.test c.example.test".into(),
+            ),
+            (
+                "newMethods",
+                "CNAME_CSR_HASH,CNAME_CSR_HASH,CNAME_CSR_HASH".into(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.error_code(), r.get("errorItem")),
+        (Some(-4), Some("newMethods"))
+    );
+    let long = vec!["n.example.test"; 20].join(" ");
+    let r = post(
+        "!AutoUpdateDCV",
+        vec![on(), ("domainNames", long), ("newMethods", "EMAIL".into())],
+    )
+    .await;
+    assert_eq!(
+        (r.error_code(), r.get("errorItem")),
+        (Some(-4), Some("domainNames"))
+    );
+    // The Mark Certificate path of the seed's heading is not the SSL API: a 404 page.
+    let wrong = http
+        .post(format!("{}/download/!AutoUpdateDCV", sim.base_url()))
+        .form(&[("loginName", "dcvd"), ("loginPassword", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 404);
+    assert!(wrong.text().await.unwrap().contains("<html>"));
     let r = post(
         "!AutoUpdateDCV",
         vec![
@@ -271,12 +306,27 @@ async fn collect_ssl_is_never_concurrent_and_rationed() {
         &[],
     );
     let sub = p.submit(&req).await.unwrap();
-    // Fresh order, not validated: no CollectSSL (collect_interval not reached).
-    let held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
-    p.status(held.r()).await.unwrap();
-    assert_eq!(sim.log().counts().get("download/CollectSSL"), None);
+    // Fresh single-domain order: !GetMDCDomainDetails is refused (documented for
+    // multi-domain orders only), which is not fatal: one CollectSSL learns the state,
+    // and neither is asked again before collect_interval.
+    let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
+    let st = p.status(held.r()).await.unwrap();
+    assert_eq!(st.order, dcvd::provider::CaOrderState::InProgress);
+    assert_eq!(sim.log().counts()["download/CollectSSL"], 1);
+    held.data = st.ca_data.unwrap();
+    assert_eq!(held.data["mdcRefused"], true);
+    let st = p.status(held.r()).await.unwrap();
+    assert_eq!(st.order, dcvd::provider::CaOrderState::InProgress);
+    let counts = sim.log().counts();
+    assert_eq!(counts["download/CollectSSL"], 1);
+    assert_eq!(counts["!GetMDCDomainDetails"], 1);
+    let collect = params(&sim.forms("download/CollectSSL")[0]);
+    assert!(
+        collect.contains(&"responseFormat=1".to_string()),
+        "{collect:?}"
+    );
     // An old last collect: every status call collects, one at a time.
-    let mut data = sub.ca_data.clone();
+    let mut data = held.data.clone();
     data["lastCollect"] = serde_json::json!(0);
     let old = Held::new(&req, &sub.ca_order_id, data);
     let r = old.r();
@@ -286,7 +336,7 @@ async fn collect_ssl_is_never_concurrent_and_rationed() {
         let st = st.unwrap();
         assert!(st.ca_data.unwrap()["lastCollect"].as_i64().unwrap() > 0);
     }
-    assert_eq!(sim.log().counts()["download/CollectSSL"], 6);
+    assert_eq!(sim.log().counts()["download/CollectSSL"], 7);
     assert_eq!(sim.max_concurrent_collects(), 1);
 }
 

@@ -115,15 +115,33 @@ async fn multi_domain_mixed_methods_in_apply_and_update_forms() {
     );
 
     let held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
+    // The re-check is !ResendDCVEmail (reference §1.5), not a documented-nowhere
+    // re-send of the same methods through !AutoUpdateDCV.
     let st = p.trigger_check(held.r(), &req.names).await.unwrap();
     assert_eq!(st.names.len(), 3);
     assert_eq!(
-        params(&sim.forms("!AutoUpdateDCV")[0]),
+        params(&sim.forms("!ResendDCVEmail")[0]),
+        [format!("orderNumber={}", sub.ca_order_id)]
+    );
+    assert!(sim.forms("!AutoUpdateDCV").is_empty());
+    // Three methods are 44 characters; `newMethods` takes 32: several calls.
+    p.change_method(held.r(), &req.names, DcvMethod::DnsCname, &[])
+        .await
+        .unwrap();
+    let forms: Vec<Vec<String>> = sim.forms("!AutoUpdateDCV").iter().map(params).collect();
+    assert_eq!(
+        forms,
         [
-            format!("orderNumber={}", sub.ca_order_id),
-            "domainNames=a.example.test b.example.test c.example.test".into(),
-            "newMethods=CNAME_CSR_HASH,EMAIL,HTTP_CSR_HASH".into(),
-            "newDCVEmailAddresses=admin@example.test".into(),
+            vec![
+                format!("orderNumber={}", sub.ca_order_id),
+                "domainNames=a.example.test b.example.test".into(),
+                "newMethods=CNAME_CSR_HASH,CNAME_CSR_HASH".into(),
+            ],
+            vec![
+                format!("orderNumber={}", sub.ca_order_id),
+                "domainName=c.example.test".into(),
+                "newMethod=CNAME_CSR_HASH".into(),
+            ],
         ]
     );
     let two = &req.names[1..];
@@ -150,6 +168,16 @@ async fn multi_domain_mixed_methods_in_apply_and_update_forms() {
         .map(|n| n.method.clone())
         .collect();
     assert_eq!(m, ["CNAME_CSR_HASH", "EMAIL", "EMAIL"]);
+    for f in sim.forms("!AutoUpdateDCV") {
+        for (k, v) in &f.params {
+            let max = match k.as_str() {
+                "newMethods" | "newMethod" => 32,
+                "domainNames" | "domainName" | "newDCVEmailAddresses" => 255,
+                _ => usize::MAX,
+            };
+            assert!(v.len() <= max, "{k}={v} is over the documented {max}");
+        }
+    }
     assert!(
         sim.forms("!AutoUpdateDCV")
             .iter()

@@ -7,7 +7,7 @@ mod sectigo_common;
 use std::collections::BTreeMap;
 
 use dcvd::model::{ChallengeKind, DcvMethod};
-use dcvd::provider::{CaOrderState, Lookup, NameDcv, Provider, Tokens};
+use dcvd::provider::{CaOrderState, Provider, Tokens};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -95,9 +95,11 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
     let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
     let t = p.trigger_check(held.r(), &req.names).await.unwrap();
     assert_eq!(t.order, CaOrderState::InProgress);
+    held.data = t.ca_data.unwrap();
+    // Single-domain: !GetMDCDomainDetails is refused, CollectSSL tells the state.
     let st = p.status(held.r()).await.unwrap();
     assert_eq!(st.order, CaOrderState::Issued);
-    assert_eq!(st.names, vec![(req.names[0].clone(), NameDcv::Valid)]);
+    assert!(st.names.is_empty(), "{:?}", st.names);
     held.data = st.ca_data.unwrap();
     let chain = p.download(held.r()).await.unwrap();
     assert_chain_leaf_to_root(&chain, &req.csr_der, "www.example.test");
@@ -108,7 +110,7 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
         endpoints,
         [
             "!AutoApplySSL",
-            "!AutoUpdateDCV",
+            "!ResendDCVEmail",
             "!GetMDCDomainDetails",
             "download/CollectSSL",
             "download/CollectSSL"
@@ -117,9 +119,12 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
     assert!(calls.len() <= 6);
     let apply = &sim.forms("!AutoApplySSL")[0];
     let got = params(apply);
+    let max = dcvd::model::public_tls_max_validity_days(
+        dcvd::clock::Clock::now(&dcvd::clock::SystemClock).date_naive(),
+    );
+    assert!(got.contains(&format!("days={max}")), "{got:?}");
     for want in [
         "product=287",
-        "days=365",
         "serverSoftware=-1",
         "dcvMethod=CNAME_CSR_HASH",
         "showCertificateID=Y",
@@ -131,9 +136,12 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
     assert!(got.contains(&format!("uniqueValue={uv}")));
     assert!(apply.params.iter().all(|(k, _)| k != "loginPassword"));
 
-    // The order is issued now: AutoUpdateDCV's "orderNumber invalid" answer means issued.
+    // The order is issued now: the generic "orderNumber invalid" answer is confirmed
+    // with CollectSSL, which says issued.
+    let before = sim.log().counts()["download/CollectSSL"];
     let again = p.trigger_check(held.r(), &req.names).await.unwrap();
     assert_eq!(again.order, CaOrderState::Issued);
+    assert_eq!(sim.log().counts()["download/CollectSSL"], before + 1);
     let tokens = p
         .change_method(held.r(), &req.names, DcvMethod::Http, &[])
         .await
@@ -193,19 +201,37 @@ async fn http_order_issues_only_once_the_file_is_served() {
     assert!(path.starts_with("/.well-known/pki-validation/") && path.ends_with(".txt"));
     let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
 
-    // Not served yet: the CA keeps the name pending.
-    p.trigger_check(held.r(), &req.names).await.unwrap();
+    // Not served yet: the CA keeps the order pending.
+    held.data = p
+        .trigger_check(held.r(), &req.names)
+        .await
+        .unwrap()
+        .ca_data
+        .unwrap();
     let st = p.status(held.r()).await.unwrap();
-    assert_eq!(st.names, vec![(req.names[0].clone(), NameDcv::Pending)]);
+    assert!(st.names.is_empty(), "single-domain: no per-name status");
     assert_eq!(st.order, CaOrderState::InProgress);
+    held.data = st.ca_data.unwrap();
+    assert_eq!(sim.log().counts()["download/CollectSSL"], 1);
+    // Polling on: no further collect before collect_interval or a new trigger.
+    for _ in 0..3 {
+        let st = p.status(held.r()).await.unwrap();
+        assert_eq!(st.order, CaOrderState::InProgress);
+    }
     assert_eq!(
-        sim.log().counts().get("download/CollectSSL"),
-        None,
+        sim.log().counts()["download/CollectSSL"],
+        1,
         "no collect while pending"
     );
+    assert_eq!(sim.log().counts()["!GetMDCDomainDetails"], 1);
 
     http.put("shop.example.test", &path, &ch.value);
-    p.trigger_check(held.r(), &req.names).await.unwrap();
+    held.data = p
+        .trigger_check(held.r(), &req.names)
+        .await
+        .unwrap()
+        .ca_data
+        .unwrap();
     let st = p.status(held.r()).await.unwrap();
     assert_eq!(st.order, CaOrderState::Issued);
     held.data = st.ca_data.unwrap();
@@ -232,7 +258,8 @@ async fn email_order_issues_after_approval() {
 
     let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
     let st = p.status(held.r()).await.unwrap();
-    assert_eq!(st.names, vec![(req.names[0].clone(), NameDcv::Pending)]);
+    assert_eq!(st.order, CaOrderState::InProgress);
+    held.data = st.ca_data.unwrap();
 
     // Resend uses the cached list (no second list call) and names the address.
     p.resend_emails(held.r(), &req.approver_emails, "en")
@@ -266,6 +293,12 @@ async fn email_order_issues_after_approval() {
             .status()
             .is_success()
     );
+    // An e-mail approval happens at the CA: dcvd learns of it at the next collect,
+    // no sooner than collect_interval after the last one (Sectigo's 3 hours).
+    let st = p.status(held.r()).await.unwrap();
+    assert_eq!(st.order, CaOrderState::InProgress);
+    let last = held.data["lastCollect"].as_i64().unwrap();
+    held.data["lastCollect"] = serde_json::json!(last - 300);
     let st = p.status(held.r()).await.unwrap();
     assert_eq!(st.order, CaOrderState::Issued);
     held.data = st.ca_data.unwrap();
@@ -287,38 +320,6 @@ async fn email_order_issues_after_approval() {
         .await
         .unwrap();
     assert_eq!(log[0]["endpoint"], "!GetDCVEmailAddressList");
-}
-
-#[tokio::test]
-async fn find_order_recovers_by_unique_value_only() {
-    let sim = sim(None, None).await;
-    let p = provider(&sim.base_url());
-    let req = request(
-        "dcvd-recover-1",
-        &["r.example.test"],
-        &[DcvMethod::DnsCname],
-        &[],
-    );
-    let other = request(
-        "dcvd-recover-2",
-        &["r.example.test"],
-        &[DcvMethod::DnsCname],
-        &[],
-    );
-    let sub = p.submit(&other).await.unwrap();
-    assert_eq!(
-        p.find_order(&req).await.unwrap(),
-        Lookup::NotFound,
-        "same name, other reference"
-    );
-    let sub_req = p.submit(&req).await.unwrap();
-    assert_ne!(sub.ca_order_id, sub_req.ca_order_id);
-    let Lookup::Found(mut found) = provider(&sim.base_url()).find_order(&req).await.unwrap() else {
-        panic!("order not found");
-    };
-    let found = found.remove(0);
-    assert_eq!(found.ca_order_id, sub_req.ca_order_id);
-    assert_eq!(found.challenges, sub_req.challenges);
 }
 
 #[tokio::test]

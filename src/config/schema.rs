@@ -122,7 +122,9 @@ pub struct SectigoConfig {
     /// How often to ask `!GetMDCDomainDetails` while validating.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How often `download/CollectSSL` may be called for one order (Sectigo asks for rarely).
+    /// How often `download/CollectSSL` may be called for one order. Sectigo: "no more
+    /// frequently than once every 3 hours" (docs.sectigo.com/sps/collect-ssl/overview);
+    /// besides, one collect as soon as the order validates.
     #[serde(default = "default_collect_interval", with = "humantime_serde")]
     pub collect_interval: Duration,
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
@@ -183,7 +185,7 @@ fn default_poll() -> Duration {
     Duration::from_secs(60)
 }
 fn default_collect_interval() -> Duration {
-    Duration::from_secs(300)
+    Duration::from_secs(3 * 3600)
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(60)

@@ -5,9 +5,16 @@
 //! `HTTPS_CSR_HASH` files are fetched over `http://`, and only for hosts listed in
 //! `http_addresses` (never the internet); a "dropped connection" fault answers 502;
 //! downloads support `responseType=3` only. E-mail DCV is approved through
-//! `POST /_sim/approve/{orderNumber}`.
+//! `POST /_sim/approve/{orderNumber}`, a rejection at the CA through
+//! `POST /_sim/reject/{orderNumber}` (body: the CA's words) or [`SectigoSim::reject`].
+//!
+//! Written from the documents only (seed page, reference/sectigo.md, fixtures): it
+//! imports nothing from `crate::provider` or `crate::csr`, so the client and the
+//! simulator cannot share a misreading. Where the documents are silent it picks the
+//! answer hardest for a client, and says so where it does.
 
 mod api;
+mod args;
 mod cli;
 mod report;
 pub mod state;
@@ -52,6 +59,10 @@ pub struct SectigoSimOptions {
     pub collect_latency: Duration,
     /// The time the simulator lives by (order dates, report times, leaf validity).
     pub clock: crate::clock::SharedClock,
+    /// How long `!AutoApplySSL` takes to create the order. The work runs in its own task:
+    /// after this delay the order is created (and only then visible to reports and
+    /// status calls) whether or not the client is still waiting, then the answer is sent.
+    pub create_delay: Duration,
 }
 
 impl Default for SectigoSimOptions {
@@ -67,6 +78,7 @@ impl Default for SectigoSimOptions {
             faults: Faults::default(),
             collect_latency: Duration::ZERO,
             clock: crate::clock::system(),
+            create_delay: Duration::ZERO,
         }
     }
 }
@@ -175,6 +187,7 @@ pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimErro
         .route("/_sim/requests", get(admin_requests))
         .route("/_sim/orders", get(admin_orders))
         .route("/_sim/approve/{order}", post(admin_approve))
+        .route("/_sim/reject/{order}", post(admin_reject))
         .with_state(shared.clone());
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
@@ -237,6 +250,31 @@ impl SectigoSim {
     pub fn approve(&self, order_number: u64) -> bool {
         approve(&self.shared, order_number)
     }
+    /// Reject order `number` at the CA while it validates (what a Sectigo validation
+    /// agent does), with `reason` as the CA's words. False when there is no such pending order.
+    pub fn reject(&self, order_number: u64, reason: &str) -> bool {
+        reject(&self.shared, order_number, reason)
+    }
+    /// Orders created so far (those still inside `create_delay` are not counted).
+    pub fn order_count(&self) -> usize {
+        self.shared.orders_lock().len()
+    }
+    /// Wait until at least `n` orders exist (e.g. one still being created inside
+    /// `create_delay`); false when `timeout` passes first.
+    pub async fn wait_for_orders(&self, n: usize, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.shared.orders_lock().len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
     /// Wait until order `number` is in `state` (e.g. issued by the background check);
     /// false when `timeout` passes first.
     pub async fn wait_for_state(
@@ -294,6 +332,37 @@ fn approve(sh: &Shared, number: u64) -> bool {
     true
 }
 
+fn reject(sh: &Shared, number: u64, reason: &str) -> bool {
+    let mut orders = sh.orders_lock();
+    let Some(o) = orders
+        .get_mut(&number)
+        .filter(|o| o.state == SimOrderState::Pending)
+    else {
+        return false;
+    };
+    o.state = SimOrderState::Rejected;
+    o.reject_reason = Some(reason.to_string());
+    drop(orders);
+    sh.changed.notify_waiters();
+    true
+}
+
+/// The endpoints the simulator serves, as documented for SSL certificates. The seed's
+/// heading prints `download/!AutoUpdateDCV` (the Mark Certificate page); the SSL page and
+/// the seed's own curl use `/products/!AutoUpdateDCV`, so only that one is served.
+const ENDPOINTS: &[&str] = &[
+    "!AutoApplySSL",
+    "!AutoApplyOrder",
+    "!AutoUpdateDCV",
+    "!ResendDCVEmail",
+    "!GetDCVEmailAddressList",
+    "!GetMDCDomainDetails",
+    "!WebHostReport",
+    "download/CollectSSL",
+    "!AutoRefund",
+    "!AutoRevokeSSL",
+];
+
 async fn products(
     State(sh): State<Arc<Shared>>,
     method: Method,
@@ -301,13 +370,33 @@ async fn products(
     body: Bytes,
 ) -> Response {
     let path = format!("/products/{endpoint}");
+    if !ENDPOINTS.contains(&endpoint.as_str()) {
+        // The documents do not say what an unknown path answers; a web server's 404
+        // page (HTML, not an errorCode) is the hardest for a client.
+        sh.log.record(method.as_str(), &endpoint, &path, 404);
+        let page = format!(
+            "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>\
+             <p>The requested URL {path} was not found on this server.</p></body></html>"
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/html; charset=iso-8859-1")],
+            page,
+        )
+            .into_response();
+    }
     let (status, text) = answer(&sh, &method, &endpoint, &body).await;
     sh.log
         .record(method.as_str(), &endpoint, &path, status.as_u16());
     (status, [("content-type", "text/plain;charset=UTF-8")], text).into_response()
 }
 
-async fn answer(sh: &Shared, method: &Method, endpoint: &str, body: &[u8]) -> (StatusCode, String) {
+async fn answer(
+    sh: &Arc<Shared>,
+    method: &Method,
+    endpoint: &str,
+    body: &[u8],
+) -> (StatusCode, String) {
     let faults = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
@@ -362,9 +451,23 @@ async fn answer(sh: &Shared, method: &Method, endpoint: &str, body: &[u8]) -> (S
     {
         return (StatusCode::OK, api::error(-16, "Permission denied!", None));
     }
+    let spec = match endpoint {
+        "!AutoApplySSL" | "!AutoApplyOrder" => args::AUTO_APPLY_SSL,
+        "!AutoUpdateDCV" => args::AUTO_UPDATE_DCV,
+        "!ResendDCVEmail" => args::RESEND_DCV_EMAIL,
+        "!GetDCVEmailAddressList" => args::GET_DCV_EMAIL_ADDRESS_LIST,
+        "!GetMDCDomainDetails" => args::GET_MDC_DOMAIN_DETAILS,
+        "!WebHostReport" => args::WEB_HOST_REPORT,
+        "download/CollectSSL" => args::COLLECT_SSL,
+        "!AutoRefund" => args::AUTO_REFUND,
+        _ => args::AUTO_REVOKE_SSL,
+    };
+    if let Err(refusal) = args::check(&form, spec) {
+        return (StatusCode::OK, refusal);
+    }
     let result = match endpoint {
-        "!AutoApplySSL" | "!AutoApplyOrder" => api::auto_apply_ssl(sh, &form).await,
-        "!AutoUpdateDCV" | "download/!AutoUpdateDCV" => api::auto_update_dcv(sh, &form).await,
+        "!AutoApplySSL" | "!AutoApplyOrder" => api::auto_apply_ssl(sh, form).await,
+        "!AutoUpdateDCV" => api::auto_update_dcv(sh, &form).await,
         "!ResendDCVEmail" => api::resend_dcv_email(sh, &form).await,
         "!GetDCVEmailAddressList" => report::get_dcv_email_address_list(&form),
         "!GetMDCDomainDetails" => report::get_mdc_domain_details(sh, &form),
@@ -383,7 +486,31 @@ async fn answer(sh: &Shared, method: &Method, endpoint: &str, body: &[u8]) -> (S
         "!AutoRevokeSSL" => report::auto_revoke_ssl(sh, &form),
         _ => Err(api::error(-14, "Unknown API endpoint", None)),
     };
+    // ResendDCVEmail's recorded answer has its key in lower case (fixture
+    // `resenddcvemail-lowercase-key.txt`); serve it that way, keys must match without case.
+    let result = match (endpoint, result) {
+        ("!ResendDCVEmail", Ok(r)) => Ok(r.replacen("errorCode=", "errorcode=", 1)),
+        (_, r) => r,
+    };
     (StatusCode::OK, result.unwrap_or_else(|e| e))
+}
+
+async fn admin_reject(
+    State(sh): State<Arc<Shared>>,
+    Path(order): Path<u64>,
+    body: String,
+) -> Response {
+    let reason = if body.trim().is_empty() {
+        "The certificate request has been rejected!"
+    } else {
+        body.trim()
+    };
+    if reject(&sh, order, reason) {
+        let o = sh.orders_lock().get(&order).cloned();
+        axum::Json(o).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no pending order {order}")).into_response()
+    }
 }
 
 async fn admin_requests(State(sh): State<Arc<Shared>>) -> Response {

@@ -16,6 +16,60 @@ use crate::provider::{
 const APPROVER_LIST_TTL: Duration = Duration::from_secs(24 * 3600);
 
 const UPDATE_DCV: &str = "!AutoUpdateDCV";
+const RESEND: &str = "!ResendDCVEmail";
+
+/// Documented maximum lengths of `!AutoUpdateDCV` arguments (seed page).
+const MAX_DOMAIN_NAMES: usize = 255;
+const MAX_NEW_METHODS: usize = 32;
+const MAX_NEW_EMAILS: usize = 255;
+
+/// How an `!AutoUpdateDCV` went.
+enum Answered {
+    Done,
+    /// Refused with "'orderNumber' invalid", and CollectSSL says why (issued, or ended).
+    Ended(CaOrderState),
+}
+
+fn describe(state: &CaOrderState) -> String {
+    match state {
+        CaOrderState::Failed(w) => w.clone(),
+        s => format!("{s:?}"),
+    }
+}
+
+type Item<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// Split `!AutoUpdateDCV` items into calls that respect the documented lengths.
+fn batches<'a, 'b>(items: &'b [Item<'a>]) -> Result<Vec<&'b [Item<'a>]>, String> {
+    let joined = |v: &[Item<'a>]| {
+        let names: usize =
+            v.iter().map(|(n, _, _)| n.len()).sum::<usize>() + v.len().saturating_sub(1);
+        let methods: usize =
+            v.iter().map(|(_, m, _)| m.len()).sum::<usize>() + v.len().saturating_sub(1);
+        let emails: Vec<usize> = v.iter().filter_map(|(_, _, e)| e.map(str::len)).collect();
+        let emails = emails.iter().sum::<usize>() + emails.len().saturating_sub(1);
+        names <= MAX_DOMAIN_NAMES && methods <= MAX_NEW_METHODS && emails <= MAX_NEW_EMAILS
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in 1..=items.len() {
+        if !joined(&items[start..end]) {
+            if end - start == 1 {
+                let (n, _, e) = items[start];
+                return Err(format!(
+                    "{n}: the name or its approver {} is longer than Sectigo's !AutoUpdateDCV accepts (255 characters)",
+                    e.unwrap_or("-")
+                ));
+            }
+            out.push(&items[start..end - 1]);
+            start = end - 1;
+        }
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    Ok(out)
+}
 
 /// The uniqueValue we send for an order: `dcvd` + 16 hex of SHA-256(reference).
 /// Deterministic, so crash recovery can recognise the order; alphanumeric, 20 chars.
@@ -73,14 +127,16 @@ impl SectigoProvider {
         Ok(out)
     }
 
-    /// `!AutoUpdateDCV` for `names` with one method each. Returns `Ok(false)` when
-    /// Sectigo answers that the order is already issued (seed document).
+    /// `!AutoUpdateDCV` for `names` with one method each, in as many calls as the
+    /// documented lengths need (seed: `domainNames`/`newDCVEmailAddresses` 255 chars,
+    /// `newMethods` 32). A batch of one uses the single-name form. Names keep their `*.`:
+    /// the order holds `*.example.com`, not `example.com`.
     async fn auto_update_dcv(
         &self,
         data: &OrderData,
         names: &[(DomainName, DcvMethod, Option<String>)],
-    ) -> Result<bool, ProviderError> {
-        let mut wire_methods = Vec::new();
+    ) -> Result<Answered, ProviderError> {
+        let mut items = Vec::new();
         for (name, method, email) in names {
             let m = wire::method_wire(*method).ok_or_else(|| {
                 self.permanent(
@@ -96,33 +152,53 @@ impl SectigoProvider {
                     format!("{name}: method email needs an approver address; none is configured"),
                 ));
             }
-            wire_methods.push(m);
+            items.push((name.as_str(), m, email.as_deref()));
         }
-        // Never `responseFormat` here: AutoUpdateDCV refuses it with -2.
-        let mut params = vec![("orderNumber", data.order_number.clone())];
-        let emails: Vec<&str> = names.iter().filter_map(|(_, _, e)| e.as_deref()).collect();
-        if let [(name, _, email)] = names {
-            params.push(("domainName", name.base().to_string()));
-            params.push(("newMethod", wire_methods[0].to_string()));
-            if let Some(e) = email {
-                params.push(("newDCVEmailAddress", e.clone()));
+        for batch in batches(&items).map_err(|d| self.permanent(UPDATE_DCV, d))? {
+            // Never `responseFormat` here: AutoUpdateDCV refuses it with -2.
+            let mut params = vec![("orderNumber", data.order_number.clone())];
+            if let [(name, method, email)] = batch {
+                params.push(("domainName", name.to_string()));
+                params.push(("newMethod", method.to_string()));
+                if let Some(e) = email {
+                    params.push(("newDCVEmailAddress", e.to_string()));
+                }
+            } else {
+                let list: Vec<&str> = batch.iter().map(|(n, _, _)| *n).collect();
+                let methods: Vec<&str> = batch.iter().map(|(_, m, _)| *m).collect();
+                let emails: Vec<&str> = batch.iter().filter_map(|(_, _, e)| *e).collect();
+                params.push(("domainNames", list.join(" ")));
+                params.push(("newMethods", methods.join(",")));
+                if !emails.is_empty() {
+                    params.push(("newDCVEmailAddresses", emails.join(" ")));
+                }
             }
-        } else {
-            let list: Vec<&str> = names.iter().map(|(n, _, _)| n.base()).collect();
-            params.push(("domainNames", list.join(" ")));
-            params.push(("newMethods", wire_methods.join(",")));
-            if !emails.is_empty() {
-                params.push(("newDCVEmailAddresses", emails.join(" ")));
+            match self.call(UPDATE_DCV, &params).await {
+                Ok(_) => {}
+                Err(e) if wire::is_order_number_refusal(&e) => {
+                    return self.confirm_refusal(data, e).await.map(Answered::Ended);
+                }
+                Err(e) => return Err(e),
             }
         }
-        match self.call(UPDATE_DCV, &params).await {
-            Ok(_) => Ok(true),
-            Err(e) if wire::is_issued_order_answer(&e) => {
-                tracing::info!(provider = %self.name, order = %data.order_number,
-                    "AutoUpdateDCV: Sectigo says the order is already issued");
-                Ok(false)
-            }
-            Err(e) => Err(e),
+        Ok(Answered::Done)
+    }
+
+    /// After a -4 "'orderNumber' argument is invalid": what CollectSSL says of the order.
+    /// Issued or ended (rejected, refunded, unknown) is returned; an order CollectSSL
+    /// still shows in progress keeps the original refusal, which nothing here explains.
+    async fn confirm_refusal(
+        &self,
+        data: &OrderData,
+        refusal: ProviderError,
+    ) -> Result<CaOrderState, ProviderError> {
+        let (code, reply) = self.collect_status(&data.order_number).await?;
+        let state = self.collect_state(&data.order_number, code, &reply)?;
+        tracing::info!(provider = %self.name, order = %data.order_number, endpoint = %refusal.endpoint,
+            state = ?state, "Sectigo refused the order number; CollectSSL says the order is in this state");
+        match state {
+            CaOrderState::InProgress | CaOrderState::NeedsApproval => Err(refusal),
+            s => Ok(s),
         }
     }
 
@@ -146,8 +222,19 @@ impl SectigoProvider {
             };
             items.push((n.clone(), method, email));
         }
-        if !self.auto_update_dcv(&data, &items).await? {
-            return Ok(Tokens::default());
+        match self.auto_update_dcv(&data, &items).await? {
+            Answered::Done => {}
+            Answered::Ended(CaOrderState::Issued) => return Ok(Tokens::default()),
+            Answered::Ended(state) => {
+                return Err(self.permanent(
+                    UPDATE_DCV,
+                    format!(
+                        "cannot change the DCV method of order {}: {}",
+                        data.order_number,
+                        describe(&state)
+                    ),
+                ));
+            }
         }
         for (n, m, e) in &items {
             data.methods.insert(n.to_string(), *m);
@@ -164,41 +251,58 @@ impl SectigoProvider {
         })
     }
 
-    /// Re-send each name's current method, which makes Sectigo check again.
+    /// Ask Sectigo to re-check now: `!ResendDCVEmail`, which "resets how often Sectigo
+    /// re-tests control" for the non-e-mail methods (reference §1.5, Sectigo DCV policy).
+    /// Re-sending the same method through `!AutoUpdateDCV` is documented nowhere.
     pub(super) async fn retrigger(
         &self,
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        let data = OrderData::from_ref(&self.name, &order)?;
-        let mut items = Vec::new();
-        for n in names {
-            let method = data.methods.get(n.as_str()).copied().ok_or_else(|| {
-                self.permanent(
-                    UPDATE_DCV,
-                    format!(
-                        "{n} is not part of Sectigo order {} (no method stored)",
-                        data.order_number
-                    ),
-                )
-            })?;
-            items.push((n.clone(), method, data.emails.get(n.as_str()).cloned()));
+        let mut data = OrderData::from_ref(&self.name, &order)?;
+        if let Some(n) = names
+            .iter()
+            .find(|n| !data.methods.contains_key(n.as_str()))
+        {
+            return Err(self.permanent(
+                RESEND,
+                format!(
+                    "{n} is not part of Sectigo order {} (no method stored)",
+                    data.order_number
+                ),
+            ));
         }
-        if !self.auto_update_dcv(&data, &items).await? {
-            return Ok(CaStatus {
-                order: CaOrderState::Issued,
-                names: names.iter().map(|n| (n.clone(), NameDcv::Valid)).collect(),
-                ca_data: None,
-            });
+        let params = [("orderNumber", data.order_number.clone())];
+        let now = self.clock.now().timestamp();
+        match self.call(RESEND, &params).await {
+            Ok(_) => {
+                data.last_trigger = Some(now);
+                Ok(CaStatus {
+                    order: CaOrderState::InProgress,
+                    names: names
+                        .iter()
+                        .map(|n| (n.clone(), NameDcv::Pending))
+                        .collect(),
+                    ca_data: Some(data.to_value()),
+                })
+            }
+            Err(e) if wire::is_order_number_refusal(&e) => {
+                let state = self.confirm_refusal(&data, e).await?;
+                data.last_collect = Some(now);
+                data.issued = state == CaOrderState::Issued;
+                let names = if data.issued {
+                    names.iter().map(|n| (n.clone(), NameDcv::Valid)).collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(CaStatus {
+                    order: state,
+                    names,
+                    ca_data: Some(data.to_value()),
+                })
+            }
+            Err(e) => Err(e),
         }
-        Ok(CaStatus {
-            order: CaOrderState::InProgress,
-            names: names
-                .iter()
-                .map(|n| (n.clone(), NameDcv::Pending))
-                .collect(),
-            ca_data: None,
-        })
     }
 
     pub(super) async fn resend(
@@ -290,7 +394,9 @@ impl SectigoProvider {
             ProviderError::new(&self.name, "!GetDCVEmailAddressList", ErrorKind::Permanent)
                 .with_detail(format!(
                     "approver {addr} for {name} is not in Sectigo's address list for {domain} \
-                 (fetched within 24 h); choose one of: {}",
+                 (fetched within 24 h); choose one of: {}. Contacts published in a \
+                 _validation-contactemail TXT record are listed only in the JSON answer, \
+                 which dcvd does not read",
                     list.join(", ")
                 )),
         )
@@ -300,6 +406,42 @@ impl SectigoProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lists_are_split_to_the_documented_lengths() {
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("host-{i:02}.example.com"))
+            .collect();
+        let items: Vec<Item<'_>> = names
+            .iter()
+            .map(|n| (n.as_str(), "CNAME_CSR_HASH", None))
+            .collect();
+        let got = batches(&items).unwrap();
+        // Two 14-char methods + comma = 29 ≤ 32; three would be 44.
+        assert!(got.iter().all(|b| b.len() <= 2), "{got:?}");
+        assert_eq!(got.iter().map(|b| b.len()).sum::<usize>(), 40);
+        let single = [("a.example.com", "HTTPS_CSR_HASH", None)];
+        assert_eq!(batches(&single).unwrap().len(), 1);
+        let long = "x".repeat(250) + "@example.com";
+        let bad = [("a.example.com", "EMAIL", Some(long.as_str()))];
+        assert!(batches(&bad).is_err());
+        // Names: 20 of 30 chars fill 255 before methods of 5 (EMAIL) fill 32? 5 EMAILs = 29.
+        let n30: Vec<String> = (0..20)
+            .map(|i| format!("{i:02}{}", "a".repeat(16) + ".example.com"))
+            .collect();
+        let items: Vec<Item<'_>> = n30
+            .iter()
+            .map(|n| (n.as_str(), "EMAIL", Some("admin@example.com")))
+            .collect();
+        for b in batches(&items).unwrap() {
+            let names: Vec<&str> = b.iter().map(|x| x.0).collect();
+            let methods: Vec<&str> = b.iter().map(|x| x.1).collect();
+            let emails: Vec<&str> = b.iter().filter_map(|x| x.2).collect();
+            assert!(names.join(" ").len() <= 255);
+            assert!(methods.join(",").len() <= 32);
+            assert!(emails.join(" ").len() <= 255);
+        }
+    }
 
     #[test]
     fn unique_value_is_deterministic_alphanumeric_20() {

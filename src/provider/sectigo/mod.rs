@@ -3,19 +3,32 @@
 //! Calls per operation (each is one POST unless noted):
 //! - `submit`: `!AutoApplySSL` (+ one `!GetDCVEmailAddressList` per e-mail name whose
 //!   approver list is not cached from the last 24 h).
-//! - `find_order`: `!WebHostReport`. `challenges`: none (computed from the CSR hashes).
-//! - `trigger_check` / `change_method`: `!AutoUpdateDCV` (+ list refresh for e-mail).
-//! - `status`: `!GetMDCDomainDetails`, plus `download/CollectSSL queryType=0` only when
-//!   every name has just become validated (once) or the last collect is older than
-//!   `collect_interval` (so 1 or 2 requests; never concurrently, see `collect_lock`). `download`: `download/CollectSSL queryType=1`.
+//! - `find_order`: `!WebHostReport` pages (10 rows each) until one comes back empty, then
+//!   one `download/CollectSSL queryType=0` per candidate (see `recovery`).
+//! - `order_by_id`: `download/CollectSSL queryType=0` (+ `!GetMDCDomainDetails` for a
+//!   multi-name request).
+//! - `challenges`: none (computed from the CSR hashes).
+//! - `trigger_check`: `!ResendDCVEmail`, which resets Sectigo's re-test schedule
+//!   (reference §1.5). `change_method`: `!AutoUpdateDCV`, split into several calls when
+//!   the documented lengths (`newMethods` 32, `domainNames` 255 …) require it.
+//!   A -4 "'orderNumber' argument is invalid" answer to either is confirmed with one
+//!   `download/CollectSSL queryType=0`.
+//! - `status`: `!GetMDCDomainDetails` (multi-domain orders; once refused for an order it is
+//!   not asked again), plus `download/CollectSSL queryType=0` only when every name has just
+//!   become validated, after a re-check was triggered on an order without per-name status,
+//!   or when the last collect is older than `collect_interval` (3 h by default, Sectigo's
+//!   "no more frequently than once every 3 hours"); never concurrently (`collect_lock`).
+//! - `download`: `download/CollectSSL queryType=1`.
 //! - `cancel`: `!AutoRefund` (not issued) or `!AutoRevokeSSL` (issued).
 //!
-//! A single-name `dns-cname` order costs 5 calls from submit to download:
-//! AutoApplySSL, AutoUpdateDCV, GetMDCDomainDetails, CollectSSL(0), CollectSSL(1).
+//! A single-name `dns-cname` order costs 5 calls from submit to download when the first
+//! status poll comes after the re-check: AutoApplySSL, ResendDCVEmail, GetMDCDomainDetails
+//! (refused), CollectSSL(0), CollectSSL(1); one CollectSSL(0) more when a poll comes first.
 
 mod chain;
 mod dcv;
 mod order;
+mod recovery;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,6 +71,13 @@ pub struct OrderData {
     /// Set once a CollectSSL ran after every name was validated.
     #[serde(rename = "collectedWhenValid", default)]
     pub collected_when_valid: bool,
+    /// Sectigo refused `!GetMDCDomainDetails` for this order (single-domain orders):
+    /// per-name status comes from nowhere else, so it is not asked again.
+    #[serde(rename = "mdcRefused", default)]
+    pub mdc_refused: bool,
+    /// Unix seconds of the last re-check dcvd asked for (`!ResendDCVEmail`).
+    #[serde(rename = "lastTrigger", default)]
+    pub last_trigger: Option<i64>,
     #[serde(default)]
     pub issued: bool,
 }
@@ -90,6 +110,7 @@ pub struct SectigoProvider {
     server_software: i64,
     poll_interval: Duration,
     collect_interval: Duration,
+    request_timeout: Duration,
     /// Sectigo asks never to run CollectSSL concurrently: one at a time per account.
     collect_lock: tokio::sync::Mutex<()>,
     /// Approver lists per domain with the end of their 24-hour validity.
@@ -97,8 +118,10 @@ pub struct SectigoProvider {
     clock: crate::clock::SharedClock,
 }
 
-/// Default `days` when the certificate sets no validity.
-const DEFAULT_DAYS: u32 = 365;
+/// Added to `request_timeout` in `in_flight_bound`: time for a request that left dcvd
+/// just before the timeout to be carried out at Sectigo (an `!AutoApplySSL` is done in
+/// seconds; two minutes is a wide margin for queueing on either side).
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(120);
 
 impl SectigoProvider {
     pub fn new(name: &str, cfg: &SectigoConfig) -> Result<Self, String> {
@@ -133,6 +156,7 @@ impl SectigoProvider {
             server_software: cfg.server_software,
             poll_interval: cfg.poll_interval,
             collect_interval: cfg.collect_interval,
+            request_timeout: cfg.request_timeout,
             collect_lock: tokio::sync::Mutex::new(()),
             approvers: std::sync::Mutex::new(HashMap::new()),
             clock: crate::clock::system(),
@@ -160,6 +184,7 @@ impl SectigoProvider {
         ];
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
         let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
+            // Never the form (it holds the password); the URL has no secret.
             ProviderError::transport(
                 &self.name,
                 endpoint,
@@ -184,16 +209,42 @@ impl SectigoProvider {
             .with_status(status)
             .with_retry_after(Some(wire::RATE_LIMIT_PAUSE)));
         }
+        if (400..500).contains(&status) && status != 408 {
+            // Sectigo answers with an errorCode, never a 4xx: this is a wrong base_url, a
+            // renamed endpoint or a proxy/WAF refusing us. Retrying cannot fix it.
+            return Err(ProviderError::new(
+                &self.name,
+                endpoint,
+                crate::provider::ErrorKind::Permanent,
+            )
+            .with_status(status)
+            .with_detail(format!(
+                "{url} answered HTTP {status} ({}), not a Sectigo API answer: \
+                         check base_url (normally https://secure.trust-provider.com/products) \
+                         and any proxy; dcvd will not retry this call",
+                looks_like(&body)
+            ))
+            .rejected());
+        }
         if !(200..300).contains(&status) {
             return Err(ProviderError::malformed(
                 &self.name,
                 endpoint,
                 status,
-                "unexpected HTTP status from Sectigo; will retry",
+                format!("{url} answered HTTP {status}; will retry"),
             ));
         }
-        let reply = Reply::parse(&body)
-            .map_err(|e| ProviderError::malformed(&self.name, endpoint, status, e))?;
+        let reply = Reply::parse(&body).map_err(|e| {
+            ProviderError::malformed(
+                &self.name,
+                endpoint,
+                status,
+                format!(
+                    "{url} answered {} that is not a Sectigo API answer ({e}); will retry",
+                    looks_like(&body)
+                ),
+            )
+        })?;
         let code = reply.error_code().ok_or_else(|| {
             ProviderError::malformed(
                 &self.name,
@@ -229,6 +280,18 @@ impl SectigoProvider {
     }
 }
 
+/// A short description of a body that is not an API answer, for error messages.
+fn looks_like(body: &str) -> String {
+    let t = body.trim_start();
+    if t.is_empty() {
+        "an empty body".into()
+    } else if t.starts_with('<') {
+        "an HTML page".into()
+    } else {
+        format!("{:?}", t.chars().take(40).collect::<String>())
+    }
+}
+
 #[async_trait]
 impl Provider for SectigoProvider {
     fn name(&self) -> &str {
@@ -246,26 +309,21 @@ impl Provider for SectigoProvider {
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        Ok(match self.find(req).await? {
-            Some(s) => Lookup::Found(vec![s]),
-            None => Lookup::NotFound,
-        })
+        self.find(req).await
     }
 
     async fn order_by_id(
         &self,
-        _req: &SubmitRequest,
+        req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        // Interim: replaced by the wire-fidelity work.
-        Err(ProviderError::new(
-            self.name(),
-            "order_by_id",
-            crate::provider::ErrorKind::Permanent,
-        )
-        .with_detail(format!(
-            "adopting CA order {ca_order_id} by hand is not supported yet"
-        )))
+        self.adopt(req, ca_order_id).await
+    }
+
+    /// `request_timeout` + [`IN_FLIGHT_MARGIN`]: reqwest gives up on the submit after
+    /// `request_timeout`, and Sectigo carries out what it received within the margin.
+    fn in_flight_bound(&self) -> Duration {
+        self.request_timeout + IN_FLIGHT_MARGIN
     }
 
     async fn challenges(

@@ -1,9 +1,9 @@
-//! Sectigo order life: `!AutoApplySSL`, recovery via `!WebHostReport`, status from
-//! `!GetMDCDomainDetails` + `download/CollectSSL`, download, refund/revoke.
+//! Sectigo order life: `!AutoApplySSL`, status from `!GetMDCDomainDetails` +
+//! `download/CollectSSL`, download, refund/revoke.
 
 use super::chain::{order_chain, pem, to_der};
 use super::dcv::unique_value_for;
-use super::{DEFAULT_DAYS, OrderData, SectigoProvider, wire};
+use super::{OrderData, SectigoProvider, wire};
 use crate::model::{DcvMethod, DomainName};
 use crate::provider::{
     CaOrderState, CaStatus, ErrorKind, IssuedChain, NameDcv, OrderRef, ProviderError,
@@ -12,6 +12,11 @@ use crate::provider::{
 
 const APPLY: &str = "!AutoApplySSL";
 const COLLECT: &str = "download/CollectSSL";
+const MDC_DETAILS: &str = "!GetMDCDomainDetails";
+
+/// `refundReasonCode` sent with `!AutoRefund`: 11, "other" (as upmind sends it; the
+/// code table itself is not in any source dcvd has).
+const REFUND_REASON_OTHER: &str = "11";
 
 impl SectigoProvider {
     pub(super) async fn submit_order(
@@ -19,6 +24,7 @@ impl SectigoProvider {
         req: &SubmitRequest,
     ) -> Result<Submitted, ProviderError> {
         let uv = unique_value_for(&req.reference);
+        let days = self.days_for(req)?;
         let email_of = |n: &DomainName| {
             req.approver_emails
                 .iter()
@@ -60,10 +66,7 @@ impl SectigoProvider {
         };
         let mut params = vec![
             ("product", req.product.clone()),
-            (
-                "days",
-                req.validity_days.unwrap_or(DEFAULT_DAYS).to_string(),
-            ),
+            ("days", days.to_string()),
             ("csr", req.csr_pem.clone()),
             ("serverSoftware", self.server_software.to_string()),
             (
@@ -116,12 +119,41 @@ impl SectigoProvider {
                 .collect(),
             last_collect: Some(self.clock.now().timestamp()),
             collected_when_valid: false,
+            mdc_refused: false,
+            last_trigger: None,
             issued: false,
         };
         self.submitted(data, &req.csr_der)
     }
 
-    fn submitted(&self, data: OrderData, csr_der: &[u8]) -> Result<Submitted, ProviderError> {
+    /// `days`: the configured `validity_days`, or the CA/B Forum maximum in force today.
+    /// Sectigo has no price (-115) for a term it does not sell; a term above the maximum
+    /// a public certificate may have is refused here, before anything is ordered.
+    fn days_for(&self, req: &SubmitRequest) -> Result<u32, ProviderError> {
+        let today = self.clock.now().date_naive();
+        let max = crate::model::public_tls_max_validity_days(today);
+        match req.validity_days {
+            None => Ok(max),
+            Some(d) if (1..=max).contains(&d) => Ok(d),
+            Some(d) => Err(self
+                .permanent(
+                    APPLY,
+                    format!(
+                        "certificate {}: validity_days = {d} is outside 1..={max}, the longest \
+                         a public TLS certificate may be valid on {today} (CA/B Forum); set \
+                         validity_days to at most {max} or remove it; nothing was ordered",
+                        req.certificate
+                    ),
+                )
+                .rejected()),
+        }
+    }
+
+    pub(super) fn submitted(
+        &self,
+        data: OrderData,
+        csr_der: &[u8],
+    ) -> Result<Submitted, ProviderError> {
         let mut pairs = Vec::new();
         for (n, m) in &data.methods {
             if let Ok(d) = DomainName::parse(n) {
@@ -136,135 +168,98 @@ impl SectigoProvider {
         })
     }
 
-    /// Recovery. Assumed `!WebHostReport` shape (kept in step with `sim::sectigo`):
-    /// request `startDate`/`endDate` (RFC 3339), `fqdn`, `lastResultToShow`; answer
-    /// `noOfResults=N` and per row `<i>_orderNumber`, `<i>_certificateID`, `<i>_fqdn`,
-    /// `<i>_uniqueValue`. Rows match on our uniqueValue only, never on names alone.
-    pub(super) async fn find(
-        &self,
-        req: &SubmitRequest,
-    ) -> Result<Option<Submitted>, ProviderError> {
-        let uv = unique_value_for(&req.reference);
-        let Some(cn) = req.names.first() else {
-            return Ok(None);
-        };
-        let start = req.created_at - chrono::Duration::minutes(10);
-        let end = self.clock.now() + chrono::Duration::minutes(10);
-        let params = [
-            (
-                "startDate",
-                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
-            (
-                "endDate",
-                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
-            ("fqdn", cn.to_string()),
-            ("lastResultToShow", "500".into()),
-        ];
-        let reply = self.call("!WebHostReport", &params).await?;
-        let rows: usize = reply
-            .get("noOfResults")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-            .min(reply.pairs.len());
-        for i in 1..=rows {
-            let row_uv = reply.get(&format!("{i}_uniqueValue")).unwrap_or_default();
-            if !row_uv.eq_ignore_ascii_case(&uv) {
-                continue;
-            }
-            let Some(number) = reply.get(&format!("{i}_orderNumber")) else {
-                continue;
-            };
-            let methods = req
-                .names
-                .iter()
-                .cloned()
-                .zip(req.methods.iter().copied())
-                .collect();
-            let data = OrderData {
-                order_number: number.to_string(),
-                certificate_id: reply.get(&format!("{i}_certificateID")).map(str::to_string),
-                unique_value: row_uv.to_string(),
-                dcv_suffix: self.suffix.clone(),
-                methods: names_map(methods),
-                emails: req
-                    .approver_emails
-                    .iter()
-                    .filter(|(n, _)| {
-                        let i = req.names.iter().position(|x| x == n);
-                        i.and_then(|i| req.methods.get(i)) == Some(&DcvMethod::Email)
-                    })
-                    .map(|(n, e)| (n.to_string(), e.clone()))
-                    .collect(),
-                last_collect: Some(self.clock.now().timestamp()),
-                collected_when_valid: false,
-                issued: false,
-            };
-            return self.submitted(data, &req.csr_der).map(Some);
-        }
-        Ok(None)
-    }
-
     pub(super) async fn order_status(
         &self,
         order: OrderRef<'_>,
     ) -> Result<CaStatus, ProviderError> {
         let mut data = OrderData::from_ref(&self.name, &order)?;
-        let reply = self
-            .call(
-                "!GetMDCDomainDetails",
-                &[("orderNumber", data.order_number.clone())],
-            )
-            .await?;
         let mut names = Vec::new();
-        for i in 1.. {
-            let Some(d) = reply.get(&format!("{i}_domainName")) else {
-                break;
-            };
-            let status = reply.get(&format!("{i}_dcvStatus")).unwrap_or_default();
-            // Only our names: Sectigo may add a free `www.` that can fail harmlessly.
-            match DomainName::parse(d) {
-                Ok(d) if order.names.contains(&d) => names.push((d, wire::name_status(status))),
-                _ => {}
+        let mut changed = false;
+        let mut collect_now = false;
+        if !data.mdc_refused {
+            let params = [("orderNumber", data.order_number.clone())];
+            let (code, reply) = self.call_raw(MDC_DETAILS, &params).await?;
+            match code {
+                0.. => names = mdc_names(&reply, order.names),
+                -14 | -16 | -42 => {
+                    return Err(wire::api_error(&self.name, MDC_DETAILS, code, &reply));
+                }
+                _ => {
+                    // Documented for multi-domain orders only: a refusal is not a failure
+                    // of the order. Learn its state from CollectSSL now, and never ask again.
+                    tracing::info!(provider = %self.name, order = %data.order_number, code,
+                        message = reply.get("errorMessage").unwrap_or_default(),
+                        "Sectigo refused !GetMDCDomainDetails for this order (documented for \
+                         multi-domain orders only); order status comes from CollectSSL");
+                    data.mdc_refused = true;
+                    changed = true;
+                    collect_now = true;
+                }
             }
         }
         let all_valid = !names.is_empty() && names.iter().all(|(_, s)| *s == NameDcv::Valid);
         let now = self.clock.now().timestamp();
-        if !collect_due(&data, all_valid, now, self.collect_interval) {
+        if !collect_now && !collect_due(&data, all_valid, now, self.collect_interval) {
             return Ok(CaStatus {
                 order: CaOrderState::InProgress,
                 names,
-                ca_data: None,
+                ca_data: changed.then(|| data.to_value()),
             });
         }
-        let (code, reply) = {
-            let _one_at_a_time = self.collect_lock.lock().await;
-            let params = [
-                ("orderNumber", data.order_number.clone()),
-                ("queryType", "0".into()),
-            ];
-            self.call_raw(COLLECT, &params).await?
-        };
+        let (code, reply) = self.collect_status(&data.order_number).await?;
         data.last_collect = Some(now);
+        data.last_trigger = None;
         data.collected_when_valid |= all_valid;
-        let issued = code >= 1 || reply.get("certificateStatus") == Some("Issued");
-        let state = match code {
-            -20 => CaOrderState::Failed(format!(
-                "Sectigo: order rejected or cancelled ({})",
-                reply.get("errorMessage").unwrap_or("-20")
-            )),
-            -21 => CaOrderState::Failed("Sectigo: certificate revoked".into()),
-            -26 => CaOrderState::InProgress,
-            c if c < 0 => return Err(wire::api_error(&self.name, COLLECT, c, &reply)),
-            _ if issued => CaOrderState::Issued,
-            _ => CaOrderState::InProgress,
-        };
+        let state = self.collect_state(&data.order_number, code, &reply)?;
         data.issued = state == CaOrderState::Issued;
         Ok(CaStatus {
             order: state,
             names,
             ca_data: Some(data.to_value()),
+        })
+    }
+
+    /// One `download/CollectSSL queryType=0` (one at a time per account). `showFQDN`
+    /// adds the order's common name (`fqdn`, reference §1.6).
+    pub(super) async fn collect_status(
+        &self,
+        order_number: &str,
+    ) -> Result<(i64, wire::Reply), ProviderError> {
+        let _one_at_a_time = self.collect_lock.lock().await;
+        let params = [
+            ("orderNumber", order_number.to_string()),
+            ("queryType", "0".into()),
+            ("showFQDN", "Y".into()),
+            ("responseFormat", "1".into()),
+        ];
+        self.call_raw(COLLECT, &params).await
+    }
+
+    /// The order state a CollectSSL answer says, with the CA's words for the ends.
+    pub(super) fn collect_state(
+        &self,
+        order_number: &str,
+        code: i64,
+        reply: &wire::Reply,
+    ) -> Result<CaOrderState, ProviderError> {
+        let words = reply.get("errorMessage").unwrap_or("(no message)");
+        Ok(match code {
+            -20 => CaOrderState::Failed(format!(
+                "Sectigo rejected or cancelled order {order_number}: {words}"
+            )),
+            -21 => CaOrderState::Failed(format!(
+                "Sectigo revoked the certificate of order {order_number}: {words}"
+            )),
+            -26 => CaOrderState::InProgress,
+            -4 if reply.get("errorItem").is_none_or(|i| i == "orderNumber") => {
+                CaOrderState::Failed(format!(
+                    "Sectigo does not know order {order_number} in this account (refunded, \
+                     or placed from another account): {words}"
+                ))
+            }
+            c if c < 0 => return Err(wire::api_error(&self.name, COLLECT, c, reply)),
+            c if c >= 1 || reply.get("certificateStatus") == Some("Issued") => CaOrderState::Issued,
+            _ => CaOrderState::InProgress,
         })
     }
 
@@ -278,6 +273,8 @@ impl SectigoProvider {
             ("queryType", "1".into()),
             ("responseType", "3".into()),
             ("responseEncoding", "0".into()),
+            // Both public clients ask for URL-encoded; the default is not documented.
+            ("responseFormat", "1".into()),
         ];
         let reply = {
             let _one_at_a_time = self.collect_lock.lock().await;
@@ -318,7 +315,8 @@ impl SectigoProvider {
             );
             self.call("!AutoRevokeSSL", &[number, reason]).await
         } else {
-            self.call("!AutoRefund", &[number]).await
+            let reason = ("refundReasonCode", REFUND_REASON_OTHER.to_string());
+            self.call("!AutoRefund", &[number, reason]).await
         };
         match result {
             // Already cancelled / refunded / revoked: the wanted end state.
@@ -328,17 +326,34 @@ impl SectigoProvider {
     }
 }
 
-/// Sectigo asks for CollectSSL rarely: once as soon as every name is validated, and
-/// otherwise at most once per `interval` (also while validated but not yet issued).
+/// Our names in a `!GetMDCDomainDetails` answer. Only our names: Sectigo may add a free
+/// `www.` that can fail harmlessly.
+pub(super) fn mdc_names(reply: &wire::Reply, ours: &[DomainName]) -> Vec<(DomainName, NameDcv)> {
+    let mut names = Vec::new();
+    for i in 1.. {
+        let Some(d) = reply.get(&format!("{i}_domainName")) else {
+            break;
+        };
+        let status = reply.get(&format!("{i}_dcvStatus")).unwrap_or_default();
+        match DomainName::parse(d) {
+            Ok(d) if ours.contains(&d) => names.push((d, wire::name_status(status))),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Sectigo asks for CollectSSL rarely ("no more frequently than once every 3 hours"):
+/// once as soon as every name is validated (multi-domain orders, where per-name status is
+/// known), once after a re-check was asked for on an order without per-name status (its
+/// moment of validation), and otherwise at most once per `interval`.
 fn collect_due(data: &OrderData, all_valid: bool, now: i64, interval: std::time::Duration) -> bool {
     let interval_passed = data
         .last_collect
         .is_none_or(|t| now.saturating_sub(t) >= interval.as_secs() as i64);
-    interval_passed || (all_valid && !data.collected_when_valid)
-}
-
-fn names_map(pairs: Vec<(DomainName, DcvMethod)>) -> std::collections::BTreeMap<String, DcvMethod> {
-    pairs.into_iter().map(|(n, m)| (n.to_string(), m)).collect()
+    // `last_trigger` is cleared by the collect that answers it.
+    let triggered_since = data.mdc_refused && data.last_trigger.is_some();
+    interval_passed || (all_valid && !data.collected_when_valid) || triggered_since
 }
 
 #[cfg(test)]
@@ -356,6 +371,8 @@ mod tests {
             emails: Default::default(),
             last_collect: Some(1000),
             collected_when_valid: false,
+            mdc_refused: false,
+            last_trigger: None,
             issued: false,
         };
         let iv = std::time::Duration::from_secs(300);
@@ -375,6 +392,14 @@ mod tests {
                 "{valid} {now} {once}"
             );
         }
+        // Without per-name status: once after each trigger, not again until the next.
+        d.collected_when_valid = false;
+        d.mdc_refused = true;
+        d.last_trigger = Some(1050);
+        assert!(collect_due(&d, false, 1100, iv));
+        d.last_collect = Some(1100);
+        d.last_trigger = None;
+        assert!(!collect_due(&d, false, 1200, iv));
         d.last_collect = None;
         assert!(collect_due(&d, false, 0, iv));
     }

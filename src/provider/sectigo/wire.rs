@@ -52,8 +52,21 @@ impl Reply {
             if !line.contains('=') {
                 return Err(format!("line without `=`: {:?}", cut(line)));
             }
-            for (k, v) in url::form_urlencoded::parse(line.trim().as_bytes()) {
-                pairs.push((k.trim().to_string(), v.trim().to_string()));
+            for part in line.trim().split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                let key = decode(k);
+                // Base64 certificates may come with a raw `+` (not `%2B`); form decoding
+                // would make it a space and corrupt the DER (checkdomain keeps these two
+                // out of its decoding too). `+` is never a space there.
+                let value = if BASE64_KEYS
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(key.trim()))
+                {
+                    decode(&v.replace('+', "%2B"))
+                } else {
+                    decode(v)
+                };
+                pairs.push((key.trim().to_string(), value.trim().to_string()));
             }
         }
         Ok(Reply { pairs })
@@ -79,15 +92,56 @@ impl Reply {
     }
 }
 
+/// Values that are base64 (CollectSSL `responseType=3`).
+const BASE64_KEYS: &[&str] = &["certificate", "caCertificate"];
+
+/// One form-urlencoded component (`+` = space, `%XX`).
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 fn cut(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
-/// True for AutoUpdateDCV's answer on an order that is already issued (seed document).
-pub fn is_issued_order_answer(err: &ProviderError) -> bool {
-    err.errors
-        .iter()
-        .any(|e| e.message.contains("'orderNumber' argument is invalid"))
+/// True for the -4 "The value of the 'orderNumber' argument is invalid!" answer. The seed
+/// gives it for an order "already issued", but it is the generic -4 text: an unknown,
+/// cancelled, rejected or other account's order gets the same. It never decides a
+/// state by itself; callers confirm with `download/CollectSSL`.
+pub fn is_order_number_refusal(err: &ProviderError) -> bool {
+    err.errors.iter().any(|e| {
+        e.code == "-4"
+            && (e.item.as_deref() == Some("orderNumber")
+                || e.message.contains("'orderNumber' argument is invalid"))
+    })
+}
+
+/// What an error code means, for the operator (reference/sectigo.md §3; the SiteLock
+/// response page for -115). Codes whose meaning no source gives keep only the CA's message.
+pub fn code_meaning(code: i64) -> Option<&'static str> {
+    Some(match code {
+        -1 => "the request was not made over HTTPS (check base_url)",
+        -2 => "an argument dcvd sent is not recognised by Sectigo",
+        -3 => "a required argument is missing",
+        -4 => "an argument's value is invalid",
+        -13..=-5 => "the CSR was refused",
+        -15 => "not enough credit on the Sectigo account",
+        -17 => "the request was not a POST",
+        -18 => "the order was already refunded",
+        -20 => "the order was rejected or cancelled at Sectigo",
+        -21 => "the certificate was revoked",
+        -26 => "the certificate is being issued",
+        -35 | -19 => "the name is an IP address",
+        -40 => "the key is known to be compromised; use a new key",
+        -115 => {
+            "no price for this product and term: check product and validity_days \
+             (the days value is invalid for the product)"
+        }
+        _ => return None,
+    })
 }
 
 /// Map an answer with `errorCode < 0` to a `ProviderError`. The server certainly did
@@ -116,7 +170,15 @@ pub fn api_error(provider: &str, endpoint: &str, code: i64, reply: &Reply) -> Pr
                  (or account locked, IP not allowed, API not enabled)"
             )),
         ),
-        _ => (ErrorKind::Permanent, None),
+        c => (
+            ErrorKind::Permanent,
+            Some(match code_meaning(c) {
+                Some(m) => format!("Sectigo error {c}: {m}"),
+                None => {
+                    format!("Sectigo error {c} (meaning not documented; the CA's message follows)")
+                }
+            }),
+        ),
     };
     let mut e = ProviderError::new(provider, endpoint, kind)
         .with_errors(errors)
@@ -170,13 +232,21 @@ mod tests {
 
     #[test]
     fn parses_urlencoded_and_repeated_keys() {
-        let r = Reply::parse("errorCode=0&caCertificate=a%2Bb&caCertificate=c+d&x= 1 ").unwrap();
+        let r =
+            Reply::parse("errorCode=0&caCertificate=a%2Bb&caCertificate=c+d&x= 1 &y=p+q").unwrap();
         assert_eq!(r.error_code(), Some(0));
+        // base64 values keep a raw `+`; other values decode it as a space.
         assert_eq!(
             r.get_all("cacertificate").collect::<Vec<_>>(),
-            ["a+b", "c d"]
+            ["a+b", "c+d"]
         );
         assert_eq!(r.get("X"), Some("1"));
+        assert_eq!(r.get("y"), Some("p q"));
+        let r = Reply::parse("errorCode=-4&errorMessage=The+value+of+the+%27orderNumber%27+argument+is+invalid%21&errorItem=orderNumber").unwrap();
+        let e = api_error("sec", "!AutoUpdateDCV", -4, &r);
+        assert!(is_order_number_refusal(&e));
+        let r = Reply::parse("errorCode=-4&errorMessage=x&errorItem=domainName").unwrap();
+        assert!(!is_order_number_refusal(&api_error("sec", "x", -4, &r)));
     }
 
     #[test]
@@ -213,6 +283,10 @@ mod tests {
             assert!(e.rejected);
             assert_eq!(e.errors[0].item.as_deref(), Some("csr"));
         }
+        let r115 = Reply::parse("errorCode=-115&errorMessage=No+price+found").unwrap();
+        let e = api_error("sec", "!AutoApplySSL", -115, &r115);
+        assert!(e.to_string().contains("validity_days"), "{e}");
+        assert!(e.to_string().contains("No price found"), "{e}");
         let e = api_error("sec", "!AutoApplySSL", -16, &r);
         assert!(
             e.to_string().contains("login failed for provider sec"),

@@ -1,6 +1,8 @@
 //! Sectigo simulator endpoints: argument checks with Sectigo's error codes, and the
 //! order operations behind `!AutoApplySSL`, `!AutoUpdateDCV`, `download/CollectSSL` & co.
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::state::{METHODS, SimName, SimOrder, SimOrderState, csr_names, is_approver};
 
@@ -14,7 +16,7 @@ impl Form {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
-    fn has(&self, k: &str) -> bool {
+    pub fn has(&self, k: &str) -> bool {
         self.get(k).is_some()
     }
 }
@@ -57,7 +59,12 @@ pub(super) fn invalid(item: &str) -> String {
 pub(super) type R = Result<String, String>;
 
 pub(super) fn order_number(f: &Form) -> Result<u64, String> {
-    let raw = f.get("orderNumber").ok_or_else(|| missing("orderNumber"))?;
+    // `baseOrderNumber` may stand in for it (seed); the simulator has no replacements,
+    // so both name the same order.
+    let raw = f
+        .get("orderNumber")
+        .or_else(|| f.get("baseOrderNumber"))
+        .ok_or_else(|| missing("orderNumber"))?;
     raw.trim().parse().map_err(|_| invalid("orderNumber"))
 }
 
@@ -70,15 +77,58 @@ fn wire_method_of_token(token: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
+/// `!AutoApplySSL`: checked at once, then carried out in its own task that waits
+/// `create_delay`, creates the order and answers; a client that gave up does not stop it.
+pub async fn auto_apply_ssl(sh: &Arc<Shared>, f: Form) -> R {
+    let names = apply_names(sh, &f)?;
+    let sh = sh.clone();
+    let work = tokio::spawn(async move {
+        if !sh.opts.create_delay.is_zero() {
+            tokio::time::sleep(sh.opts.create_delay).await;
+        }
+        create_order(&sh, &f, names).await
+    });
+    work.await
+        .unwrap_or_else(|_| Err(error(-14, "An unknown error occurred!", None)))
+}
+
+/// Checks the documented arguments of `!AutoApplySSL` and returns the order's names.
+type Apply = (Vec<SimName>, Vec<u8>, String, bool, u32);
+
+fn apply_names(sh: &Shared, f: &Form) -> Result<Apply, String> {
     for item in ["product", "csr", "serverSoftware"] {
         f.get(item).ok_or_else(|| missing(item))?;
     }
-    f.get("product")
+    let product = f
+        .get("product")
         .and_then(|p| p.parse::<u32>().ok())
         .ok_or_else(|| invalid("product"))?;
-    if !f.has("days") && !f.has("years") {
-        return Err(missing("days"));
+    // `days` is the term; the documents' -115 "No price found" is what an invalid
+    // value gets (reference §3). The hardest reading: more days than the CA/B Forum
+    // maximum in force on the simulator's date has no price.
+    let max = crate::model::public_tls_max_validity_days(sh.now().date_naive());
+    match (f.get("days"), f.get("years")) {
+        (Some(d), _) => {
+            let days: u32 = d.trim().parse().map_err(|_| invalid("days"))?;
+            if days == 0 || days > max {
+                return Err(error(
+                    -115,
+                    &format!("No price found for product {product} for {days} days!"),
+                    Some("days"),
+                ));
+            }
+        }
+        (None, Some(y)) => {
+            let years: u32 = y.trim().parse().map_err(|_| invalid("years"))?;
+            if years == 0 || years * 365 > max {
+                return Err(error(
+                    -115,
+                    &format!("No price found for product {product} for {years} years!"),
+                    Some("years"),
+                ));
+            }
+        }
+        (None, None) => return Err(missing("days")),
     }
     let csr_pem = f.get("csr").unwrap_or_default();
     let csr_der = {
@@ -89,14 +139,13 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
             .to_vec()
     };
     let uv = match f.get("uniqueValue") {
-        Some(u)
-            if u.is_empty() || u.len() > 20 || !u.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
+        Some(u) if u.is_empty() || !u.bytes().all(|b| b.is_ascii_alphanumeric()) => {
             return Err(invalid("uniqueValue"));
         }
         Some(u) => u.to_string(),
         None => format!("sim{}", sh.next_number()),
     };
+    let multi = f.has("domainNames");
     let names = match f.get("domainNames") {
         Some(list) => {
             let names: Vec<String> = list
@@ -118,6 +167,10 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
                     None if is_approver(&n, t) => ("EMAIL".to_string(), Some(t.to_string())),
                     None => return Err(invalid("dcvEmailAddresses")),
                 };
+                if n.starts_with("*.") && method.starts_with("HTTP") {
+                    // CA/B Forum SC45 (reference §2): no file-based DCV for wildcards.
+                    return Err(invalid("dcvEmailAddresses"));
+                }
                 out.push(SimName {
                     name: n,
                     method,
@@ -131,7 +184,8 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
             let cn = csr_names(&csr_der)
                 .map_err(|_| error(-9, "The CSR could not be decoded!", Some("csr")))?;
             let method = f.get("dcvMethod").ok_or_else(|| missing("dcvMethod"))?;
-            if !METHODS.contains(&method) {
+            if !METHODS.contains(&method) || (cn[0].starts_with("*.") && method.starts_with("HTTP"))
+            {
                 return Err(invalid("dcvMethod"));
             }
             let email = if method == "EMAIL" {
@@ -153,51 +207,43 @@ pub async fn auto_apply_ssl(sh: &Shared, f: &Form) -> R {
             }]
         }
     };
+    Ok((names, csr_der, uv, multi, product))
+}
+
+async fn create_order(sh: &Shared, f: &Form, (names, csr_der, uv, multi, product): Apply) -> R {
     let number = sh.next_number();
-    let order = SimOrder::new(number, uv.clone(), csr_der, names, sh.now());
+    let mut order = SimOrder::new(number, uv.clone(), csr_der, names, sh.now());
+    order.multi_domain = multi;
+    order.product = product;
     let cert_id = order.certificate_id;
     sh.orders_lock().insert(number, order);
     sh.check(number).await;
-    let pairs = [
+    let mut pairs = vec![
         ("errorCode", "0".to_string()),
         ("orderNumber", number.to_string()),
-        ("certificateID", cert_id.to_string()),
         ("totalCost", "0.00".into()),
         ("expectedDeliveryTime", "1".into()),
-        ("uniqueValue", uv.clone()),
     ];
+    let show_id = f.get("showCertificateID") == Some("Y");
+    if show_id {
+        pairs.push(("certificateID", cert_id.to_string()));
+    }
+    pairs.push(("uniqueValue", uv.clone()));
     if f.get("responseFormat") == Some("1") {
         return Ok(ok(&pairs));
     }
-    Ok(format!("0\n{number}\n0.00\n1\n{cert_id}\n{uv}\n"))
+    // Newline-delimited (the documented default, reference §1.3): optional lines skipped.
+    let id_line = if show_id {
+        format!("{cert_id}\n")
+    } else {
+        String::new()
+    };
+    Ok(format!("0\n{number}\n0.00\n1\n{id_line}{uv}\n"))
 }
 
-const UPDATE_DCV_ARGS: &[&str] = &[
-    "loginName",
-    "loginPassword",
-    "orderNumber",
-    "baseOrderNumber",
-    "domainName",
-    "newMethod",
-    "newDCVEmailAddress",
-    "domainNames",
-    "newMethods",
-    "newDCVEmailAddresses",
-];
-
 pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
-    // Stricter than documented on purpose: any argument the seed does not list
-    // (notably `responseFormat`, which the real service refuses) gets -2.
-    if let Some((k, _)) =
-        f.0.iter()
-            .find(|(k, _)| !UPDATE_DCV_ARGS.contains(&k.as_str()))
-    {
-        return Err(error(
-            -2,
-            &format!("The '{k}' argument was not recognised!"),
-            Some(k),
-        ));
-    }
+    // Unknown, cancelled, rejected, issued or another account's order: all get the
+    // same generic -4 (the seed documents it for "already issued").
     let number = order_number(f)?;
     let (order_names, state) = {
         let orders = sh.orders_lock();
@@ -260,8 +306,8 @@ pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
         changes.push((name, m.to_string(), email));
     }
     let multi = f.has("domainNames");
-    for (n, _, e) in &changes {
-        if !order_names.contains(n) {
+    for (n, m, e) in &changes {
+        if !order_names.contains(n) || (n.starts_with("*.") && m.starts_with("HTTP")) {
             return Err(invalid(if multi { "domainNames" } else { "domainName" }));
         }
         if let Some(e) = e
@@ -282,15 +328,21 @@ pub async fn auto_update_dcv(sh: &Shared, f: &Form) -> R {
             }
         }
     }
-    sh.check(number).await;
+    // The seed says the call updates the method; nothing says it re-checks. So it does
+    // not: only `!ResendDCVEmail` (reference §1.5) and the background check do.
     Ok(ok(&[("errorCode", "0".into())]))
 }
 
+/// Resends the e-mails and resets Sectigo's re-test schedule for the other methods
+/// (reference §1.5): the simulator checks at once.
 pub async fn resend_dcv_email(sh: &Shared, f: &Form) -> R {
     let number = order_number(f)?;
     let names: Vec<String> = {
         let orders = sh.orders_lock();
-        let o = orders.get(&number).ok_or_else(|| invalid("orderNumber"))?;
+        let o = orders
+            .get(&number)
+            .filter(|o| o.state == SimOrderState::Pending)
+            .ok_or_else(|| invalid("orderNumber"))?;
         o.names.iter().map(|n| n.name.clone()).collect()
     };
     if let Some(addr) = f.get("dcvEmailAddress")

@@ -47,9 +47,20 @@ fn parse_host_addr(s: &str) -> Result<(String, SocketAddr), String> {
         a.parse().map_err(|e| format!("`{a}`: {e}"))?,
     ))
 }
+/// `N/window`, e.g. `100/1m`.
 fn parse_rate(s: &str) -> Result<(u32, Duration), String> {
-    let r: crate::provider::limit::RateLimit = s.parse()?;
-    Ok((r.requests, r.window))
+    let (n, w) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: write N/window, e.g. 100/1m"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: {n:?} is not a whole number of calls"))?;
+    let window = humantime::parse_duration(w.trim()).map_err(|e| format!("`{s}`: {e}"))?;
+    if n == 0 || window.is_zero() {
+        return Err(format!("`{s}`: calls and window must be above zero"));
+    }
+    Ok((n, window))
 }
 fn parse_faults(s: &str) -> Result<Faults, String> {
     serde_json::from_str(s).map_err(|e| format!("faults JSON: {e}"))
@@ -68,6 +79,7 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
         faults: args.faults.unwrap_or_default(),
         collect_latency: Duration::ZERO,
         clock: crate::clock::system(),
+        create_delay: Duration::ZERO,
     })
     .await?;
     println!("Sectigo simulator listening; base_url = {}", sim.base_url());

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::csr::hash::{CsrHashes, csr_hashes};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
 use crate::sim::DcvLookup;
 use crate::sim::ca::SimCa;
 
@@ -16,6 +18,32 @@ pub const METHODS: &[&str] = &["EMAIL", "HTTP_CSR_HASH", "HTTPS_CSR_HASH", "CNAM
 
 /// Suffixes accepted at the end of CSR-hash tokens.
 const SUFFIXES: &[&str] = &["sectigo.com", "comodoca.com"];
+
+/// The constructed approver mailboxes (CA/B Forum BR 3.2.2.4.4), written here from the
+/// BRs rather than taken from the client, so the two cannot share a misreading.
+const MAILBOXES: &[&str] = &[
+    "admin",
+    "administrator",
+    "webmaster",
+    "hostmaster",
+    "postmaster",
+];
+
+/// The CSR hashes as Sectigo documents them (reference §2): MD5 and SHA-256 over the
+/// DER bytes of the PKCS#10 request, never over the PEM text. The MD5 names the file and
+/// the CNAME owner (upper-case hex), the SHA-256 is the content (compared without case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsrHashes {
+    pub md5_upper: String,
+    pub sha256_lower: String,
+}
+
+pub fn csr_hashes(der: &[u8]) -> CsrHashes {
+    CsrHashes {
+        md5_upper: hex::encode_upper(Md5::digest(der)),
+        sha256_lower: hex::encode(Sha256::digest(der)),
+    }
+}
 
 /// Two-label public suffixes the ADN walk never goes up to (a small list, for tests).
 const TWO_LABEL_SUFFIXES: &[&str] = &["co.uk", "org.uk", "com.au", "co.jp", "com.br"];
@@ -27,6 +55,8 @@ pub enum SimOrderState {
     Issued,
     Cancelled,
     Revoked,
+    /// Rejected at the CA while validating (`SectigoSim::reject`); `reject_reason` says why.
+    Rejected,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,9 +71,15 @@ pub struct SimName {
 pub struct SimOrder {
     pub order_number: u64,
     pub certificate_id: u64,
+    /// `product` of `!AutoApplySSL` (shown as `N_M_type` in `!WebHostReport`).
+    pub product: u32,
     pub unique_value: String,
     pub names: Vec<SimName>,
     pub state: SimOrderState,
+    /// The CA's words when it rejected the order.
+    pub reject_reason: Option<String>,
+    /// Placed with `domainNames` (multi-domain form): only those answer `!GetMDCDomainDetails`.
+    pub multi_domain: bool,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub csr_der: Vec<u8>,
@@ -67,9 +103,12 @@ impl SimOrder {
         Self {
             order_number,
             certificate_id: order_number + 5_000_000,
+            product: 0,
             unique_value,
             names,
             state: SimOrderState::Pending,
+            reject_reason: None,
+            multi_domain: false,
             created_at,
             hashes: csr_hashes(&csr_der),
             csr_der,
@@ -125,7 +164,7 @@ pub fn approver_list(domain: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for adn in adn_candidates(domain) {
         let level = adn.split('.').count();
-        for local in crate::provider::CONSTRUCTED_MAILBOXES {
+        for local in MAILBOXES {
             out.push((format!("level{level}_email"), format!("{local}@{adn}")));
         }
     }
@@ -254,6 +293,17 @@ async fn http_ok(dcv: &DcvLookup, o: &SimOrder, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csr_hashes_are_md5_and_sha256_of_the_der_bytes() {
+        // RFC 1321 / FIPS 180-2 test vectors ("abc").
+        let h = csr_hashes(b"abc");
+        assert_eq!(h.md5_upper, "900150983CD24FB0D6963F7D28E17F72");
+        assert_eq!(
+            h.sha256_lower,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn adn_walk_stops_below_the_public_suffix() {

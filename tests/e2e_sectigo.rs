@@ -1,0 +1,345 @@
+//! Sectigo end to end: engine + real SectigoProvider + the Sectigo simulator written from
+//! the documents + in-process authoritative DNS (primary with RFC 2136, a secondary fed
+//! by hand). A rejection at the CA ends the order with the CA's words and installs
+//! nothing; a wildcard issues through CNAME_CSR_HASH; a lost submit answer is recovered
+//! from the report with exactly one order at the CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use dcvd::engine::Engine;
+use dcvd::model::{DcvMethod, DomainName, OrderState, ProviderKind};
+use dcvd::provider::*;
+use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use dcvd::sim::sectigo;
+
+const KEY: [u8; 32] = [9u8; 32];
+
+struct World {
+    dir: tempfile::TempDir,
+    ns1: DnsSim,
+    ns2: DnsSim,
+    sectigo: sectigo::SectigoSim,
+}
+
+impl World {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let zone = ZoneSpec::new("example.test");
+        let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
+        let ns1 = DnsSim::start(std::slice::from_ref(&zone), tsig)
+            .await
+            .unwrap();
+        let ns2 = DnsSim::start(&[zone], None).await.unwrap();
+        let sectigo = sectigo::start(sectigo::SectigoSimOptions {
+            login_name: "acme".into(),
+            login_password: "sectigo-pass".into(),
+            nameserver: Some(ns1.addr()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        World {
+            dir: tempfile::tempdir().unwrap(),
+            ns1,
+            ns2,
+            sectigo,
+        }
+    }
+
+    /// `collect_interval` is left at its default (3 h): nothing here may depend on
+    /// polling CollectSSL more often than Sectigo asks.
+    fn config(&self, product: &str, names: &[&str]) -> dcvd::config::Config {
+        let d = self.dir.path().display();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+        let more: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
+        let toml = format!(
+            r#"
+[daemon]
+database = "{d}/dcvd.db"
+listen = "127.0.0.1:0"
+concurrency = 4
+[providers.sec]
+kind = "sectigo"
+base_url = "{sec}"
+login_name = "acme"
+login_password = "sectigo-pass"
+poll_interval = "200ms"
+[publishers.dns]
+kind = "rfc2136"
+server = "{ns1}"
+tsig_key_name = "dcvd-key"
+tsig_secret = "{b64}"
+[dns]
+poll_interval = "100ms"
+[dns.nameserver_overrides]
+"example.test" = ["{ns1}", "{ns2}"]
+[[certificates]]
+name = "c"
+provider = "sec"
+product = "{product}"
+common_name = "{cn}"
+dns_names = [{more}]
+dcv = ["dns-cname"]
+publisher = "dns"
+output_dir = "{d}/certs/c"
+"#,
+            sec = self.sectigo.base_url(),
+            ns1 = self.ns1.addr(),
+            ns2 = self.ns2.addr(),
+            cn = names[0],
+            more = more.join(", "),
+        );
+        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn engine_with(
+        &self,
+        config: &dcvd::config::Config,
+        wrap: impl FnOnce(Arc<dyn Provider>) -> Arc<dyn Provider>,
+    ) -> Arc<Engine> {
+        let metrics = Arc::new(dcvd::metrics::Metrics::new());
+        let store = dcvd::store::Store::open(&config.daemon.database)
+            .await
+            .unwrap();
+        let mut rt = dcvd::runtime::build(config, metrics.clone(), &store, dcvd::clock::system())
+            .await
+            .unwrap();
+        let real = rt.providers["sec"].clone();
+        rt.providers.insert("sec".into(), wrap(real));
+        Arc::new(Engine::new(
+            store,
+            Arc::new(dcvd::clock::SystemClock),
+            metrics,
+            rt,
+        ))
+    }
+
+    async fn engine(&self, config: &dcvd::config::Config) -> Arc<Engine> {
+        self.engine_with(config, |p| p).await
+    }
+
+    /// Give the secondary every token the primary has for this order (a zone transfer).
+    async fn feed_secondary(&self, engine: &Engine, id: i64, fed: &mut Vec<String>) {
+        let (_, authz) = engine.store().load_order(id).await.unwrap();
+        for a in authz {
+            if let Some(ch) = a.challenge
+                && !fed.contains(&ch.name)
+            {
+                // Keyed by owner: every name of one CSR has the same CNAME target.
+                self.ns2.add_cname(&ch.name, &ch.value).await.unwrap();
+                fed.push(ch.name.clone());
+            }
+        }
+    }
+}
+
+/// Step the engine until `done` holds (bounded in wall time); feeds the secondary.
+async fn drive(
+    w: &World,
+    engine: &Engine,
+    id: i64,
+    what: &str,
+    feed: bool,
+    done: impl Fn(&dcvd::store::Order) -> bool,
+) -> dcvd::store::Order {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut fed = Vec::new();
+    loop {
+        engine.run_due().await.unwrap();
+        if feed {
+            w.feed_secondary(engine, id, &mut fed).await;
+        }
+        let (o, _) = engine.store().load_order(id).await.unwrap();
+        if done(&o) {
+            return o;
+        }
+        assert!(
+            !o.state.is_terminal(),
+            "order ended ({}) before {what}: {:?}",
+            o.state,
+            o.failure_reason
+        );
+        if tokio::time::Instant::now() >= deadline {
+            let evs = engine.store().events(id).await.unwrap();
+            let evs: Vec<String> = evs
+                .iter()
+                .map(|e| format!("{}: {}", e.kind, e.message))
+                .collect();
+            panic!(
+                "timed out waiting for {what}: {:?} {:?}\n{evs:#?}",
+                o.state, o.last_error
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_order_rejected_at_the_ca_fails_with_its_words_and_installs_nothing() {
+    let w = World::start().await;
+    let config = w.config("287", &["rej.example.test"]);
+    let engine = w.engine(&config).await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = drive(&w, &engine, id, "the order at the CA", false, |o| {
+        o.ca_order_id.is_some()
+    })
+    .await;
+    let number: u64 = o.ca_order_id.unwrap().parse().unwrap();
+    let words = "Rejected by Sectigo validation: the domain is on a high-risk list";
+    assert!(w.sectigo.reject(number, words));
+    // The tokens reach every nameserver, dcvd asks Sectigo to check, Sectigo answers
+    // the generic -4, CollectSSL says rejected.
+    let o = drive(&w, &engine, id, "the failure", true, |o| {
+        o.state.is_terminal()
+    })
+    .await;
+    assert_eq!(o.state, OrderState::Failed, "{:?}", o.failure_reason);
+    let why = o.failure_reason.unwrap_or_default();
+    assert!(why.contains(words), "{why}");
+    assert!(!w.dir.path().join("certs/c/cert.pem").exists());
+    assert!(!w.dir.path().join("certs/c/fullchain.pem").exists());
+    assert_eq!(w.sectigo.order_count(), 1);
+}
+
+#[tokio::test]
+async fn a_wildcard_issues_through_cname_csr_hash() {
+    let w = World::start().await;
+    let config = w.config("289", &["*.example.test"]);
+    let engine = w.engine(&config).await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = drive(&w, &engine, id, "issuance", true, |o| {
+        o.state == OrderState::Issued
+    })
+    .await;
+    let (_, authz) = engine.store().load_order(id).await.unwrap();
+    let ch = authz[0].challenge.clone().unwrap();
+    // `_<MD5>.example.test`: the base name is where a wildcard's CNAME goes.
+    assert!(
+        ch.name.starts_with('_') && ch.name.ends_with(".example.test"),
+        "{ch:?}"
+    );
+    assert_eq!(ch.name.matches('.').count(), 2, "{}", ch.name);
+    let orders = w.sectigo.orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].names[0].name, "*.example.test");
+    let dir = w.dir.path().join("certs/c");
+    let leaf = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    let chain = [std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
+    let names = vec![DomainName::parse("*.example.test").unwrap()];
+    dcvd::csr::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
+    // Sectigo's rationing held: one collect at validation, one download.
+    let counts = w.sectigo.log().counts();
+    assert_eq!(counts["download/CollectSSL"], 2, "{counts:?}");
+    assert!(w.sectigo.max_concurrent_collects() <= 1);
+}
+
+/// `submit` reaches the CA, but the answer is never seen.
+struct LoseSubmitAnswer(Arc<dyn Provider>);
+
+#[async_trait]
+impl Provider for LoseSubmitAnswer {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn kind(&self) -> ProviderKind {
+        self.0.kind()
+    }
+    fn method_scope(&self) -> MethodScope {
+        self.0.method_scope()
+    }
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+        let _ = self.0.submit(req).await;
+        std::future::pending().await
+    }
+    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+        self.0.find_order(req).await
+    }
+    async fn order_by_id(&self, req: &SubmitRequest, id: &str) -> Result<Submitted, ProviderError> {
+        self.0.order_by_id(req, id).await
+    }
+    fn in_flight_bound(&self) -> Duration {
+        self.0.in_flight_bound()
+    }
+    async fn challenges(
+        &self,
+        o: OrderRef<'_>,
+        n: &[(DomainName, DcvMethod)],
+    ) -> Result<Tokens, ProviderError> {
+        self.0.challenges(o, n).await
+    }
+    async fn status(&self, o: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
+        self.0.status(o).await
+    }
+    async fn change_method(
+        &self,
+        o: OrderRef<'_>,
+        n: &[DomainName],
+        m: DcvMethod,
+        e: &[(DomainName, String)],
+    ) -> Result<Tokens, ProviderError> {
+        self.0.change_method(o, n, m, e).await
+    }
+    async fn resend_emails(
+        &self,
+        o: OrderRef<'_>,
+        e: &[(DomainName, String)],
+        l: &str,
+    ) -> Result<(), ProviderError> {
+        self.0.resend_emails(o, e, l).await
+    }
+    async fn trigger_check(
+        &self,
+        o: OrderRef<'_>,
+        n: &[DomainName],
+    ) -> Result<CaStatus, ProviderError> {
+        self.0.trigger_check(o, n).await
+    }
+    async fn approver_emails(&self, n: &DomainName) -> Result<Vec<String>, ProviderError> {
+        self.0.approver_emails(n).await
+    }
+    async fn download(&self, o: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
+        self.0.download(o).await
+    }
+    async fn cancel(&self, o: OrderRef<'_>) -> Result<(), ProviderError> {
+        self.0.cancel(o).await
+    }
+}
+
+#[tokio::test]
+async fn restart_in_the_submit_window_recovers_from_the_report_with_one_order() {
+    let w = World::start().await;
+    let config = w.config("279", &["shop.example.test", "api.example.test"]);
+    let engine = w
+        .engine_with(&config, |real| Arc::new(LoseSubmitAnswer(real)))
+        .await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let e = engine.clone();
+    let step = tokio::spawn(async move { e.step(id).await });
+    assert!(
+        w.sectigo.wait_for_orders(1, Duration::from_secs(10)).await,
+        "the submit never reached the CA"
+    );
+    step.abort();
+    let _ = step.await;
+    drop(engine);
+
+    // A new process on the same database, with the simulator rebuilt from the documents.
+    let engine = w.engine(&config).await;
+    drive(&w, &engine, id, "issuance", true, |o| {
+        o.state == OrderState::Issued
+    })
+    .await;
+    assert_eq!(w.sectigo.order_count(), 1, "exactly one order at the CA");
+    assert_eq!(w.sectigo.forms("!AutoApplySSL").len(), 1);
+    assert!(!w.sectigo.forms("!WebHostReport").is_empty());
+    let evs = engine.store().events(id).await.unwrap();
+    assert!(
+        evs.iter()
+            .any(|e| e.message.contains("recovered after an unanswered submit")),
+        "{evs:#?}"
+    );
+    assert!(w.dir.path().join("certs/c/fullchain.pem").exists());
+}
