@@ -182,6 +182,8 @@ pub struct FakeCa {
     pub poll: Duration,
     /// ARI: the renewal window `renewal_window` reports (none by default).
     pub ari: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
+    /// The next N downloads come cut inside the intermediate, split leniently (R2).
+    pub truncate_next_downloads: Mutex<u32>,
 }
 
 impl FakeCa {
@@ -206,6 +208,7 @@ impl FakeCa {
             resent: Mutex::default(),
             poll: Duration::from_secs(30),
             ari: Mutex::default(),
+            truncate_next_downloads: Mutex::new(0),
         }
     }
 
@@ -532,6 +535,25 @@ impl Provider for FakeCa {
             ProviderError::new(&self.name, "download", ErrorKind::Permanent)
                 .with_detail(e.to_string())
         })?;
+        let mut cut = self.truncate_next_downloads.lock().unwrap();
+        if *cut > 0 {
+            *cut -= 1;
+            // A pem_all body cut halfway into the intermediate, split the lenient way: the
+            // complete blocks are kept, the unterminated one is dropped.
+            let bundle = format!("{leaf}{}", chain.concat());
+            let text = &bundle[..leaf.len() + chain[0].len() / 2];
+            const END: &str = "-----END CERTIFICATE-----";
+            let mut blocks: Vec<String> = text
+                .split_inclusive(END)
+                .filter(|b| b.ends_with(END))
+                .map(|b| format!("{}\n", b.trim_start()))
+                .collect();
+            let leaf_pem = blocks.remove(0);
+            return Ok(IssuedChain {
+                leaf_pem,
+                chain_pem: blocks,
+            });
+        }
         Ok(IssuedChain {
             leaf_pem: leaf,
             chain_pem: chain,
