@@ -162,7 +162,7 @@ pub fn parse_one(pem: &str) -> Result<PemCertificate, String> {
 
 fn check_whole_certificate(der: &[u8]) -> Result<(), String> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok((rest, _)) if rest.is_empty() => Ok(()),
+        Ok(([], _)) => Ok(()),
         Ok((rest, _)) => Err(format!(
             "{} bytes follow the certificate inside the block",
             rest.len()
