@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::model::{DcvMethod, DomainName};
 use crate::provider::limit::RateLimit;
 
+mod hostname;
 mod load;
 pub mod schema;
 mod secrets;

@@ -59,12 +59,12 @@ fn names_public_cas_refuse_are_refused_with_the_reason() {
         idna::punycode::encode_str("bu\u{308}cher").unwrap()
     );
     assert!(problems(&with_name(&decomposed)).iter().any(|p| p.key == k));
-    let e = super::validate_limits::check_public_hostname(&decomposed).unwrap_err();
+    let e = super::hostname::check_public_hostname(&decomposed).unwrap_err();
     assert!(
         e.contains("does not round-trip") && e.contains("xn--bcher-kva"),
         "{e}"
     );
-    let e = super::validate_limits::check_public_hostname("xn--99999999999.example").unwrap_err();
+    let e = super::hostname::check_public_hostname("xn--99999999999.example").unwrap_err();
     assert!(e.contains("not valid punycode"), "{e}");
     let cn_65 = format!("{}.example.com", "a".repeat(53));
     assert_refused(

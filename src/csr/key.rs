@@ -168,7 +168,8 @@ fn load_key(key_pem: &SecretString) -> Result<KeyPair, CsrError> {
 /// exactly `names` (case-insensitive, any order), and it verifies against the chain the
 /// CA sent: at least one chain certificate, the leaf signed by `chain_pem[0]`, each chain
 /// certificate signed by the next (a self-signed root at the end, or no root, is fine),
-/// and every PEM string exactly one complete certificate (see [`super::pem`]).
+/// and every PEM block complete with nothing else around it (see [`super::pem`]). The
+/// leaf string holds exactly one certificate; a chain string may hold several, in order.
 pub fn verify_leaf(
     leaf_pem: &str,
     chain_pem: &[String],
@@ -222,15 +223,15 @@ fn verify_chain(leaf: &X509Certificate<'_>, chain_pem: &[String]) -> Result<(), 
             issuer: leaf.issuer().to_string(),
         });
     }
-    let ders = chain_pem
-        .iter()
-        .enumerate()
-        .map(|(index, pem)| {
-            super::pem::parse_one(pem)
-                .map(|c| c.der)
-                .map_err(|reason| CsrError::ChainParse { index, reason })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each entry is normally one certificate; a bundle of several is read in order.
+    let mut ders = Vec::new();
+    for (index, pem) in chain_pem.iter().enumerate() {
+        let certs = super::pem::parse_certificates(pem).map_err(|e| CsrError::ChainParse {
+            index,
+            reason: e.to_string(),
+        })?;
+        ders.extend(certs.into_iter().map(|c| c.der));
+    }
     let chain = ders
         .iter()
         .enumerate()

@@ -173,10 +173,20 @@ fn verify_leaf_refuses_a_missing_cut_or_broken_chain() {
         "{e}"
     );
 
-    // Two certificates in one chain entry, or trailing text: not one complete certificate.
-    let e = verify_leaf(&leaf, &[chain.concat()], &k.key_pem, &n).unwrap_err();
+    // A chain entry may be a bundle (chain.pem as installed), but text around the blocks
+    // is refused, and the leaf must be exactly one certificate.
+    verify_leaf(&leaf, &[chain.concat()], &k.key_pem, &n).unwrap();
+    let e = verify_leaf(
+        &leaf,
+        &[format!("{}junk\n", chain.concat())],
+        &k.key_pem,
+        &n,
+    )
+    .unwrap_err();
     assert!(matches!(e, CsrError::ChainParse { index: 0, .. }), "{e}");
     let e = verify_leaf(&format!("{leaf}junk"), &chain, &k.key_pem, &n).unwrap_err();
+    assert!(matches!(e, CsrError::LeafParse { .. }), "{e}");
+    let e = verify_leaf(&format!("{leaf}{}", chain[0]), &chain, &k.key_pem, &n).unwrap_err();
     assert!(matches!(e, CsrError::LeafParse { .. }), "{e}");
 
     // The intermediate followed by a root that did not sign it.
