@@ -47,7 +47,15 @@ pub fn write_files(
     let mut staged = Vec::new();
     for (name, content, mode) in &files {
         let tmp = dir.join(format!(".{name}.tmp"));
-        write_synced(&tmp, content.as_bytes(), *mode).map_err(err(name))?;
+        if let Err(e) = write_synced(&tmp, content.as_bytes(), *mode) {
+            // Nothing was renamed yet: the installed files are untouched. Leave no
+            // half-written temporary (one may hold the private key) behind.
+            let _ = std::fs::remove_file(&tmp);
+            for (t, _, _) in &staged {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(err(name)(e));
+        }
         staged.push((tmp, dir.join(name), *name));
     }
     for (tmp, dest, name) in staged {
@@ -211,6 +219,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 4, "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_write_leaves_installed_files_and_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("www");
+        let key = SecretString::from("KEY".to_string());
+        write_files(&out, &key, "OLD", &["INT".into()]).unwrap();
+        // A directory where a temporary file must go makes that write fail.
+        std::fs::create_dir(out.join(".chain.pem.tmp")).unwrap();
+        assert!(write_files(&out, &key, "NEW", &["INT2".into()]).is_err());
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        assert_eq!(read("cert.pem"), "OLD\n");
+        assert_eq!(read("fullchain.pem"), "OLD\nINT\n");
+        assert!(
+            !out.join(".privkey.pem.tmp").exists(),
+            "key temporary left behind"
+        );
+        assert!(!out.join(".cert.pem.tmp").exists());
     }
 
     #[tokio::test]

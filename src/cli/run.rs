@@ -19,6 +19,9 @@ pub(super) fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
                 cfg.providers.len(),
                 cfg.publishers.len()
             );
+            for w in crate::config::warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

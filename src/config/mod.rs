@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use crate::model::{DcvMethod, DomainName};
 use crate::provider::limit::RateLimit;
 
+mod hostname;
 mod load;
 pub mod schema;
 mod secrets;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_load;
 #[cfg(test)]
@@ -23,11 +26,18 @@ mod validate;
 mod validate_acme;
 mod validate_cert;
 mod validate_digicert;
+mod validate_limits;
 
 pub use load::{load, load_from_str};
 pub use schema::*;
 pub use secrets::{parse_tsig_secret, resolve_secrets};
-pub use validate::validate;
+pub use validate::{validate, validate_at};
+pub use validate_limits::warnings_at;
+
+/// [`warnings_at`] as of today (system clock): what still works but will stop working.
+pub fn warnings(cfg: &Config) -> Vec<ConfigProblem> {
+    warnings_at(cfg, validate::today())
+}
 
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/dcvd/dcvd.toml";

@@ -22,8 +22,19 @@ impl Problems {
 }
 
 /// Everything wrong with `cfg` (empty when it is usable). Secrets are expected to be
-/// resolved already; this never looks at their values.
+/// resolved already; this never looks at their values. Date-dependent rules (the public
+/// validity cap) use today's date from the system clock.
 pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
+    validate_at(cfg, today())
+}
+
+/// Today's date (UTC) for the date-dependent rules.
+pub(super) fn today() -> chrono::NaiveDate {
+    crate::clock::Clock::now(&crate::clock::SystemClock).date_naive()
+}
+
+/// [`validate`] as of `today`.
+pub fn validate_at(cfg: &Config, today: chrono::NaiveDate) -> Vec<ConfigProblem> {
     CRON_VERDICTS.with(|c| c.borrow_mut().clear());
     let mut p = Problems(Vec::new());
     daemon(cfg, &mut p);
@@ -51,7 +62,11 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
         }
         super::validate_cert::check_certificate(cfg, &key, cert, &mut p);
         super::validate_digicert::check_certificate(cfg, &key, cert, &mut p);
+        if let Some(provider) = cfg.providers.get(&cert.provider) {
+            super::validate_limits::check_certificate_limits(&key, cert, provider, today, &mut p);
+        }
     }
+    super::validate_limits::check_durations(cfg, &mut p);
     p.0
 }
 

@@ -56,9 +56,9 @@ pub enum CsrError {
     BadKey { reason: String },
     #[error("building the CSR for {names} failed: {reason}")]
     Csr { names: String, reason: String },
-    #[error("the issued certificate cannot be parsed: {reason}")]
+    #[error("the issued certificate cannot be read: {reason}")]
     LeafParse { reason: String },
-    #[error("chain certificate {index} from the CA cannot be parsed: {reason}")]
+    #[error("chain certificate {index} from the CA cannot be read: {reason}")]
     ChainParse { index: usize, reason: String },
     #[error(
         "the issued certificate is for a different public key than the order's private key; \
@@ -74,6 +74,22 @@ pub enum CsrError {
     NotSignedByChain {
         issuer: String,
         chain_subject: String,
+        reason: String,
+    },
+    #[error(
+        "the CA sent no chain certificates with the issued certificate (its issuer `{issuer}` \
+         is missing); a certificate without its issuer is not installed"
+    )]
+    NoChain { issuer: String },
+    #[error(
+        "chain certificate {index} (`{subject}`, issued by `{issuer}`) is not signed by the next \
+         chain certificate (`{next_subject}`): {reason}; it is not installed"
+    )]
+    ChainBroken {
+        index: usize,
+        subject: String,
+        issuer: String,
+        next_subject: String,
         reason: String,
     },
 }
@@ -149,15 +165,20 @@ fn load_key(key_pem: &SecretString) -> Result<KeyPair, CsrError> {
 }
 
 /// Check an issued leaf before installing it: it is for our key, its SAN DNS names are
-/// exactly `names` (case-insensitive, any order), and `chain_pem[0]` (when given)
-/// signed it.
+/// exactly `names` (case-insensitive, any order), and it verifies against the chain the
+/// CA sent: at least one chain certificate, the leaf signed by `chain_pem[0]`, each chain
+/// certificate signed by the next (a self-signed root at the end, or no root, is fine),
+/// and every PEM block complete with nothing else around it (see [`super::pem`]). The
+/// leaf string holds exactly one certificate; a chain string may hold several, in order.
 pub fn verify_leaf(
     leaf_pem: &str,
     chain_pem: &[String],
     key_pem: &SecretString,
     names: &[DomainName],
 ) -> Result<LeafInfo, CsrError> {
-    let leaf_der = pem_der(leaf_pem).map_err(|reason| CsrError::LeafParse { reason })?;
+    let leaf_der = super::pem::parse_one(leaf_pem)
+        .map_err(|reason| CsrError::LeafParse { reason })?
+        .der;
     let leaf = parse_cert(&leaf_der).map_err(|reason| CsrError::LeafParse { reason })?;
 
     let key = load_key(key_pem)?;
@@ -179,17 +200,7 @@ pub fn verify_leaf(
         });
     }
 
-    if let Some(first) = chain_pem.first() {
-        let parse = |reason| CsrError::ChainParse { index: 0, reason };
-        let issuer_der = pem_der(first).map_err(parse)?;
-        let issuer = parse_cert(&issuer_der).map_err(parse)?;
-        leaf.verify_signature(Some(issuer.public_key()))
-            .map_err(|e| CsrError::NotSignedByChain {
-                issuer: leaf.issuer().to_string(),
-                chain_subject: issuer.subject().to_string(),
-                reason: e.to_string(),
-            })?;
-    }
+    verify_chain(&leaf, chain_pem)?;
 
     let validity = leaf.validity();
     let time = |t: x509_parser::time::ASN1Time| {
@@ -205,16 +216,48 @@ pub fn verify_leaf(
     })
 }
 
-fn pem_der(pem: &str) -> Result<Vec<u8>, String> {
-    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate ({e})"))?;
-    if parsed.label != "CERTIFICATE" {
-        return Err(format!(
-            "PEM block is `{}`, expected CERTIFICATE",
-            parsed.label
-        ));
+/// The leaf signed by `chain_pem[0]`, each chain certificate by the next one.
+fn verify_chain(leaf: &X509Certificate<'_>, chain_pem: &[String]) -> Result<(), CsrError> {
+    if chain_pem.is_empty() {
+        return Err(CsrError::NoChain {
+            issuer: leaf.issuer().to_string(),
+        });
     }
-    Ok(parsed.contents)
+    // Each entry is normally one certificate; a bundle of several is read in order.
+    let mut ders = Vec::new();
+    for (index, pem) in chain_pem.iter().enumerate() {
+        let certs = super::pem::parse_certificates(pem).map_err(|e| CsrError::ChainParse {
+            index,
+            reason: e.to_string(),
+        })?;
+        ders.extend(certs.into_iter().map(|c| c.der));
+    }
+    let chain = ders
+        .iter()
+        .enumerate()
+        .map(|(index, der)| {
+            parse_cert(der).map_err(|reason| CsrError::ChainParse { index, reason })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    leaf.verify_signature(Some(chain[0].public_key()))
+        .map_err(|e| CsrError::NotSignedByChain {
+            issuer: leaf.issuer().to_string(),
+            chain_subject: chain[0].subject().to_string(),
+            reason: e.to_string(),
+        })?;
+    for (index, pair) in chain.windows(2).enumerate() {
+        let (child, parent) = (&pair[0], &pair[1]);
+        child
+            .verify_signature(Some(parent.public_key()))
+            .map_err(|e| CsrError::ChainBroken {
+                index,
+                subject: child.subject().to_string(),
+                issuer: child.issuer().to_string(),
+                next_subject: parent.subject().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, String> {

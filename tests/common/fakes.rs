@@ -195,6 +195,8 @@ pub struct FakeCa {
     /// `in_flight_bound` this CA reports.
     pub bound: Duration,
     pub clock: dcvd::clock::SharedClock,
+    /// The next N downloads come cut inside the intermediate, split leniently (R2).
+    pub truncate_next_downloads: Mutex<u32>,
 }
 
 impl FakeCa {
@@ -225,6 +227,7 @@ impl FakeCa {
             lookups: Mutex::default(),
             bound: Duration::from_secs(300),
             clock,
+            truncate_next_downloads: Mutex::new(0),
         }
     }
 
@@ -610,6 +613,25 @@ impl Provider for FakeCa {
             ProviderError::new(&self.name, "download", ErrorKind::Permanent)
                 .with_detail(e.to_string())
         })?;
+        let mut cut = self.truncate_next_downloads.lock().unwrap();
+        if *cut > 0 {
+            *cut -= 1;
+            // A pem_all body cut halfway into the intermediate, split the lenient way: the
+            // complete blocks are kept, the unterminated one is dropped.
+            let bundle = format!("{leaf}{}", chain.concat());
+            let text = &bundle[..leaf.len() + chain[0].len() / 2];
+            const END: &str = "-----END CERTIFICATE-----";
+            let mut blocks: Vec<String> = text
+                .split_inclusive(END)
+                .filter(|b| b.ends_with(END))
+                .map(|b| format!("{}\n", b.trim_start()))
+                .collect();
+            let leaf_pem = blocks.remove(0);
+            return Ok(IssuedChain {
+                leaf_pem,
+                chain_pem: blocks,
+            });
+        }
         Ok(IssuedChain {
             leaf_pem: leaf,
             chain_pem: chain,

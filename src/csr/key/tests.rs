@@ -149,7 +149,70 @@ fn verify_leaf_accepts_the_sim_ca_leaf_for_our_csr() {
     let r = generate(KeyType::Rsa2048, &n).unwrap();
     let (leaf, chain) = issue(&ca, &r, &["example.com", "*.example.com"]);
     verify_leaf(&leaf, &chain, &r.key_pem, &n).unwrap();
-    verify_leaf(&leaf, &[], &r.key_pem, &n).unwrap();
+    // Without the root is fine too: servers send the intermediate, clients have the root.
+    verify_leaf(&leaf, &chain[..1], &r.key_pem, &n).unwrap();
+}
+
+#[test]
+fn verify_leaf_refuses_a_missing_cut_or_broken_chain() {
+    let ca = SimCa::new("Test", crate::clock::system()).unwrap();
+    let n = names(&["example.com"]);
+    let k = generate(KeyType::EcdsaP256, &n).unwrap();
+    let (leaf, chain) = issue(&ca, &k, &["example.com"]);
+
+    // R2: no chain at all (a lenient split dropped the cut intermediate).
+    let e = verify_leaf(&leaf, &[], &k.key_pem, &n).unwrap_err();
+    assert!(matches!(e, CsrError::NoChain { .. }), "{e}");
+    assert!(e.to_string().contains("Test DV Intermediate"), "{e}");
+
+    // The intermediate cut in half, handed on as it came.
+    let half = chain[0][..chain[0].len() / 2].to_string();
+    let e = verify_leaf(&leaf, &[half, chain[1].clone()], &k.key_pem, &n).unwrap_err();
+    assert!(
+        matches!(e, CsrError::ChainParse { index: 0, ref reason } if reason.contains("no END line")),
+        "{e}"
+    );
+
+    // A chain entry may be a bundle (chain.pem as installed), but text around the blocks
+    // is refused, and the leaf must be exactly one certificate.
+    verify_leaf(&leaf, &[chain.concat()], &k.key_pem, &n).unwrap();
+    let e = verify_leaf(
+        &leaf,
+        &[format!("{}junk\n", chain.concat())],
+        &k.key_pem,
+        &n,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CsrError::ChainParse { index: 0, .. }), "{e}");
+    let e = verify_leaf(&format!("{leaf}junk"), &chain, &k.key_pem, &n).unwrap_err();
+    assert!(matches!(e, CsrError::LeafParse { .. }), "{e}");
+    let e = verify_leaf(&format!("{leaf}{}", chain[0]), &chain, &k.key_pem, &n).unwrap_err();
+    assert!(matches!(e, CsrError::LeafParse { .. }), "{e}");
+
+    // The intermediate followed by a root that did not sign it.
+    let other = SimCa::new("Other", crate::clock::system()).unwrap();
+    let wrong_root = other.root_pem().to_string();
+    let e = verify_leaf(
+        &leaf,
+        &[chain[0].clone(), wrong_root.clone()],
+        &k.key_pem,
+        &n,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CsrError::ChainBroken { index: 0, .. }), "{e}");
+    assert!(e.to_string().contains("Other Root"), "{e}");
+    // A stray certificate after a good root is refused as well.
+    let e = verify_leaf(
+        &leaf,
+        &[chain[0].clone(), chain[1].clone(), wrong_root],
+        &k.key_pem,
+        &n,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CsrError::ChainBroken { index: 1, .. }), "{e}");
+    // CRLF line ends are fine.
+    let crlf: Vec<String> = chain.iter().map(|c| c.replace('\n', "\r\n")).collect();
+    verify_leaf(&leaf.replace('\n', "\r\n"), &crlf, &k.key_pem, &n).unwrap();
 }
 
 #[test]

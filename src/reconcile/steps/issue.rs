@@ -8,16 +8,31 @@ impl Step<'_> {
         let r = self.provider.download(self.order_ref()).await;
         self.ca_call("download", started, &r);
         let chain = r?;
+        // Nothing is written before the whole download checks out: a cut or broken chain
+        // (R2), a leaf for another key or other names. Such a download is retried with
+        // backoff, never installed, and never fails the order: failing would lead to a new
+        // (paid) order, while the CA's next download usually is whole.
         let leaf = crate::csr::key::verify_leaf(
             &chain.leaf_pem,
             &chain.chain_pem,
             &self.order.private_key_pem,
             &self.order.names,
         )
-        .map_err(|e| {
-            StepError::permanent(format!(
-                "the CA's certificate does not match this order: {e}"
-            ))
+        .map_err(|e| StepError {
+            kind: crate::provider::ErrorKind::Transient,
+            message: format!(
+                "download refused for order {} ({}): {e}; nothing was written to {} (what is \
+                 installed there stays), the download is retried with backoff",
+                self.order.id,
+                self.order
+                    .names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.cert.output_dir.display()
+            ),
+            retry_after: None,
         })?;
         // Four fsynced files and a directory sync: off the async workers.
         let (dir, key, leaf_pem, chain_pem) = (
