@@ -555,3 +555,39 @@ async fn dns_txt_at_the_name_is_validated_there() {
         .unwrap();
     assert_eq!(st.order, CaOrderState::Issued);
 }
+
+#[tokio::test]
+async fn a_damaged_pem_download_is_a_retried_error_never_a_shorter_chain() {
+    use axum::routing::get;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let e = env_with(|o| o.auto_approve_email_after = Some(Duration::ZERO)).await;
+    // A real chain from the simulator, then served cut after the second block.
+    let mut req = request(&["shop.example.test"], DcvMethod::Email, "dcvd-cut-1");
+    req.approver_emails = vec![(req.names[0].clone(), "admin@example.test".into())];
+    let s = e.p.submit(&req).await.unwrap();
+    e.sim.recheck_now().await;
+    let o = oref(&req, &s, &s.ca_data);
+    let chain = e.p.download(o).await.unwrap();
+    let full = format!("{}{}", chain.leaf_pem, chain.chain_pem.join(""));
+    let cut_at = full.rfind("-----END CERTIFICATE-----").unwrap();
+    for (what, body) in [
+        ("cut", full[..cut_at].to_string()),
+        ("leftover", format!("{full}<html>proxy error</html>")),
+    ] {
+        let app = axum::Router::new().route(
+            "/services/v2/certificate/{id}/download/format/pem_all",
+            get(move || {
+                let b = body.clone();
+                async move { b }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let p =
+            DigicertProvider::new("dc", &cfg(&format!("http://{addr}/services/v2"), KEY)).unwrap();
+        let err = p.download(o).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient, "{what}: {err}");
+        assert!(err.to_string().contains("damaged"), "{what}: {err}");
+    }
+}

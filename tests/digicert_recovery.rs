@@ -235,6 +235,15 @@ async fn order_by_id_adopts_matching_orders_and_refuses_others() {
         .unwrap_err();
     assert!(err.to_string().contains("CSR"), "{err}");
 
+    // An order placed by hand with email DCV: adopted without tokens, as an email order.
+    let mut by_hand = request(&["mail.example.test"], DcvMethod::Email, "dcvd-adopt-4");
+    by_hand.approver_emails = vec![(by_hand.names[0].clone(), "admin@example.test".into())];
+    let placed = p.submit(&by_hand).await.unwrap();
+    by_hand.methods = vec![DcvMethod::DnsTxt];
+    let adopted = p.order_by_id(&by_hand, &placed.ca_order_id).await.unwrap();
+    assert!(adopted.challenges.is_empty());
+    assert_eq!(adopted.ca_data["dcv_method"], "email");
+
     let err = p.order_by_id(&req, "424242").await.unwrap_err();
     assert_eq!((err.kind(), err.status), (ErrorKind::Permanent, Some(404)));
     let err = p.order_by_id(&req, "not-a-number").await.unwrap_err();

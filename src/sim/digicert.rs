@@ -19,6 +19,7 @@
 //! an empty `domain_approval_emails` is refused.
 
 mod api;
+mod create;
 mod dcv;
 mod render;
 mod schema;
@@ -255,7 +256,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/order/certificate", get(api::list))
         .route(
             "/order/certificate/{id}",
-            post(api::create).get(api::get_order),
+            post(create::create).get(api::get_order),
         )
         .route(
             "/order/certificate/{id}/dcv-random-value",

@@ -7,6 +7,7 @@
 //! to the configured approvers in the certificate's locale).
 
 pub mod client;
+mod dcv;
 mod order;
 mod recover;
 pub mod tokens;
@@ -18,7 +19,8 @@ use async_trait::async_trait;
 use reqwest::Method;
 use secrecy::SecretString;
 
-use self::client::{Api, NOT_YET_CODES, NOT_YET_UNLESS};
+use self::client::Api;
+use self::dcv::names_from;
 use self::tokens::{CaData, TxtPlacement};
 use self::wire::*;
 use crate::config::DigicertConfig;
@@ -170,24 +172,6 @@ impl DigicertProvider {
         let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
         (domain != name.base()).then(|| tokens::registrable_domain(name))
     }
-}
-
-fn name_dcv(status: &str) -> NameDcv {
-    match status {
-        "approved" | "valid" | "validated" | "complete" | "completed" => NameDcv::Valid,
-        "rejected" | "invalid" | "failed" => NameDcv::Invalid(status.to_string()),
-        _ => NameDcv::Pending,
-    }
-}
-
-fn names_from(validations: &[NameValidation], names: &[DomainName]) -> Vec<(DomainName, NameDcv)> {
-    validations
-        .iter()
-        .filter_map(|v| {
-            let n = DomainName::parse(&v.dns_name).ok()?;
-            names.contains(&n).then(|| (n, name_dcv(&v.status)))
-        })
-        .collect()
 }
 
 #[async_trait]
@@ -364,68 +348,7 @@ impl Provider for DigicertProvider {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        const EP: &str = "order/certificate/{id}/check-dcv";
-        let stored_method = CaData::from_json(order.ca_data).dcv_method;
-        if stored_method.as_deref() == Some("email") {
-            // check-dcv refuses email orders (400 invalid_dcv_method); read the status instead.
-            return self.status(order).await;
-        }
-        let id = self.order_id(EP, order.ca_order_id)?;
-        let path = format!("/order/certificate/{id}/check-dcv");
-        let pending = || {
-            names
-                .iter()
-                .map(|n| (n.clone(), NameDcv::Pending))
-                .collect()
-        };
-        let check: CheckDcv = match self.api.json(Method::PUT, &path, EP, NONE).await {
-            Ok(c) => c,
-            Err(e)
-                if NOT_YET_CODES.iter().any(|c| e.has_code(c))
-                    || (stored_method.as_deref() == Some("dns-cname-token")
-                        && e.status == Some(400)
-                        && !NOT_YET_UNLESS.iter().any(|c| e.has_code(c))) =>
-            {
-                tracing::info!(
-                    order_id = %order.reference,
-                    ca_order_id = %id,
-                    codes = ?e.errors.iter().map(|x| x.code.as_str()).collect::<Vec<_>>(),
-                    "CertCentral has not validated the tokens yet; it keeps checking on its own"
-                );
-                return Ok(CaStatus {
-                    order: CaOrderState::InProgress,
-                    names: pending(),
-                    ca_data: Self::refresh_if_unknown(order.ca_data),
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let state = tokens::order_state(&check.order_status);
-        let names = if state == CaOrderState::Issued
-            || (check.dcv_status == "valid" && check.dns_name_validations.is_empty())
-        {
-            names.iter().map(|n| (n.clone(), NameDcv::Valid)).collect()
-        } else if check.dns_name_validations.is_empty() {
-            pending()
-        } else {
-            names_from(&check.dns_name_validations, names)
-        };
-        let still_pending =
-            state != CaOrderState::Issued && names.iter().any(|(_, d)| *d != NameDcv::Valid);
-        let ca_data = match (check.certificate_id, still_pending) {
-            (_, true) => Self::refresh_if_unknown(order.ca_data),
-            (Some(cid), false) => {
-                let mut d = CaData::from_json(order.ca_data);
-                d.certificate_id = Some(cid);
-                Some(d.to_json())
-            }
-            (None, false) => None,
-        };
-        Ok(CaStatus {
-            order: state,
-            names,
-            ca_data,
-        })
+        self.check_dcv(order, names).await
     }
 
     async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError> {

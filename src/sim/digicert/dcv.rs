@@ -205,6 +205,8 @@ pub async fn resend_emails(State(sim): S, Path(id): Path<String>, body: Bytes) -
     let Some(o) = orders.get_mut(&id) else {
         return not_found_order();
     };
+    // Neither resend page says what happens for a token or non-pending order; refused
+    // (the harder answer for a client that resends blindly).
     if o.dcv_method != "email" || o.status != "pending" {
         return error(
             StatusCode::BAD_REQUEST,
