@@ -25,6 +25,7 @@
 //! status poll comes after the re-check: AutoApplySSL, ResendDCVEmail, GetMDCDomainDetails
 //! (refused), CollectSSL(0), CollectSSL(1); one CollectSSL(0) more when a poll comes first.
 
+mod approvers;
 mod chain;
 mod dcv;
 mod order;

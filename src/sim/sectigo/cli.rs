@@ -33,6 +33,10 @@ pub struct SectigoSimArgs {
     /// Call limit before -42, as `N/window`, e.g. `100/1m`.
     #[arg(long, value_parser = parse_rate)]
     pub rate_limit: Option<(u32, Duration)>,
+    /// How long `!AutoApplySSL` takes to create the order (it is created even if the
+    /// client gave up meanwhile).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub create_delay: Duration,
     /// Fault injection as JSON (`sim::Faults`), e.g. '{"malformed_rate":0.1,"latency":"200ms"}'.
     #[arg(long, value_parser = parse_faults)]
     pub faults: Option<Faults>,
@@ -79,7 +83,7 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
         faults: args.faults.unwrap_or_default(),
         collect_latency: Duration::ZERO,
         clock: crate::clock::system(),
-        create_delay: Duration::ZERO,
+        create_delay: args.create_delay,
     })
     .await?;
     println!("Sectigo simulator listening; base_url = {}", sim.base_url());
@@ -110,6 +114,8 @@ mod tests {
             "10/1m",
             "--check-interval",
             "0s",
+            "--create-delay",
+            "2s",
             "--faults",
             r#"{"malformed_rate":0.5}"#,
         ])
@@ -117,6 +123,7 @@ mod tests {
         assert_eq!(c.args.http_addresses[0].0, "www.example.test");
         assert_eq!(c.args.rate_limit, Some((10, Duration::from_secs(60))));
         assert!(c.args.check_interval.is_zero());
+        assert_eq!(c.args.create_delay, Duration::from_secs(2));
         assert_eq!(c.args.faults.unwrap().malformed_rate, 0.5);
         assert!(Cmd::try_parse_from(["dcvd-sim", "--http-address", "nohost"]).is_err());
     }
