@@ -46,6 +46,9 @@ pub(super) async fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     crate::telemetry::init(cfg.daemon.log_format);
+    for w in crate::config::warnings(&cfg) {
+        tracing::warn!(key = %w.key, "configuration: {}", w.message);
+    }
     let app = crate::daemon::App::build(cfg).await?;
     info!(listen = %app.local_addr()?, version = env!("CARGO_PKG_VERSION"), "dcvd started");
     let shutdown = CancellationToken::new();

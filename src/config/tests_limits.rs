@@ -323,3 +323,31 @@ fn absurd_durations_are_refused_with_the_bound() {
         "concurrency = 8\nshutdown_timeout = \"1h\"",
     )]));
 }
+
+#[test]
+fn hostname_rules_case_by_case() {
+    use super::hostname::check_public_hostname as check;
+    for ok in [
+        "Example.COM.",
+        "*.bücher.example",
+        "xn--bcher-kva.example",
+        "straße.example", // ß is PVALID in IDNA2008 (non-transitional: xn--strae-oqa)
+        "ελληνικά.example",
+        "例え.テスト",
+        "مثال.example",
+        "a1-b2.example",
+    ] {
+        assert!(check(ok).is_ok(), "{ok}: {:?}", check(ok));
+    }
+    for (bad, why) in [
+        ("a.b_c.example", "`_`"),
+        ("☃.example", "U+2603"),
+        ("xn--n3h.example", "U+2603"),
+        ("www.*.example", "left-most"),
+        ("**.example", "left-most"),
+        ("ab--cd.example", "reserved"),
+    ] {
+        let e = check(bad).expect_err(bad);
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}
