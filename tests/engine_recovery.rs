@@ -39,6 +39,16 @@ async fn crash_in_the_submit_window(h: &Harness) -> i64 {
     id
 }
 
+/// Move the clock to the order's pending look for a late duplicate and run it.
+async fn run_late_sweep(h: &Harness, engine: &dcvd::engine::Engine, id: i64) {
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    let at = o.dup_check_at.expect("a look for a late copy is pending");
+    h.clock.set(at);
+    engine.run_due().await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.dup_check_at, None, "the look ran");
+}
+
 fn count(calls: &[String], op: &str) -> usize {
     calls.iter().filter(|c| *c == op).count()
 }
@@ -258,7 +268,10 @@ async fn a_late_copy_landing_after_the_adoption_is_canceled() {
     let (o, _) = engine.store().load_order(id).await.unwrap();
     assert_eq!(o.ca_order_id.as_deref(), Some("1000"));
     assert!(o.dup_check_at.is_some());
+    // The certificate is installed without waiting; the look after the bound still comes.
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    assert!(h.path("certs/www/fullchain.pem").exists());
+    run_late_sweep(&h, &engine, id).await;
     assert_eq!(h.ca.canceled_ids(), ["1001"]);
     assert_eq!(count(&h.ca.calls(), "submit"), 1);
     let ev = kinds(&engine, id, "duplicate").await;
@@ -299,6 +312,7 @@ async fn lookup_errors_are_retried_and_never_lead_to_a_submit() {
             .contains("submits nothing until the CA answers")
     );
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    run_late_sweep(&h, &engine, id).await;
     let calls = h.ca.calls();
     assert_eq!(count(&calls, "submit"), 1, "{calls:?}");
     // Two failed lookups, the one that adopted, and the look for a late copy after the bound.

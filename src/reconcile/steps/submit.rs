@@ -61,7 +61,8 @@ impl Step<'_> {
         }
     }
 
-    /// Look up a submit that may have reached the CA. Only a lookup; safe to repeat.
+    /// Look up a submit that may have reached the CA. A lookup, then cancellations of
+    /// duplicates dcvd does not track yet (recorded as they happen); safe to repeat.
     pub(super) async fn recover(&mut self) -> Result<(), StepError> {
         let req = self.submit_request().await?;
         let bound = self.provider.in_flight_bound();
