@@ -180,10 +180,15 @@ impl Step<'_> {
         }
     }
 
-    /// The request as submitted (and looked up by recovery), with every CA order id dcvd
-    /// tracks at this provider so recovery never adopts one twice.
-    pub async fn submit_request(&self) -> Result<SubmitRequest, StoreError> {
-        let known_ca_orders = self.ctx.store.known_ca_orders(&self.order.provider).await?;
+    /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
+    /// CA order id dcvd tracks at this provider, so recovery never adopts one twice. (A
+    /// plain submit does not need the list, and reading it per submit would cost O(orders).)
+    pub async fn submit_request(&self, for_lookup: bool) -> Result<SubmitRequest, StoreError> {
+        let known_ca_orders = if for_lookup {
+            self.ctx.store.known_ca_orders(&self.order.provider).await?
+        } else {
+            Vec::new()
+        };
         Ok(SubmitRequest {
             reference: self.order.reference.clone(),
             certificate: self.order.certificate.clone(),

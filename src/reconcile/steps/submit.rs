@@ -18,7 +18,7 @@ impl Step<'_> {
     /// committed with a full sync before the request leaves, and a maybe-sent submit is
     /// always looked up (`recover`) before it is sent again.
     pub(super) async fn submit(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(false).await?;
         self.set_state(OrderState::Submitting);
         self.order.submit_maybe_sent = true;
         self.order.submit_sent_at = Some(self.now);
@@ -64,7 +64,7 @@ impl Step<'_> {
     /// Look up a submit that may have reached the CA. A lookup, then cancellations of
     /// duplicates dcvd does not track yet (recorded as they happen); safe to repeat.
     pub(super) async fn recover(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(true).await?;
         let bound = self.provider.in_flight_bound();
         // Unknown send time (a database from before it was kept): count from now.
         let sent_at = *self.order.submit_sent_at.get_or_insert(self.now);
@@ -188,7 +188,7 @@ impl Step<'_> {
     /// for further orders from the same request and cancel them. Only a lookup and
     /// cancellations of orders dcvd does not track; safe to repeat.
     pub(super) async fn sweep_duplicates(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(true).await?;
         let started = std::time::Instant::now();
         let r = self.provider.find_order(&req).await;
         self.ca_call("find_order", started, &r);
