@@ -421,3 +421,39 @@ async fn timer_expiry_switches_after_the_ca_still_says_pending() {
     );
     assert_eq!(h.drive(&engine, id, 80).await, OrderState::Issued);
 }
+
+#[tokio::test]
+async fn a_step_that_raced_an_operator_adoption_does_not_overwrite_it() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let id = crash_in_the_submit_window(&h).await;
+    let engine = h.engine().await;
+    // A daemon step loaded the order (maybe sent, no CA order) before the operator acted.
+    let (stale, stale_authz) = engine.store().load_order(id).await.unwrap();
+    let rt = engine.runtime();
+    operator::adopt(&engine.ctx, &rt, id, "1000").await.unwrap();
+    // The step finishes and saves what it believed: the adoption must survive.
+    let mut belief = stale.clone();
+    belief.submit_maybe_sent = false;
+    engine
+        .store()
+        .save(&belief, &stale_authz, &[], false, h.clock.now_utc())
+        .await
+        .unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.ca_order_id.as_deref(), Some("1000"));
+    assert_eq!(o.state, OrderState::Validating);
+    // And an operator decision on an order the daemon settled meanwhile is refused.
+    match operator::resubmit(&engine.ctx, id).await {
+        Err(OperatorError::Refused(m)) => assert!(m.contains("already has CA order 1000"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        engine
+            .store()
+            .save_operator_decision(&stale, &stale_authz, &[], h.clock.now_utc())
+            .await,
+        Ok(false)
+    ));
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    assert_eq!(h.ca.order_count(), 1);
+}
