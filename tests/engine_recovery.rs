@@ -457,3 +457,31 @@ async fn a_step_that_raced_an_operator_adoption_does_not_overwrite_it() {
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
     assert_eq!(h.ca.order_count(), 1);
 }
+
+#[tokio::test]
+async fn a_provider_answering_with_a_tracked_order_gets_it_not_adopted_twice() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let id = crash_in_the_submit_window(&h).await;
+    let engine = h.engine().await;
+    engine
+        .store()
+        .record_duplicate(id, "ca", "1000", true, "test", h.clock.now_utc())
+        .await
+        .unwrap();
+    // A provider that ignores known_ca_orders and answers with the tracked order.
+    h.ca.lookups
+        .lock()
+        .unwrap()
+        .push_back(Lookup::Found(vec![dcvd::provider::Submitted {
+            ca_order_id: "1000".into(),
+            ca_data: serde_json::json!({}),
+            challenges: vec![],
+            issued: false,
+        }]));
+    engine.run_due().await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.state, OrderState::SubmitUnknown);
+    assert_eq!(o.ca_order_id, None);
+    assert_eq!(o.unsure_candidates, ["1000"]);
+    assert!(o.unsure_reason.unwrap().contains("already tracked by dcvd"));
+}

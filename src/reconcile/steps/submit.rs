@@ -89,6 +89,27 @@ impl Step<'_> {
                 return Err(err);
             }
         };
+        // A provider that ignored `known_ca_orders` must still not get one adopted twice.
+        let lookup = match lookup {
+            Lookup::Found(subs) => {
+                let (tracked, fresh): (Vec<Submitted>, Vec<Submitted>) = subs
+                    .into_iter()
+                    .partition(|s| req.known_ca_orders.contains(&s.ca_order_id));
+                if fresh.is_empty() && !tracked.is_empty() {
+                    let ids: Vec<String> = tracked.into_iter().map(|s| s.ca_order_id).collect();
+                    Lookup::Unsure {
+                        reason: format!(
+                            "the only matching CA orders ({}) are already tracked by dcvd",
+                            ids.join(", ")
+                        ),
+                        candidates: ids,
+                    }
+                } else {
+                    Lookup::Found(fresh)
+                }
+            }
+            other => other,
+        };
         match lookup {
             Lookup::Found(subs) if !subs.is_empty() => {
                 let mut subs = subs.into_iter();
@@ -198,7 +219,9 @@ impl Step<'_> {
             Ok(Lookup::Found(subs)) => {
                 let dups: Vec<Submitted> = subs
                     .into_iter()
-                    .filter(|s| s.ca_order_id != adopted)
+                    .filter(|s| {
+                        s.ca_order_id != adopted && !req.known_ca_orders.contains(&s.ca_order_id)
+                    })
                     .collect();
                 if dups.is_empty() {
                     self.no_late_copy(&adopted);
