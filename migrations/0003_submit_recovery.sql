@@ -10,7 +10,9 @@ ALTER TABLE orders ADD COLUMN unsure_reason TEXT;
 ALTER TABLE orders ADD COLUMN unsure_candidates TEXT;
 -- After adopting an order whose submit was unanswered: when to look once more for
 -- further orders carrying the same request (a late first request), to cancel them.
+-- Kept on an order that ended meanwhile (issued or failed): the look still happens.
 ALTER TABLE orders ADD COLUMN dup_check_at INTEGER;
+CREATE INDEX orders_dup_check ON orders(dup_check_at) WHERE dup_check_at IS NOT NULL;
 
 -- When the current method was first tried (token published, approval emails sent);
 -- NULL while it has not been. `method_timeout` counts from here.

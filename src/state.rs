@@ -90,7 +90,12 @@ fn pending(a: &Authorization) -> bool {
 
 pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: DateTime<Utc>) -> Next {
     match order.state {
-        OrderState::Issued | OrderState::Failed | OrderState::Canceled => Next::Done,
+        // An ended order may still owe the look for a late duplicate of its request.
+        OrderState::Issued | OrderState::Failed => match order.dup_check_at {
+            Some(t) if t <= now => Next::SweepDuplicates,
+            _ => Next::Done,
+        },
+        OrderState::Canceled => Next::Done,
         OrderState::Pending => Next::Submit,
         OrderState::SubmitUnknown => Next::Wait(add(now, OPERATOR_WAIT)),
         OrderState::Submitting if order.submit_maybe_sent => Next::Recover,
@@ -111,17 +116,12 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
     }
 }
 
-/// A pending sweep for late duplicates: due now → sweep; still ahead and the CA has
-/// issued → hold the download until then, so the sweep happens before the order ends.
+/// The look for late duplicates, when it is due: before anything else.
 fn sweep_first(order: &Order, now: DateTime<Utc>) -> Option<Next> {
-    let t = order.dup_check_at?;
-    if t <= now {
-        Some(Next::SweepDuplicates)
-    } else if order.ca_state == Some(CaOrderState::Issued) {
-        Some(Next::Wait(t))
-    } else {
-        None
-    }
+    order
+        .dup_check_at
+        .filter(|t| *t <= now)
+        .map(|_| Next::SweepDuplicates)
 }
 
 /// A wait ends no later than `also`.
@@ -422,14 +422,18 @@ mod tests {
         assert_eq!(decide(&o, &a, &p, t(295)), Next::Wait(t(300)));
         // Due: sweep before anything else.
         assert_eq!(decide(&o, &a, &p, t(300)), Next::SweepDuplicates);
-        // Issued at the CA before the sweep: the download waits for it.
+        // Issued at the CA before the sweep: the download does not wait for it.
         let mut issued = order(OrderState::AwaitingIssuance);
         issued.ca_state = Some(CaOrderState::Issued);
         issued.dup_check_at = Some(t(300));
-        assert_eq!(decide(&issued, &a, &p, t(100)), Next::Wait(t(300)));
-        assert_eq!(decide(&issued, &a, &p, t(300)), Next::SweepDuplicates);
-        issued.dup_check_at = None;
-        assert_eq!(decide(&issued, &a, &p, t(300)), Next::Download);
+        assert_eq!(decide(&issued, &a, &p, t(100)), Next::Download);
+        // An ended order still owes the sweep, then is done.
+        let mut ended = order(OrderState::Issued);
+        ended.dup_check_at = Some(t(300));
+        assert_eq!(decide(&ended, &a, &p, t(100)), Next::Done);
+        assert_eq!(decide(&ended, &a, &p, t(300)), Next::SweepDuplicates);
+        ended.state = OrderState::Canceled;
+        assert_eq!(decide(&ended, &a, &p, t(300)), Next::Done);
     }
 
     #[test]

@@ -441,6 +441,18 @@ async fn orders_show_lists_duplicate_ca_orders_and_what_the_ca_said() {
     engine.run_due().await.unwrap();
     *h.ca.create_after.lock().unwrap() = None;
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    // The look for a late copy after the in-flight bound tries the cancellation again.
+    let at = engine
+        .store()
+        .load_order(id)
+        .await
+        .unwrap()
+        .0
+        .dup_check_at
+        .unwrap();
+    h.clock.set(at);
+    engine.run_due().await.unwrap();
+    assert_eq!(h.ca.calls().iter().filter(|c| *c == "cancel").count(), 2);
     drop(engine);
     let cfg = write_config(&h);
     let out = dcvd(&cfg)

@@ -39,6 +39,16 @@ async fn crash_in_the_submit_window(h: &Harness) -> i64 {
     id
 }
 
+/// Move the clock to the order's pending look for a late duplicate and run it.
+async fn run_late_sweep(h: &Harness, engine: &dcvd::engine::Engine, id: i64) {
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    let at = o.dup_check_at.expect("a look for a late copy is pending");
+    h.clock.set(at);
+    engine.run_due().await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.dup_check_at, None, "the look ran");
+}
+
 fn count(calls: &[String], op: &str) -> usize {
     calls.iter().filter(|c| *c == op).count()
 }
@@ -258,7 +268,10 @@ async fn a_late_copy_landing_after_the_adoption_is_canceled() {
     let (o, _) = engine.store().load_order(id).await.unwrap();
     assert_eq!(o.ca_order_id.as_deref(), Some("1000"));
     assert!(o.dup_check_at.is_some());
+    // The certificate is installed without waiting; the look after the bound still comes.
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    assert!(h.path("certs/www/fullchain.pem").exists());
+    run_late_sweep(&h, &engine, id).await;
     assert_eq!(h.ca.canceled_ids(), ["1001"]);
     assert_eq!(count(&h.ca.calls(), "submit"), 1);
     let ev = kinds(&engine, id, "duplicate").await;
@@ -299,6 +312,7 @@ async fn lookup_errors_are_retried_and_never_lead_to_a_submit() {
             .contains("submits nothing until the CA answers")
     );
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    run_late_sweep(&h, &engine, id).await;
     let calls = h.ca.calls();
     assert_eq!(count(&calls, "submit"), 1, "{calls:?}");
     // Two failed lookups, the one that adopted, and the look for a late copy after the bound.
@@ -406,4 +420,68 @@ async fn timer_expiry_switches_after_the_ca_still_says_pending() {
         "{sw:?}"
     );
     assert_eq!(h.drive(&engine, id, 80).await, OrderState::Issued);
+}
+
+#[tokio::test]
+async fn a_step_that_raced_an_operator_adoption_does_not_overwrite_it() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let id = crash_in_the_submit_window(&h).await;
+    let engine = h.engine().await;
+    // A daemon step loaded the order (maybe sent, no CA order) before the operator acted.
+    let (stale, stale_authz) = engine.store().load_order(id).await.unwrap();
+    let rt = engine.runtime();
+    operator::adopt(&engine.ctx, &rt, id, "1000").await.unwrap();
+    // The step finishes and saves what it believed: the adoption must survive.
+    let mut belief = stale.clone();
+    belief.submit_maybe_sent = false;
+    engine
+        .store()
+        .save(&belief, &stale_authz, &[], false, h.clock.now_utc())
+        .await
+        .unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.ca_order_id.as_deref(), Some("1000"));
+    assert_eq!(o.state, OrderState::Validating);
+    // And an operator decision on an order the daemon settled meanwhile is refused.
+    match operator::resubmit(&engine.ctx, id).await {
+        Err(OperatorError::Refused(m)) => assert!(m.contains("already has CA order 1000"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        engine
+            .store()
+            .save_operator_decision(&stale, &stale_authz, &[], h.clock.now_utc())
+            .await,
+        Ok(false)
+    ));
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    assert_eq!(h.ca.order_count(), 1);
+}
+
+#[tokio::test]
+async fn a_provider_answering_with_a_tracked_order_gets_it_not_adopted_twice() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let id = crash_in_the_submit_window(&h).await;
+    let engine = h.engine().await;
+    engine
+        .store()
+        .record_duplicate(id, "ca", "1000", true, "test", h.clock.now_utc())
+        .await
+        .unwrap();
+    // A provider that ignores known_ca_orders and answers with the tracked order.
+    h.ca.lookups
+        .lock()
+        .unwrap()
+        .push_back(Lookup::Found(vec![dcvd::provider::Submitted {
+            ca_order_id: "1000".into(),
+            ca_data: serde_json::json!({}),
+            challenges: vec![],
+            issued: false,
+        }]));
+    engine.run_due().await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(o.state, OrderState::SubmitUnknown);
+    assert_eq!(o.ca_order_id, None);
+    assert_eq!(o.unsure_candidates, ["1000"]);
+    assert!(o.unsure_reason.unwrap().contains("already tracked by dcvd"));
 }

@@ -188,3 +188,56 @@ async fn the_scheduler_issues_and_drains_on_shutdown() {
         .unwrap();
     assert_eq!(h.ca.order_count(), 1);
 }
+
+/// A database written before the recovery/timer migration: an unanswered submit keeps
+/// its send time, a method marked failed the old way (start at the epoch) is flagged
+/// failed, and methods already tried keep their start as first attempt.
+#[tokio::test]
+async fn upgrading_a_database_keeps_in_flight_submits_and_method_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let all = sqlx::migrate!("./migrations");
+        let old = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version <= 2)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        old.run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO certificates (name, provider, names_json, created_at, updated_at) VALUES ('www', 'ca', '[\"example.com\"]', 1, 1)",
+            "INSERT INTO orders (id, certificate, provider, state, reference, submit_maybe_sent, names_json, key_type, private_key_pem, csr_pem, csr_der, next_attempt_at, created_at, updated_at)
+             VALUES (1, 'www', 'ca', 'submitting', 'dcvdold', 1, '[\"example.com\",\"www.example.com\",\"api.example.com\"]', 'ecdsa-p256', '', '', x'00', 5000, 1000, 4000)",
+            "INSERT INTO authorizations (order_id, domain, method, method_index, method_started_at, state) VALUES (1, 'example.com', 'dns-txt', 0, 0, 'propagating')",
+            "INSERT INTO authorizations (order_id, domain, method, method_index, method_started_at, state) VALUES (1, 'www.example.com', 'email', 2, 3000, 'email_sent')",
+            "INSERT INTO authorizations (order_id, domain, method, method_index, method_started_at, state) VALUES (1, 'api.example.com', 'dns-txt', 0, 3000, 'publishing')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let store = dcvd::store::Store::open(&path).await.unwrap();
+    let (o, authz) = store.load_order(1).await.unwrap();
+    assert_eq!(o.submit_sent_at, Some(dcvd::store::from_ms_pub(4000)));
+    let by = |d: &str| authz.iter().find(|a| a.domain.as_str() == d).unwrap();
+    assert!(by("example.com").method_failed, "epoch start meant failed");
+    assert_eq!(
+        by("www.example.com").method_tried_at,
+        Some(dcvd::store::from_ms_pub(3000))
+    );
+    assert!(!by("www.example.com").method_failed);
+    assert_eq!(
+        by("api.example.com").method_tried_at,
+        None,
+        "never published"
+    );
+}

@@ -103,7 +103,7 @@ pub async fn adopt(
         note: None,
         wake: None,
     };
-    let req = s.submit_request().await?;
+    let req = s.submit_request(true).await?;
     let started = std::time::Instant::now();
     let r = s.provider.order_by_id(&req, ca_order_id).await;
     s.ca_call("order_by_id", started, &r);

@@ -44,7 +44,9 @@ pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = ctx.store.load_order(order_id).await?;
-    if order.state.is_terminal() {
+    // An ended order runs only for its due look for a late duplicate.
+    let sweep_due = order.dup_check_at.is_some_and(|t| t <= now);
+    if order.state.is_terminal() && !(sweep_due && order.state != OrderState::Canceled) {
         return Ok(Action::Done);
     }
     let (cert, provider) = match (
@@ -66,6 +68,9 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
             warn!(order_id, certificate = %order.certificate, "{msg}");
             order.last_error = Some(msg);
             order.next_attempt_at = after(now, Duration::from_secs(3600));
+            if order.state.is_terminal() {
+                order.dup_check_at = Some(order.next_attempt_at);
+            }
             ctx.store.save(&order, &authz, &[], false, now).await?;
             return Ok(Action::Requeue(order.next_attempt_at));
         }
@@ -175,10 +180,15 @@ impl Step<'_> {
         }
     }
 
-    /// The request as submitted (and looked up by recovery), with every CA order id dcvd
-    /// tracks at this provider so recovery never adopts one twice.
-    pub async fn submit_request(&self) -> Result<SubmitRequest, StoreError> {
-        let known_ca_orders = self.ctx.store.known_ca_orders(&self.order.provider).await?;
+    /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
+    /// CA order id dcvd tracks at this provider, so recovery never adopts one twice. (A
+    /// plain submit does not need the list, and reading it per submit would cost O(orders).)
+    pub async fn submit_request(&self, for_lookup: bool) -> Result<SubmitRequest, StoreError> {
+        let known_ca_orders = if for_lookup {
+            self.ctx.store.known_ca_orders(&self.order.provider).await?
+        } else {
+            Vec::new()
+        };
         Ok(SubmitRequest {
             reference: self.order.reference.clone(),
             certificate: self.order.certificate.clone(),

@@ -361,10 +361,16 @@ impl Store {
     }
 
     /// Live orders due at or before `now`, earliest first.
+    /// Also ended (issued or failed) orders whose look for a late duplicate is due.
     pub async fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM orders WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?
-             ORDER BY next_attempt_at LIMIT ?",
+            "SELECT id FROM (
+               SELECT id, next_attempt_at AS t FROM orders
+               WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?1
+               UNION ALL
+               SELECT id, dup_check_at AS t FROM orders
+               WHERE state IN ('issued','failed') AND dup_check_at <= ?1)
+             ORDER BY t LIMIT ?2",
         )
         .bind(to_ms(now))
         .bind(limit as i64)
@@ -372,12 +378,17 @@ impl Store {
         .await?)
     }
 
-    /// When the next live order falls due (ignoring `exclude`, the ones running now).
+    /// When the next live order (or an ended order's look for a late duplicate) falls due,
+    /// ignoring `exclude`, the ones running now.
     pub async fn next_due(&self, exclude: &[i64]) -> Result<Option<DateTime<Utc>>, StoreError> {
         let ids = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
         let t: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM orders WHERE state NOT IN ('issued','failed','canceled')
-             AND id NOT IN (SELECT value FROM json_each(?))",
+            "SELECT MIN(t) FROM (
+               SELECT MIN(next_attempt_at) AS t FROM orders WHERE state NOT IN ('issued','failed','canceled')
+               AND id NOT IN (SELECT value FROM json_each(?1))
+               UNION ALL
+               SELECT MIN(dup_check_at) FROM orders WHERE state IN ('issued','failed')
+               AND dup_check_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1)))",
         )
         .bind(ids)
         .fetch_one(&self.pool)

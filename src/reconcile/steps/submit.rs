@@ -18,7 +18,7 @@ impl Step<'_> {
     /// committed with a full sync before the request leaves, and a maybe-sent submit is
     /// always looked up (`recover`) before it is sent again.
     pub(super) async fn submit(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(false).await?;
         self.set_state(OrderState::Submitting);
         self.order.submit_maybe_sent = true;
         self.order.submit_sent_at = Some(self.now);
@@ -61,9 +61,10 @@ impl Step<'_> {
         }
     }
 
-    /// Look up a submit that may have reached the CA. Only a lookup; safe to repeat.
+    /// Look up a submit that may have reached the CA. A lookup, then cancellations of
+    /// duplicates dcvd does not track yet (recorded as they happen); safe to repeat.
     pub(super) async fn recover(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(true).await?;
         let bound = self.provider.in_flight_bound();
         // Unknown send time (a database from before it was kept): count from now.
         let sent_at = *self.order.submit_sent_at.get_or_insert(self.now);
@@ -87,6 +88,27 @@ impl Step<'_> {
                 );
                 return Err(err);
             }
+        };
+        // A provider that ignored `known_ca_orders` must still not get one adopted twice.
+        let lookup = match lookup {
+            Lookup::Found(subs) => {
+                let (tracked, fresh): (Vec<Submitted>, Vec<Submitted>) = subs
+                    .into_iter()
+                    .partition(|s| req.known_ca_orders.contains(&s.ca_order_id));
+                if fresh.is_empty() && !tracked.is_empty() {
+                    let ids: Vec<String> = tracked.into_iter().map(|s| s.ca_order_id).collect();
+                    Lookup::Unsure {
+                        reason: format!(
+                            "the only matching CA orders ({}) are already tracked by dcvd",
+                            ids.join(", ")
+                        ),
+                        candidates: ids,
+                    }
+                } else {
+                    Lookup::Found(fresh)
+                }
+            }
+            other => other,
         };
         match lookup {
             Lookup::Found(subs) if !subs.is_empty() => {
@@ -187,7 +209,7 @@ impl Step<'_> {
     /// for further orders from the same request and cancel them. Only a lookup and
     /// cancellations of orders dcvd does not track; safe to repeat.
     pub(super) async fn sweep_duplicates(&mut self) -> Result<(), StepError> {
-        let req = self.submit_request().await?;
+        let req = self.submit_request(true).await?;
         let started = std::time::Instant::now();
         let r = self.provider.find_order(&req).await;
         self.ca_call("find_order", started, &r);
@@ -197,7 +219,9 @@ impl Step<'_> {
             Ok(Lookup::Found(subs)) => {
                 let dups: Vec<Submitted> = subs
                     .into_iter()
-                    .filter(|s| s.ca_order_id != adopted)
+                    .filter(|s| {
+                        s.ca_order_id != adopted && !req.known_ca_orders.contains(&s.ca_order_id)
+                    })
                     .collect();
                 if dups.is_empty() {
                     self.no_late_copy(&adopted);
