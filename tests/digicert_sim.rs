@@ -510,23 +510,3 @@ async fn check_dcv_not_found_yet_is_the_documented_400_and_pem_refuses_json_acce
     assert_eq!(st, 200);
     assert!(pem.contains("-----END CERTIFICATE-----\r\n"), "CRLF PEM");
 }
-
-#[test]
-fn the_simulator_imports_nothing_from_the_client() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");
-    let mut files = vec![root.join("digicert.rs")];
-    for e in std::fs::read_dir(root.join("digicert")).unwrap() {
-        files.push(e.unwrap().path());
-    }
-    assert!(files.len() >= 5);
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for bad in [
-            "crate::provider",
-            "dcvd::provider",
-            "super::super::provider",
-        ] {
-            assert!(!text.contains(bad), "{} uses {bad}", f.display());
-        }
-    }
-}

@@ -5,7 +5,12 @@
 
 use std::path::Path;
 
-const FORBIDDEN: &[&str] = &["crate::provider", "dcvd::provider", "crate::csr", "dcvd::csr"];
+const FORBIDDEN: &[&str] = &[
+    "crate::provider",
+    "dcvd::provider",
+    "crate::csr",
+    "dcvd::csr",
+];
 
 fn uses(dir: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -13,7 +18,13 @@ fn uses(dir: &Path, out: &mut Vec<String>) {
         if p.is_dir() {
             uses(&p, out);
         } else if p.extension().is_some_and(|x| x == "rs") {
-            let text = std::fs::read_to_string(&p).unwrap();
+            // Code only: what the comments say about the rule is not a use.
+            let text: String = std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
             for f in FORBIDDEN {
                 if text.contains(f) {
                     out.push(format!("{}: uses {f}", p.display()));
@@ -40,7 +51,10 @@ fn uses(dir: &Path, out: &mut Vec<String>) {
 #[test]
 fn the_simulators_share_no_code_with_the_ca_clients() {
     let mut found = Vec::new();
-    uses(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim"), &mut found);
+    uses(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim"),
+        &mut found,
+    );
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
