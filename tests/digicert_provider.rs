@@ -33,6 +33,7 @@ fn cfg(base_url: &str, key: &str) -> DigicertConfig {
         dns_txt_at: "_dnsauth".into(),
         poll_interval: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        in_flight_margin: Duration::from_secs(300),
         server_platform: -1,
         custom_fields: Vec::new(),
     }

@@ -25,6 +25,7 @@ fn cfg(sim: &DigicertSim) -> DigicertConfig {
         dns_txt_at: "_dnsauth".into(),
         poll_interval: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        in_flight_margin: Duration::from_secs(300),
         server_platform: -1,
         custom_fields: Vec::new(),
     }
@@ -367,6 +368,7 @@ fn fixed_provider(addr: std::net::SocketAddr) -> DigicertProvider {
         dns_txt_at: "_dnsauth".into(),
         poll_interval: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        in_flight_margin: Duration::from_secs(300),
         server_platform: -1,
         custom_fields: Vec::new(),
     };

@@ -87,6 +87,10 @@ pub struct DigicertConfig {
     pub poll_interval: Duration,
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long after `request_timeout` an unanswered order request may still become an
+    /// order at the CA. Crash recovery concludes "no order" only after both have passed.
+    #[serde(default = "default_in_flight_margin", with = "humantime_serde")]
+    pub in_flight_margin: Duration,
     /// `server_platform.id` sent with orders (-1 = other).
     #[serde(default = "default_server_platform")]
     pub server_platform: i64,
@@ -129,6 +133,10 @@ pub struct SectigoConfig {
     pub collect_interval: Duration,
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long after `request_timeout` an unanswered order request may still become an
+    /// order at the CA. Crash recovery concludes "no order" only after both have passed.
+    #[serde(default = "default_in_flight_margin", with = "humantime_serde")]
+    pub in_flight_margin: Duration,
     #[serde(default = "default_server_software")]
     pub server_software: i64,
 }
@@ -189,6 +197,9 @@ fn default_collect_interval() -> Duration {
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_in_flight_margin() -> Duration {
+    Duration::from_secs(5 * 60)
 }
 fn default_server_platform() -> i64 {
     -1

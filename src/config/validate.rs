@@ -114,6 +114,7 @@ fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Prob
             }
             nonzero(&join(key, "poll_interval"), d.poll_interval, p);
             nonzero(&join(key, "request_timeout"), d.request_timeout, p);
+            nonzero(&join(key, "in_flight_margin"), d.in_flight_margin, p);
             for (i, f) in d.custom_fields.iter().enumerate() {
                 let at = format!("{}[{i}]", join(key, "custom_fields"));
                 if f.metadata_id == 0 {
@@ -150,6 +151,7 @@ fn check_provider(key: &str, name: &str, provider: &ProviderConfig, p: &mut Prob
             nonzero(&join(key, "poll_interval"), s.poll_interval, p);
             nonzero(&join(key, "collect_interval"), s.collect_interval, p);
             nonzero(&join(key, "request_timeout"), s.request_timeout, p);
+            nonzero(&join(key, "in_flight_margin"), s.in_flight_margin, p);
             ("base_url", &s.base_url, &s.rate_limits)
         }
         ProviderConfig::Acme(a) => {

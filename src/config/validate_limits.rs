@@ -234,8 +234,12 @@ pub(super) fn check_durations(cfg: &Config, p: &mut Problems) {
     for (name, pr) in &cfg.providers {
         let key = join("providers", name);
         let (poll, request) = match pr {
-            ProviderConfig::Digicert(d) => (d.poll_interval, d.request_timeout),
+            ProviderConfig::Digicert(d) => {
+                at_most(&join(&key, "in_flight_margin"), d.in_flight_margin, HOUR, p);
+                (d.poll_interval, d.request_timeout)
+            }
             ProviderConfig::Sectigo(s) => {
+                at_most(&join(&key, "in_flight_margin"), s.in_flight_margin, HOUR, p);
                 at_most(
                     &join(&key, "collect_interval"),
                     s.collect_interval,

@@ -21,6 +21,7 @@ pub fn config(base_url: &str, password: &str) -> SectigoConfig {
         poll_interval: Duration::from_secs(60),
         collect_interval: Duration::from_secs(300),
         request_timeout: Duration::from_secs(10),
+        in_flight_margin: Duration::from_secs(300),
         server_software: -1,
     }
 }

@@ -31,11 +31,6 @@ use crate::provider::{
     ProviderError, SubmitRequest, Submitted, Tokens,
 };
 
-/// How long after our request timeout a submit may still become an order. CertCentral
-/// documents no server-side processing limit: a POST we gave up on keeps running there
-/// (the simulator's `create_delay` does the same). Five minutes is far beyond any
-/// answer time seen from the API, and short enough that an operator is not left waiting.
-pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// No request body (`Option<&NoBody>` = `None`).
 type NoBody = serde_json::Value;
@@ -48,6 +43,9 @@ pub struct DigicertProvider {
     custom_fields: Vec<CustomField>,
     poll_interval: Duration,
     request_timeout: Duration,
+    /// `in_flight_margin`: CertCentral documents no server-side processing limit, and a
+    /// POST we gave up on keeps running there (as the simulator's `create_delay` does).
+    in_flight_margin: Duration,
     clock: crate::clock::SharedClock,
 }
 
@@ -90,6 +88,7 @@ impl DigicertProvider {
                 .collect(),
             poll_interval: cfg.poll_interval,
             request_timeout: cfg.request_timeout,
+            in_flight_margin: cfg.in_flight_margin,
             clock: crate::clock::system(),
         })
     }
@@ -208,9 +207,9 @@ impl Provider for DigicertProvider {
         self.adopt(req, ca_order_id).await
     }
 
-    /// `request_timeout` plus [`IN_FLIGHT_MARGIN`].
+    /// `request_timeout` plus `in_flight_margin` (5 minutes by default).
     fn in_flight_bound(&self) -> Duration {
-        self.request_timeout + IN_FLIGHT_MARGIN
+        self.request_timeout + self.in_flight_margin
     }
 
     async fn challenges(

@@ -112,6 +112,9 @@ pub struct SectigoProvider {
     poll_interval: Duration,
     collect_interval: Duration,
     request_timeout: Duration,
+    /// `in_flight_margin`: time for a request that left dcvd just before the timeout to
+    /// be carried out at Sectigo (queueing on either side; no documented limit).
+    in_flight_margin: Duration,
     /// Sectigo asks never to run CollectSSL concurrently: one at a time per account.
     collect_lock: tokio::sync::Mutex<()>,
     /// Approver lists per domain with the end of their 24-hour validity.
@@ -119,10 +122,6 @@ pub struct SectigoProvider {
     clock: crate::clock::SharedClock,
 }
 
-/// Added to `request_timeout` in `in_flight_bound`: time for a request that left dcvd
-/// just before the timeout to be carried out at Sectigo (an `!AutoApplySSL` is done in
-/// seconds; two minutes is a wide margin for queueing on either side).
-pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(120);
 
 impl SectigoProvider {
     pub fn new(name: &str, cfg: &SectigoConfig) -> Result<Self, String> {
@@ -158,6 +157,7 @@ impl SectigoProvider {
             poll_interval: cfg.poll_interval,
             collect_interval: cfg.collect_interval,
             request_timeout: cfg.request_timeout,
+            in_flight_margin: cfg.in_flight_margin,
             collect_lock: tokio::sync::Mutex::new(()),
             approvers: std::sync::Mutex::new(HashMap::new()),
             clock: crate::clock::system(),
@@ -321,10 +321,10 @@ impl Provider for SectigoProvider {
         self.adopt(req, ca_order_id).await
     }
 
-    /// `request_timeout` + [`IN_FLIGHT_MARGIN`]: reqwest gives up on the submit after
+    /// `request_timeout` + `in_flight_margin` (5 minutes by default): reqwest gives up on the submit after
     /// `request_timeout`, and Sectigo carries out what it received within the margin.
     fn in_flight_bound(&self) -> Duration {
-        self.request_timeout + IN_FLIGHT_MARGIN
+        self.request_timeout + self.in_flight_margin
     }
 
     async fn challenges(
