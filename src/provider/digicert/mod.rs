@@ -31,7 +31,6 @@ use crate::provider::{
     ProviderError, SubmitRequest, Submitted, Tokens,
 };
 
-
 /// No request body (`Option<&NoBody>` = `None`).
 type NoBody = serde_json::Value;
 const NONE: Option<&NoBody> = None;

@@ -122,7 +122,6 @@ pub struct SectigoProvider {
     clock: crate::clock::SharedClock,
 }
 
-
 impl SectigoProvider {
     pub fn new(name: &str, cfg: &SectigoConfig) -> Result<Self, String> {
         let password = cfg.login_password.clone().ok_or_else(|| {
