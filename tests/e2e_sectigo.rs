@@ -343,3 +343,74 @@ async fn restart_in_the_submit_window_recovers_from_the_report_with_one_order() 
     );
     assert!(w.dir.path().join("certs/c/fullchain.pem").exists());
 }
+
+/// Two orders for the same name in the submit window, neither known to this database (a
+/// second dcvd host placed one, ours lost its answer): the report cannot tell which is
+/// ours, so the order waits for the operator instead of buying a third; the operator
+/// adopts ours and it issues.
+#[tokio::test]
+async fn two_candidates_in_the_submit_window_wait_for_the_operator_who_adopts_ours() {
+    let w = World::start().await;
+    let config = w.config("287", &["twin.example.test"]);
+
+    // Another dcvd (its own database) orders the same name at the same account.
+    let mut elsewhere = config.clone();
+    elsewhere.daemon.database = w.dir.path().join("other.db").display().to_string().into();
+    let other = w.engine(&elsewhere).await;
+    let other_id = other.ensure_orders().await.unwrap()[0];
+    drive(&w, &other, other_id, "the other host's order", false, |o| {
+        o.ca_order_id.is_some()
+    })
+    .await;
+    drop(other);
+
+    // Ours reaches the CA, and the process dies before the answer.
+    let engine = w
+        .engine_with(&config, |real| Arc::new(LoseSubmitAnswer(real)))
+        .await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let e = engine.clone();
+    let step = tokio::spawn(async move { e.step(id).await });
+    assert!(
+        w.sectigo.wait_for_orders(2, Duration::from_secs(10)).await,
+        "our submit never reached the CA"
+    );
+    step.abort();
+    let _ = step.await;
+    drop(engine);
+    let ours = w
+        .sectigo
+        .orders()
+        .iter()
+        .map(|o| o.order_number)
+        .max()
+        .unwrap();
+
+    let engine = w.engine(&config).await;
+    let o = drive(&w, &engine, id, "the operator's turn", false, |o| {
+        o.state == OrderState::SubmitUnknown
+    })
+    .await;
+    assert!(
+        o.unsure_reason.is_some(),
+        "the reason is kept for orders show"
+    );
+    // Days may pass: nothing is ordered while it waits.
+    for _ in 0..5 {
+        engine.run_due().await.unwrap();
+    }
+    assert_eq!(w.sectigo.order_count(), 2, "no order placed on doubt");
+
+    let said =
+        dcvd::reconcile::operator::adopt(&engine.ctx, &engine.runtime(), id, &ours.to_string())
+            .await
+            .unwrap();
+    assert!(said.contains(&ours.to_string()), "{said}");
+    let o = drive(&w, &engine, id, "issuance", true, |o| {
+        o.state == OrderState::Issued
+    })
+    .await;
+    assert_eq!(o.ca_order_id.as_deref(), Some(ours.to_string().as_str()));
+    assert_eq!(w.sectigo.order_count(), 2, "still only the two orders");
+    assert!(w.dir.path().join("certs/c/fullchain.pem").exists());
+}
