@@ -2,14 +2,15 @@
 //! in-process authoritative DNS servers (RFC 2136 with TSIG) + webroot, config to
 //! installed files. Also the restart test with each provider and its simulator.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
+use common::lose_submit::LoseSubmitAnswer;
 use dcvd::engine::Engine;
-use dcvd::model::{DcvMethod, DomainName, OrderState, ProviderKind};
-use dcvd::provider::*;
+use dcvd::model::{DomainName, OrderState};
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::{digicert, sectigo};
 
@@ -337,83 +338,6 @@ async fn a_delegated_token_name_is_published_at_the_cname_target() {
             .unwrap()
             .is_empty()
     );
-}
-
-/// Wraps a provider: `submit` reaches the CA, but the answer is never seen (a crash
-/// or lost connection right after the request left).
-struct LoseSubmitAnswer(Arc<dyn Provider>);
-
-#[async_trait]
-impl Provider for LoseSubmitAnswer {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn kind(&self) -> ProviderKind {
-        self.0.kind()
-    }
-    fn method_scope(&self) -> MethodScope {
-        self.0.method_scope()
-    }
-    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        let _ = self.0.submit(req).await;
-        std::future::pending().await
-    }
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.0.find_order(req).await
-    }
-    async fn order_by_id(
-        &self,
-        req: &SubmitRequest,
-        ca_order_id: &str,
-    ) -> Result<Submitted, ProviderError> {
-        self.0.order_by_id(req, ca_order_id).await
-    }
-    fn in_flight_bound(&self) -> std::time::Duration {
-        self.0.in_flight_bound()
-    }
-    async fn challenges(
-        &self,
-        o: OrderRef<'_>,
-        n: &[(DomainName, DcvMethod)],
-    ) -> Result<Tokens, ProviderError> {
-        self.0.challenges(o, n).await
-    }
-    async fn status(&self, o: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.0.status(o).await
-    }
-    async fn change_method(
-        &self,
-        o: OrderRef<'_>,
-        n: &[DomainName],
-        m: DcvMethod,
-        e: &[(DomainName, String)],
-    ) -> Result<Tokens, ProviderError> {
-        self.0.change_method(o, n, m, e).await
-    }
-    async fn resend_emails(
-        &self,
-        o: OrderRef<'_>,
-        e: &[(DomainName, String)],
-        l: &str,
-    ) -> Result<(), ProviderError> {
-        self.0.resend_emails(o, e, l).await
-    }
-    async fn trigger_check(
-        &self,
-        o: OrderRef<'_>,
-        n: &[DomainName],
-    ) -> Result<CaStatus, ProviderError> {
-        self.0.trigger_check(o, n).await
-    }
-    async fn approver_emails(&self, n: &DomainName) -> Result<Vec<String>, ProviderError> {
-        self.0.approver_emails(n).await
-    }
-    async fn download(&self, o: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.0.download(o).await
-    }
-    async fn cancel(&self, o: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.0.cancel(o).await
-    }
 }
 
 async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, names: &[&str]) {

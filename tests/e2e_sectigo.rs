@@ -4,13 +4,15 @@
 //! nothing; a wildcard issues through CNAME_CSR_HASH; a lost submit answer is recovered
 //! from the report with exactly one order at the CA.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
+use common::lose_submit::LoseSubmitAnswer;
 use dcvd::engine::Engine;
-use dcvd::model::{DcvMethod, DomainName, OrderState, ProviderKind};
+use dcvd::model::{DomainName, OrderState};
 use dcvd::provider::*;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::sectigo;
@@ -234,78 +236,6 @@ async fn a_wildcard_issues_through_cname_csr_hash() {
     let counts = w.sectigo.log().counts();
     assert_eq!(counts["download/CollectSSL"], 2, "{counts:?}");
     assert!(w.sectigo.max_concurrent_collects() <= 1);
-}
-
-/// `submit` reaches the CA, but the answer is never seen.
-struct LoseSubmitAnswer(Arc<dyn Provider>);
-
-#[async_trait]
-impl Provider for LoseSubmitAnswer {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn kind(&self) -> ProviderKind {
-        self.0.kind()
-    }
-    fn method_scope(&self) -> MethodScope {
-        self.0.method_scope()
-    }
-    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        let _ = self.0.submit(req).await;
-        std::future::pending().await
-    }
-    async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.0.find_order(req).await
-    }
-    async fn order_by_id(&self, req: &SubmitRequest, id: &str) -> Result<Submitted, ProviderError> {
-        self.0.order_by_id(req, id).await
-    }
-    fn in_flight_bound(&self) -> Duration {
-        self.0.in_flight_bound()
-    }
-    async fn challenges(
-        &self,
-        o: OrderRef<'_>,
-        n: &[(DomainName, DcvMethod)],
-    ) -> Result<Tokens, ProviderError> {
-        self.0.challenges(o, n).await
-    }
-    async fn status(&self, o: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.0.status(o).await
-    }
-    async fn change_method(
-        &self,
-        o: OrderRef<'_>,
-        n: &[DomainName],
-        m: DcvMethod,
-        e: &[(DomainName, String)],
-    ) -> Result<Tokens, ProviderError> {
-        self.0.change_method(o, n, m, e).await
-    }
-    async fn resend_emails(
-        &self,
-        o: OrderRef<'_>,
-        e: &[(DomainName, String)],
-        l: &str,
-    ) -> Result<(), ProviderError> {
-        self.0.resend_emails(o, e, l).await
-    }
-    async fn trigger_check(
-        &self,
-        o: OrderRef<'_>,
-        n: &[DomainName],
-    ) -> Result<CaStatus, ProviderError> {
-        self.0.trigger_check(o, n).await
-    }
-    async fn approver_emails(&self, n: &DomainName) -> Result<Vec<String>, ProviderError> {
-        self.0.approver_emails(n).await
-    }
-    async fn download(&self, o: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.0.download(o).await
-    }
-    async fn cancel(&self, o: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.0.cancel(o).await
-    }
 }
 
 #[tokio::test]

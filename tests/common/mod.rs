@@ -4,6 +4,7 @@
 
 pub mod dcv_env;
 pub mod fakes;
+pub mod lose_submit;
 
 #[allow(unused_imports)]
 pub use dcv_env::*;
