@@ -149,52 +149,63 @@ async fn collect_ssl_asks_for_url_encoding_and_keeps_a_raw_plus() {
     .await
     .unwrap();
     let p = provider(&sim.base_url());
-    let req = request(
-        "dcvd-plus",
-        &["plus.example.test"],
-        &[DcvMethod::DnsCname],
-        &[],
-    );
-    let sub = p.submit(&req).await.unwrap();
-    let (_, ch) = &sub.challenges[0];
-    dns.add_cname(&ch.name, &ch.value).await.unwrap();
-    let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
-    held.data = p
-        .trigger_check(held.r(), &req.names)
-        .await
-        .unwrap()
-        .ca_data
-        .unwrap();
-    let st = p.status(held.r()).await.unwrap();
-    assert_eq!(st.order, CaOrderState::Issued);
-    held.data = st.ca_data.unwrap();
-    let chain = p.download(held.r()).await.unwrap();
-    let download = params(sim.forms("download/CollectSSL").last().unwrap());
-    for want in ["queryType=1", "responseType=3", "responseFormat=1"] {
-        assert!(download.contains(&want.to_string()), "{want}: {download:?}");
+    // A leaf's base64 holds a `+` nearly always; order again in the rare case it does not.
+    let mut found = None;
+    for attempt in 0..10 {
+        let name = format!("plus{attempt}.example.test");
+        let req = request(
+            &format!("dcvd-plus-{attempt}"),
+            &[name.as_str()],
+            &[DcvMethod::DnsCname],
+            &[],
+        );
+        let sub = p.submit(&req).await.unwrap();
+        let (_, ch) = &sub.challenges[0];
+        dns.add_cname(&ch.name, &ch.value).await.unwrap();
+        let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
+        held.data = p
+            .trigger_check(held.r(), &req.names)
+            .await
+            .unwrap()
+            .ca_data
+            .unwrap();
+        let st = p.status(held.r()).await.unwrap();
+        assert_eq!(st.order, CaOrderState::Issued);
+        held.data = st.ca_data.unwrap();
+        let chain = p.download(held.r()).await.unwrap();
+        let download = params(sim.forms("download/CollectSSL").last().unwrap());
+        for want in ["queryType=1", "responseType=3", "responseFormat=1"] {
+            assert!(download.contains(&want.to_string()), "{want}: {download:?}");
+        }
+        // What the simulator sent really had a raw `+` in it.
+        let body = reqwest::Client::new()
+            .post(format!("{}/download/CollectSSL", sim.base_url()))
+            .form(&[
+                ("loginName", "dcvd"),
+                ("loginPassword", PASSWORD),
+                ("orderNumber", sub.ca_order_id.as_str()),
+                ("queryType", "1"),
+                ("responseType", "3"),
+                ("responseFormat", "1"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cert = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("certificate="))
+            .unwrap()
+            .to_string();
+        if !cert.contains('+') {
+            continue;
+        }
+        found = Some((sub, chain, cert));
+        break;
     }
-    // What the simulator sent really had a raw `+` in it.
-    let body = reqwest::Client::new()
-        .post(format!("{}/download/CollectSSL", sim.base_url()))
-        .form(&[
-            ("loginName", "dcvd"),
-            ("loginPassword", PASSWORD),
-            ("orderNumber", sub.ca_order_id.as_str()),
-            ("queryType", "1"),
-            ("responseType", "3"),
-            ("responseFormat", "1"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let cert = body
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("certificate="))
-        .unwrap();
-    assert!(cert.contains('+'), "no raw + to test with: {cert}");
+    let (sub, chain, cert) = found.expect("ten leaves without a + in their base64");
     use base64::Engine;
     let der = base64::engine::general_purpose::STANDARD
         .decode(cert)
