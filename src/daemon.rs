@@ -131,11 +131,14 @@ pub async fn reload(engine: &Engine, path: &Path) {
             );
         }
         Ok(cfg) => {
-            match crate::runtime::build(
+            // The running runtime's limiters: windows keep counting across the reload,
+            // and steps still running on the old runtime share them with new ones.
+            match crate::runtime::build_reusing(
                 &cfg,
                 engine.ctx.metrics.clone(),
                 engine.store(),
                 engine.ctx.clock.clone(),
+                engine.runtime().limiters.clone(),
             )
             .await
             {

@@ -15,6 +15,9 @@ pub struct Runtime {
     pub providers: HashMap<String, Arc<dyn Provider>>,
     pub publishers: HashMap<String, Arc<dyn Publisher>>,
     pub checker: Arc<dyn PropagationCheck>,
+    /// The rate limiters by provider name: handed on to the runtime a reload builds
+    /// (`build_reusing`), so every window keeps counting across SIGHUP.
+    pub limiters: Arc<crate::provider::limit::Limiters>,
     /// Certificate name → index in `config.certificates` (every step looks one up).
     by_name: HashMap<String, usize>,
 }
@@ -37,6 +40,7 @@ impl Runtime {
             providers,
             publishers,
             checker,
+            limiters: Arc::new(crate::provider::limit::Limiters::new()),
             by_name,
         }
     }
@@ -101,33 +105,47 @@ pub async fn build(
     store: &crate::store::Store,
     clock: crate::clock::SharedClock,
 ) -> Result<Runtime, String> {
+    let limiters = Arc::new(crate::provider::limit::Limiters::new());
+    build_reusing(config, metrics, store, clock, limiters).await
+}
+
+/// As `build`, taking each provider's rate limiter from `limiters` (a reload passes the
+/// running runtime's): the limiter of a provider of the same name is kept, with the new
+/// `rate_limits` in force if they changed, so requests sent before the reload and by
+/// steps still running on the old runtime count against the same windows.
+pub async fn build_reusing(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+    store: &crate::store::Store,
+    clock: crate::clock::SharedClock,
+    limiters: Arc<crate::provider::limit::Limiters>,
+) -> Result<Runtime, String> {
     use crate::config::ProviderConfig;
     use crate::provider::limit::Limiter;
     use crate::provider::limited::Limited;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    // Build everything first: a provider that fails to build rejects the reload, and
+    // then no limiter may have been changed.
+    let mut built: Vec<(&String, &ProviderConfig, Arc<dyn Provider>)> = Vec::new();
+    let mut pending = Vec::new();
     for (name, pc) in &config.providers {
-        let inner: Arc<dyn Provider> = match pc {
-            ProviderConfig::Digicert(c) => Arc::new(
-                crate::provider::digicert::DigicertProvider::new(name, c)
-                    .map_err(|e| format!("providers.{name}: {e}"))?
-                    .with_clock(clock.clone()),
-            ),
-            ProviderConfig::Sectigo(c) => Arc::new(
-                crate::provider::sectigo::SectigoProvider::new(name, c)
-                    .map_err(|e| format!("providers.{name}: {e}"))?
-                    .with_clock(clock.clone()),
-            ),
-            ProviderConfig::Acme(c) => Arc::new(
-                crate::provider::acme::AcmeProvider::new(name, c, &config.dns, store.clone())
-                    .map_err(|e| format!("providers.{name}: {e}"))?
-                    .with_clock(clock.clone()),
-            ),
+        let made: Result<(), String> = match pc {
+            ProviderConfig::Digicert(c) => {
+                crate::provider::digicert::DigicertProvider::new(name, c).map(|p| {
+                    pending.push((name, pc, Pending::Digicert(p.with_clock(clock.clone()))))
+                })
+            }
+            ProviderConfig::Sectigo(c) => crate::provider::sectigo::SectigoProvider::new(name, c)
+                .map(|p| pending.push((name, pc, Pending::Sectigo(p.with_clock(clock.clone()))))),
+            ProviderConfig::Acme(c) => {
+                crate::provider::acme::AcmeProvider::new(name, c, &config.dns, store.clone()).map(
+                    |p| {
+                        built.push((name, pc, Arc::new(p.with_clock(clock.clone()))));
+                    },
+                )
+            }
         };
-        let m = metrics.clone();
-        let limited = Limited::new(inner, Limiter::new(crate::config::rate_limits(pc)))
-            .on_wait(move |p, waited| m.rate_limit_wait(p, waited));
-        providers.insert(name.clone(), Arc::new(limited));
+        made.map_err(|e| format!("providers.{name}: {e}"))?;
     }
     let mut publishers: HashMap<String, Arc<dyn Publisher>> = HashMap::new();
     for (name, pc) in &config.publishers {
@@ -138,7 +156,37 @@ pub async fn build(
     }
     let checker =
         crate::dnscheck::build(&config.dns, &config.http_check).map_err(|e| format!("dns: {e}"))?;
-    Ok(Runtime::new(config.clone(), providers, publishers, checker))
+    let limiter_for = |name: &str, pc: &ProviderConfig| {
+        let m = metrics.clone();
+        limiters.get(name, crate::config::rate_limits(pc), |limits| {
+            Limiter::new(limits).on_wait(name, move |p, waited| m.rate_limit_wait(p, waited))
+        })
+    };
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    for (name, pc, p) in pending {
+        let limiter = limiter_for(name, pc);
+        let inner: Arc<dyn Provider> = match p {
+            Pending::Digicert(p) => Arc::new(p.with_limiter(limiter.clone())),
+            Pending::Sectigo(p) => Arc::new(p.with_limiter(limiter.clone())),
+        };
+        providers.insert(name.clone(), Arc::new(Limited::per_request(inner, limiter)));
+    }
+    for (name, pc, inner) in built {
+        // ACME requests go through instant-acme: one permit per operation.
+        let limiter = limiter_for(name, pc);
+        providers.insert(name.clone(), Arc::new(Limited::new(inner, limiter)));
+    }
+    let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+    limiters.retain(&names);
+    let mut rt = Runtime::new(config.clone(), providers, publishers, checker);
+    rt.limiters = limiters;
+    Ok(rt)
+}
+
+/// A DigiCert or Sectigo provider built but not yet given its limiter.
+enum Pending {
+    Digicert(crate::provider::digicert::DigicertProvider),
+    Sectigo(crate::provider::sectigo::SectigoProvider),
 }
 
 /// An engine for one-off CLI actions (placing an order by hand).

@@ -6,11 +6,10 @@
 //! A sliding log of send times keeps every window at or under N, so dcvd never causes
 //! a 429 on its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::sync::Mutex;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -51,6 +50,12 @@ impl FromStr for RateLimit {
 /// under 3 s (a fixed 150 ms would halve the rate of a 250 ms window).
 const MARGIN: Duration = Duration::from_millis(150);
 
+/// Finished requests stay in the log at least this long (and at most `HISTORY_MAX` of
+/// them), even when no window in force is that long: a reload may bring longer windows
+/// (`set_limits`), and the requests already sent must count against them.
+const HISTORY: Duration = Duration::from_secs(300);
+const HISTORY_MAX: usize = 10_000;
+
 fn margin(window: Duration) -> Duration {
     MARGIN.min(window / 20)
 }
@@ -67,18 +72,33 @@ struct Entry {
 
 #[derive(Debug)]
 struct State {
+    /// The windows in force; replaced in place on a reload (`set_limits`), so the log
+    /// of recent requests carries over to the new limits.
+    limits: Vec<RateLimit>,
     sent: VecDeque<Entry>,
     next_id: u64,
     paused_until: Option<Instant>,
 }
 
-/// Shared by every task talking to one provider.
-#[derive(Debug)]
+/// Told the provider name and how long a request waited for the limiter.
+pub type WaitHook = Box<dyn Fn(&str, Duration) + Send + Sync>;
+
+/// Shared by every task talking to one provider: every HTTP request to the CA takes a
+/// permit from it (DigiCert `Api::send`, Sectigo `call_raw`; ACME per operation).
 pub struct Limiter {
-    limits: Vec<RateLimit>,
     state: Mutex<State>,
-    /// Poked when an in-flight request finishes (it may free a slot).
+    /// Poked when an in-flight request finishes (it may free a slot) or the limits change.
     finished: Notify,
+    /// Provider name and the hook told about every wait (the `rate_limit_waits` metric).
+    on_wait: Option<(String, WaitHook)>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("limits", &self.limits())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request admitted by the limiter. It counts as in flight until dropped, and from
@@ -105,14 +125,38 @@ impl Limiter {
             .max()
             .unwrap_or(0);
         Self {
-            limits,
             state: Mutex::new(State {
+                limits,
                 sent: VecDeque::with_capacity(keep),
                 next_id: 0,
                 paused_until: None,
             }),
             finished: Notify::new(),
+            on_wait: None,
         }
+    }
+
+    /// Call `f` with `provider` and the time waited whenever a request had to wait.
+    pub fn on_wait(
+        mut self,
+        provider: &str,
+        f: impl Fn(&str, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_wait = Some((provider.to_string(), Box::new(f)));
+        self
+    }
+
+    /// The windows in force.
+    pub fn limits(&self) -> Vec<RateLimit> {
+        self.lock().limits.clone()
+    }
+
+    /// Replace the windows (a reload changed `rate_limits`). The requests already sent
+    /// and those in flight keep counting against the new windows, and a pause the CA
+    /// asked for stays.
+    pub fn set_limits(&self, limits: Vec<RateLimit>) {
+        self.lock().limits = limits;
+        self.finished.notify_waiters();
     }
 
     pub fn unlimited() -> Self {
@@ -142,16 +186,23 @@ impl Limiter {
             let wait_until = {
                 let mut st = self.lock();
                 let now = Instant::now();
-                match self.next_slot(&mut st, now) {
+                match Self::next_slot(&mut st, now) {
                     Slot::Free => {
-                        let id = (!self.limits.is_empty()).then(|| {
+                        let id = (!st.limits.is_empty()).then(|| {
                             let id = st.next_id;
                             st.next_id += 1;
                             st.sent.push_back(Entry { id, done: None });
                             id
                         });
+                        drop(st);
                         let permit = Permit { limiter: self, id };
-                        return (permit, now - start);
+                        let waited = now - start;
+                        if let Some((name, f)) = &self.on_wait
+                            && !waited.is_zero()
+                        {
+                            f(name, waited);
+                        }
+                        return (permit, waited);
                     }
                     Slot::At(at) => Some(at),
                     Slot::AfterAnswer => None,
@@ -180,31 +231,36 @@ impl Limiter {
     }
 
     /// When the next request may go.
-    fn next_slot(&self, st: &mut State, now: Instant) -> Slot {
+    fn next_slot(st: &mut State, now: Instant) -> Slot {
         if let Some(p) = st.paused_until {
             if p > now {
                 return Slot::At(p);
             }
             st.paused_until = None;
         }
-        let Some(longest) = self
-            .limits
-            .iter()
-            .map(|l| l.window + margin(l.window))
-            .max()
-        else {
+        let Some(longest) = st.limits.iter().map(|l| l.window + margin(l.window)).max() else {
             return Slot::Free;
         };
+        let keep = longest.max(HISTORY);
         st.sent
-            .retain(|e| e.done.is_none_or(|t| now.duration_since(t) <= longest));
+            .retain(|e| e.done.is_none_or(|t| now.duration_since(t) <= keep));
+        while st.sent.len() > HISTORY_MAX {
+            match st.sent.iter().position(|e| e.done.is_some()) {
+                Some(i) => {
+                    st.sent.remove(i);
+                }
+                None => break,
+            }
+        }
         let mut earliest = Slot::Free;
-        for l in &self.limits {
+        let State { limits, sent, .. } = st;
+        for l in limits.iter() {
             let span = l.window + margin(l.window);
             let n = l.requests as usize;
             // Times at which the requests in this window leave it; in flight: never yet.
             let mut leaving: Vec<Instant> = Vec::new();
             let mut in_flight = 0usize;
-            for e in &st.sent {
+            for e in sent.iter() {
                 match e.done {
                     None => in_flight += 1,
                     Some(t) if now.duration_since(t) < span => leaving.push(t + span),
@@ -234,6 +290,49 @@ impl Limiter {
         let until = Instant::now() + after;
         let mut st = self.lock();
         st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+/// The limiters of every provider, by provider name. Kept across configuration reloads
+/// (SIGHUP): a provider whose `rate_limits` did not change keeps its limiter as it is; one
+/// whose limits changed keeps it with the new windows, so the requests of the last window
+/// (and those still in flight from steps running on the old configuration) count against
+/// the new ones. Without this a reload would restart every window and let old and new
+/// steps each send a full window's worth.
+#[derive(Debug, Default)]
+pub struct Limiters {
+    by_name: Mutex<HashMap<String, Arc<Limiter>>>,
+}
+
+impl Limiters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The limiter of provider `name` with `limits` in force; `make` builds it the first
+    /// time (e.g. to attach the wait hook).
+    pub fn get(
+        &self,
+        name: &str,
+        limits: Vec<RateLimit>,
+        make: impl FnOnce(Vec<RateLimit>) -> Limiter,
+    ) -> Arc<Limiter> {
+        let mut map = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = map.get(name) {
+            if l.limits() != limits {
+                l.set_limits(limits);
+            }
+            return l.clone();
+        }
+        let l = Arc::new(make(limits));
+        map.insert(name.to_string(), l.clone());
+        l
+    }
+
+    /// Forget providers no longer configured.
+    pub fn retain(&self, names: &[&str]) {
+        let mut map = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| names.contains(&k.as_str()));
     }
 }
 
@@ -338,5 +437,39 @@ mod tests {
         let start = Instant::now();
         l.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_limits_count_the_requests_already_sent() {
+        // 2 per second in force, 2 sent; a reload raises it to 3 per 10 s: one more may go
+        // now, the next only when the first two leave the 10 s window.
+        let l = Limiter::new(vec!["2/1s".parse().unwrap()]);
+        let start = Instant::now();
+        l.acquire().await;
+        l.acquire().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        l.set_limits(vec!["3/10s".parse().unwrap()]);
+        assert!(l.acquire().await.is_zero());
+        l.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_millis(10_150));
+    }
+
+    #[test]
+    fn limiters_are_kept_by_provider_name() {
+        let all = Limiters::new();
+        let a = all.get("dc", vec!["2/1s".parse().unwrap()], Limiter::new);
+        let same = all.get("dc", vec!["2/1s".parse().unwrap()], Limiter::new);
+        assert!(Arc::ptr_eq(&a, &same));
+        let changed = all.get("dc", vec!["5/1s".parse().unwrap()], Limiter::new);
+        assert!(Arc::ptr_eq(&a, &changed), "changed limits keep the limiter");
+        assert_eq!(a.limits(), vec!["5/1s".parse().unwrap()]);
+        let other = all.get("sec", vec!["2/1s".parse().unwrap()], Limiter::new);
+        assert!(!Arc::ptr_eq(&a, &other));
+        all.retain(&["sec"]);
+        let fresh = all.get("dc", vec!["5/1s".parse().unwrap()], Limiter::new);
+        assert!(
+            !Arc::ptr_eq(&a, &fresh),
+            "a removed provider's limiter is dropped"
+        );
     }
 }

@@ -1,5 +1,9 @@
-//! `Limited`: a Provider wrapper that waits for the per-provider rate limiter before each
-//! call and pauses all calls when the CA answers "rate limited".
+//! `Limited`: a Provider wrapper around the per-provider rate limiter. It pauses all
+//! calls when the CA answers "rate limited" (for as long as `Retry-After` says, else
+//! 60 s). Providers whose transport takes a permit per HTTP request (DigiCert, Sectigo:
+//! one provider operation can make several requests) are wrapped with
+//! [`Limited::per_request`]; others (ACME, whose requests go through instant-acme) with
+//! [`Limited::new`], which takes one permit per operation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,40 +13,45 @@ use async_trait::async_trait;
 use super::limit::Limiter;
 use super::*;
 
-/// Told the provider name and how long a call waited for the limiter.
-type WaitHook = Box<dyn Fn(&str, Duration) + Send + Sync>;
-
 pub struct Limited {
     inner: Arc<dyn Provider>,
-    limiter: Limiter,
-    /// Called with the time spent waiting, for the rate-limit-wait metric.
-    on_wait: Option<WaitHook>,
+    limiter: Arc<Limiter>,
+    /// Take a permit per operation (the inner provider does not take one per request).
+    per_operation: bool,
 }
 
 impl Limited {
-    pub fn new(inner: Arc<dyn Provider>, limiter: Limiter) -> Self {
+    /// One permit per provider operation.
+    pub fn new(inner: Arc<dyn Provider>, limiter: Arc<Limiter>) -> Self {
         Self {
             inner,
             limiter,
-            on_wait: None,
+            per_operation: true,
         }
     }
 
-    pub fn on_wait(mut self, f: impl Fn(&str, Duration) + Send + Sync + 'static) -> Self {
-        self.on_wait = Some(Box::new(f));
-        self
+    /// `inner` takes a permit from `limiter` for each HTTP request itself: only the
+    /// pause on "rate limited" is done here.
+    pub fn per_request(inner: Arc<dyn Provider>, limiter: Arc<Limiter>) -> Self {
+        Self {
+            inner,
+            limiter,
+            per_operation: false,
+        }
     }
 
-    /// Wait for the limiter. The request counts as in flight until the permit is
-    /// dropped, i.e. until its answer came back.
-    async fn gate(&self) -> super::limit::Permit<'_> {
-        let (permit, waited) = self.limiter.permit().await;
-        if let Some(f) = &self.on_wait
-            && !waited.is_zero()
-        {
-            f(self.inner.name(), waited);
+    /// The limiter shared with the inner provider.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Wait for the limiter (per-operation mode). The request counts as in flight until
+    /// the permit is dropped, i.e. until its answer came back.
+    async fn gate(&self) -> Option<super::limit::Permit<'_>> {
+        if !self.per_operation {
+            return None;
         }
-        permit
+        Some(self.limiter.permit().await.0)
     }
 
     async fn after<T>(&self, r: Result<T, ProviderError>) -> Result<T, ProviderError> {

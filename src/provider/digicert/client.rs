@@ -1,6 +1,7 @@
 //! The HTTP layer of the DigiCert provider: one request, and the mapping of what came
 //! back (status, error body, transport failure) to `ProviderError` kinds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -9,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::ErrorBody;
+use crate::provider::limit::Limiter;
 use crate::provider::{ApiError, ErrorKind, ProviderError};
 
 /// Codes that mean "token not found yet" on `check-dcv`: a normal "not yet"
@@ -34,6 +36,8 @@ pub struct Api {
     base_url: String,
     api_key: SecretString,
     http: reqwest::Client,
+    /// Every request takes a permit (one provider operation may send several).
+    limiter: Arc<Limiter>,
 }
 
 /// A successful answer: status and (possibly empty) body.
@@ -61,7 +65,13 @@ impl Api {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             http,
+            limiter: Arc::new(Limiter::unlimited()),
         })
+    }
+
+    /// Take a permit from `limiter` for every request (shared with `Limited`).
+    pub fn set_limiter(&mut self, limiter: Arc<Limiter>) {
+        self.limiter = limiter;
     }
 
     pub fn name(&self) -> &str {
@@ -122,6 +132,8 @@ impl Api {
             })?;
             req = req.body(bytes);
         }
+        // In flight until the whole answer is read; the window counts it from then.
+        let (_permit, _waited) = self.limiter.permit().await;
         let resp = req.send().await.map_err(|e| self.transport(endpoint, &e))?;
         let status = resp.status();
         let retry_after = resp
@@ -142,6 +154,13 @@ impl Api {
             });
         }
         let mut err = self.error_from(endpoint, status, &body, retry_after);
+        if err.kind == ErrorKind::RateLimited {
+            // Hold every request of this provider now, not only after the operation
+            // that made this one returns.
+            self.limiter
+                .pause(retry_after.unwrap_or(Duration::from_secs(60)))
+                .await;
+        }
         // Name the request (path holds the order id; never the key, which is a header).
         err.detail = Some(match err.detail.take() {
             Some(d) => format!("{d} [{what}]"),

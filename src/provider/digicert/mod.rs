@@ -92,6 +92,15 @@ impl DigicertProvider {
         })
     }
 
+    /// Take a permit from `limiter` for every HTTP request.
+    pub fn with_limiter(
+        mut self,
+        limiter: std::sync::Arc<crate::provider::limit::Limiter>,
+    ) -> Self {
+        self.api.set_limiter(limiter);
+        self
+    }
+
     /// Read the time from `clock` (the engine's) instead of the system clock.
     pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
         self.clock = clock;

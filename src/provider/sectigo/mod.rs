@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::SectigoConfig;
 use crate::model::{DcvMethod, DomainName, ProviderKind};
 use crate::provider::Lookup;
-use crate::provider::limit::{Limiter, RateLimit};
+use crate::provider::limit::Limiter;
 use crate::provider::{
     CaStatus, IssuedChain, MethodScope, OrderRef, Provider, ProviderError, SubmitRequest,
     Submitted, Tokens,
@@ -106,7 +106,9 @@ pub struct SectigoProvider {
     login_name: String,
     password: SecretString,
     http: reqwest::Client,
-    limiter: Limiter,
+    /// Every request takes a permit: the provider's one limiter, shared with `Limited`
+    /// (`with_limiter`); unlimited until set.
+    limiter: std::sync::Arc<Limiter>,
     suffix: String,
     server_software: i64,
     poll_interval: Duration,
@@ -127,13 +129,6 @@ impl SectigoProvider {
         let password = cfg.login_password.clone().ok_or_else(|| {
             format!("provider {name}: login_password is not set (set login_password or login_password_file)")
         })?;
-        let limits = cfg
-            .rate_limits
-            .iter()
-            .flatten()
-            .map(|s| s.parse::<RateLimit>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("provider {name}: rate_limits: {e}"))?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
@@ -146,11 +141,7 @@ impl SectigoProvider {
             login_name: cfg.login_name.clone(),
             password,
             http,
-            limiter: if limits.is_empty() {
-                Limiter::unlimited()
-            } else {
-                Limiter::new(limits)
-            },
+            limiter: std::sync::Arc::new(Limiter::unlimited()),
             suffix: cfg.dcv_suffix.clone(),
             server_software: cfg.server_software,
             poll_interval: cfg.poll_interval,
@@ -161,6 +152,12 @@ impl SectigoProvider {
             approvers: std::sync::Mutex::new(HashMap::new()),
             clock: crate::clock::system(),
         })
+    }
+
+    /// Take a permit from `limiter` for every HTTP request (the provider's `rate_limits`).
+    pub fn with_limiter(mut self, limiter: std::sync::Arc<Limiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Read the time from `clock` (the engine's) instead of the system clock.
@@ -176,7 +173,8 @@ impl SectigoProvider {
         endpoint: &str,
         params: &[(&str, String)],
     ) -> Result<(i64, Reply), ProviderError> {
-        self.limiter.acquire().await;
+        // In flight until the whole answer is read; the window counts it from then.
+        let (_permit, _waited) = self.limiter.permit().await;
         let url = format!("{}/{}", self.base_url, endpoint);
         let mut form: Vec<(&str, &str)> = vec![
             ("loginName", self.login_name.as_str()),
