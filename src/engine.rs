@@ -22,6 +22,9 @@ use crate::store::{NewOrder, Store, StoreError};
 /// on our own (an operator can do it at once with `dcvd orders retry`).
 pub const FAILED_ORDER_RETRY: Duration = Duration::from_secs(6 * 3600);
 
+/// How often a damaged cleanup journal entry is read again (it may have been repaired).
+pub const DAMAGED_JOURNAL_RETRY: Duration = Duration::from_secs(3600);
+
 pub struct Engine {
     pub ctx: Ctx,
     runtime: RwLock<Arc<Runtime>>,
@@ -40,6 +43,8 @@ pub enum Need {
     /// The CA's suggested renewal window (ACME ARI) started at this time.
     RenewalWindow(DateTime<Utc>),
     RetryAfterFailure,
+    /// The last order failed before anything was bought: its stored key or CSR was damaged.
+    DamagedKey,
 }
 
 impl Engine {
@@ -95,6 +100,18 @@ impl Engine {
         for cert in &rt.config.certificates {
             let rec = records.get(&cert.name);
             if rec.is_some_and(|r| r.current_order_id.is_some()) {
+                continue;
+            }
+            // A damaged row: dcvd cannot tell what the certificate has, so it orders
+            // nothing for it (a second order would be a second purchase) until repaired.
+            let damaged = rec
+                .and_then(|r| r.damaged.as_deref())
+                .or_else(|| overview.get(&cert.name).and_then(|o| o.damaged.as_deref()));
+            if let Some(why) = damaged {
+                warn!(
+                    certificate = %cert.name,
+                    "no new order or renewal for this certificate until its row is repaired: {why}"
+                );
                 continue;
             }
             let names = match cert_names(cert) {
@@ -250,6 +267,15 @@ impl Engine {
         let rt = self.runtime();
         let r = reconcile::reconcile(id, &self.ctx, &rt).await;
         self.release(id);
+        if matches!(r, Ok(Action::Done)) && self.ctx.store.failed_before_purchase(id).await? {
+            // Its key or CSR was damaged and nothing was bought: a fresh order now.
+            if let Err(e) = self.ensure_orders().await {
+                warn!(
+                    order_id = id,
+                    "placing a fresh order after a damaged key failed: {e}; the next renewal check tries again"
+                );
+            }
+        }
         r.map(Some)
     }
 
@@ -281,6 +307,27 @@ impl Engine {
         let entries = self.ctx.store.journal_due(now, limit).await?;
         let n = entries.len();
         for e in entries {
+            let e = match e {
+                Ok(e) => e,
+                Err((order_id, err)) => {
+                    // One damaged entry: skip it (retried later, in case it is repaired)
+                    // and clean the others.
+                    let StoreError::Corrupt { id, .. } = &err else {
+                        continue;
+                    };
+                    let retry = now + chrono::Duration::from_std(DAMAGED_JOURNAL_RETRY).unwrap_or_default();
+                    if self.ctx.store.journal_quarantine(*id, &err.to_string(), retry).await? {
+                        warn!(
+                            order_id,
+                            "{err}: this token cannot be removed by dcvd (remove it by hand, then delete \
+                             cleanup_journal row {id}, or repair the row); the other tokens are cleaned. \
+                             Tried again every {}",
+                            humantime::format_duration(DAMAGED_JOURNAL_RETRY)
+                        );
+                    }
+                    continue;
+                }
+            };
             let Some(publisher) = rt.publishers.get(&e.publisher) else {
                 let retry = now + chrono::Duration::hours(1);
                 let msg = format!(
@@ -363,6 +410,9 @@ pub fn need_for(
     now: DateTime<Utc>,
 ) -> Option<Need> {
     if let Some(o) = latest {
+        if o.replace_now {
+            return Some(Need::DamagedKey);
+        }
         match o.state {
             // An order that failed or that an operator canceled is not replaced at once:
             // a new one follows after FAILED_ORDER_RETRY (or `dcvd orders retry`), or

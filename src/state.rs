@@ -308,6 +308,7 @@ mod tests {
             unsure_reason: None,
             unsure_candidates: vec![],
             dup_check_at: None,
+            damaged: None,
             names: vec![],
             key_type: KeyType::EcdsaP256,
             private_key_pem: secrecy::SecretString::from(String::new()),

@@ -118,6 +118,7 @@ struct OrderView {
     unsure_candidates: Vec<String>,
     /// When dcvd looks once more for a late second order from the same request.
     dup_check_at: Option<DateTime<Utc>>,
+    damaged: Option<String>,
     not_after: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -144,6 +145,7 @@ impl From<&Order> for OrderView {
             unsure_reason: o.unsure_reason.clone(),
             unsure_candidates: o.unsure_candidates.clone(),
             dup_check_at: o.dup_check_at,
+            damaged: o.damaged.clone(),
             not_after: o.not_after,
             created_at: o.created_at,
             updated_at: o.updated_at,
@@ -169,10 +171,22 @@ pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Res
             .await?
             .with_context(|| format!("no order with id or certificate name `{target}`"))?,
     };
-    let (order, authz) = store
-        .load_order(id)
-        .await
-        .with_context(|| format!("order {id}"))?;
+    let (order, authz) = match store.load_order(id).await {
+        Ok(o) => o,
+        Err(e @ crate::store::StoreError::Corrupt { .. }) => {
+            let hold = match store.order_damage(id).await? {
+                Some(_) => "dcvd has put it on hold: nothing is sent to the CA for it and its \
+                            certificate gets no other order; it is read again with backoff"
+                    .to_string(),
+                None => "dcvd puts it on hold at its next step".into(),
+            };
+            anyhow::bail!(
+                "order {id}: {e}. {hold}. Repair the row, then `dcvd orders retry {id}` to resume \
+                 it now"
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("order {id}"))),
+    };
     let events = store.events(id).await?;
     let duplicates = store.duplicates(id).await?;
     let cleanup: Vec<CleanupView> = store
@@ -296,6 +310,9 @@ fn print_order(
     }
     if let Some(r) = &o.failure_reason {
         say!("  FAILED:     {r}");
+    }
+    if let Some(r) = o.damaged.as_deref().filter(|_| !o.state.is_terminal()) {
+        say!("  DAMAGED:    {r} (on hold; repair it, then `dcvd orders retry {}`)", o.id);
     }
     if let Some(e) = o
         .last_error

@@ -69,7 +69,13 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     let mut attention = Vec::new();
     for o in store.list_orders(None).await? {
         let live = !matches!(o.state.as_str(), "issued" | "failed" | "canceled");
-        let reason = if o.state == "submit_unknown" {
+        let reason = if let Some(why) = o.damaged.as_deref().filter(|_| live) {
+            Some(format!(
+                "DAMAGED, on hold: {why}; nothing is sent to the CA for it and its certificate \
+                 gets no other order. Repair the row, then `dcvd orders retry {}` to resume it now",
+                o.id
+            ))
+        } else if o.state == "submit_unknown" {
             Some(format!(
                 "NEEDS YOU: cannot tell whether the CA has this order ({}); decide with \
                  `dcvd orders adopt {} CA_ORDER_ID` or `dcvd orders resubmit {} --yes` \
@@ -109,9 +115,32 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
             });
         }
     }
-    let mut renewals: Vec<Renewal> = store
-        .certificates()
-        .await?
+    for j in store.damaged_journal().await? {
+        attention.push(Attention {
+            order_id: j.order_id,
+            certificate: String::new(),
+            state: "cleanup".into(),
+            reason: format!(
+                "DAMAGED cleanup entry {} (publisher {}): {}; its token is not removed by dcvd. \
+                 Remove it by hand and delete the entry, or repair the row",
+                j.id, j.publisher, j.reason
+            ),
+        });
+    }
+    let certificates = store.certificates().await?;
+    for c in certificates.iter().filter(|c| c.damaged.is_some()) {
+        attention.push(Attention {
+            order_id: c.current_order_id.or(c.issued_order_id).unwrap_or(0),
+            certificate: c.name.clone(),
+            state: "certificate".into(),
+            reason: format!(
+                "DAMAGED certificate row: {}; dcvd places no order or renewal for it until the row \
+                 is repaired",
+                c.damaged.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    let mut renewals: Vec<Renewal> = certificates
         .into_iter()
         .filter_map(|c| {
             let expires = c.not_after?;

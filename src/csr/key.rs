@@ -286,3 +286,62 @@ fn dns_sans(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Check an order's stored key and CSR before anything is bought with them: the key
+/// parses, the CSR (DER, and the PEM sent to the CA, which must be the same bytes)
+/// parses and is self-signed by that key, and its DNS names are exactly `names`. The
+/// error says what is wrong, never any key material.
+pub fn check_stored(
+    key_pem: &SecretString,
+    csr_pem: &str,
+    csr_der: &[u8],
+    names: &[DomainName],
+) -> Result<(), String> {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::prelude::FromDer;
+
+    let key = load_key(key_pem).map_err(|e| e.to_string())?;
+    let (rest, csr) = X509CertificationRequest::from_der(csr_der)
+        .map_err(|e| format!("the stored CSR (DER) is not a certificate request ({e})"))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "the stored CSR (DER) has {} bytes after its end",
+            rest.len()
+        ));
+    }
+    csr.verify_signature()
+        .map_err(|e| format!("the stored CSR's signature does not verify ({e})"))?;
+    let info = &csr.certification_request_info;
+    if info.subject_pki.subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err("the stored CSR is for another key than the order's private key".into());
+    }
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes())
+        .map_err(|e| format!("the stored CSR (PEM) cannot be read ({e})"))?;
+    if pem.label != "CERTIFICATE REQUEST" || pem.contents != csr_der {
+        return Err("the stored CSR PEM is not the same request as the stored CSR DER".into());
+    }
+    let mut got = BTreeSet::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for g in &san.general_names {
+                if let GeneralName::DNSName(d) = g {
+                    got.insert(d.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    let want: BTreeSet<String> = names
+        .iter()
+        .map(|n| n.as_str().to_ascii_lowercase())
+        .collect();
+    if got != want {
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        return Err(format!(
+            "the stored CSR names {} but the order is for {}",
+            join(&got),
+            join(&want)
+        ));
+    }
+    Ok(())
+}

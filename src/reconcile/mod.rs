@@ -124,9 +124,42 @@ pub fn error_policy(
 }
 
 /// Run one step of order `order_id`. Errors returned here are about the database itself;
-/// everything else is recorded on the order.
+/// everything else is recorded on the order (a row that does not parse included: the
+/// order is quarantined, see [`quarantine`]).
 pub async fn reconcile(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
     steps::run(order_id, ctx, rt).await
+}
+
+/// Why an order failed before anything was bought: its stored key or CSR is damaged.
+/// The certificate gets a fresh order (with a fresh key) at once, as no CA order exists.
+pub const DAMAGED_KEY_REASON: &str = "the order's stored private key or CSR is damaged";
+
+/// Put order `order_id` on hold because its rows (or its key and CSR, once a CA order may
+/// exist) cannot be used: mark it damaged with `reason` and try it again after a backoff
+/// (5 s doubling up to `BACKOFF_CAP`), one log line each time. Nothing is sent to the CA
+/// for it meanwhile; the first step that finds it whole again clears the mark.
+pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action, StoreError> {
+    let now = ctx.clock.now();
+    let attempts = ctx.store.damaged_attempts(order_id).await?.saturating_add(1);
+    let delay = error_policy(ErrorKind::Transient, attempts, None).unwrap_or(BACKOFF_CAP);
+    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+    let new = ctx.store.quarantine_order(order_id, reason, now, at).await?;
+    let next = at.format("%Y-%m-%d %H:%M:%S UTC");
+    if new {
+        tracing::error!(
+            order_id,
+            "order {order_id} is on hold: {reason}; nothing is sent to the CA for it and its \
+             certificate gets no other order meanwhile. Repair the row (dcvd picks the fix up at its \
+             next look, or at once with `dcvd orders retry {order_id}`). Next look at {next}"
+        );
+    } else {
+        tracing::warn!(
+            order_id,
+            attempt = attempts,
+            "order {order_id} is still damaged ({reason}); next look at {next}"
+        );
+    }
+    Ok(Action::Requeue(at))
 }
 
 #[cfg(test)]

@@ -43,11 +43,74 @@ pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 
 pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
-    let (mut order, authz) = ctx.store.load_order(order_id).await?;
+    let (mut order, authz) = match ctx.store.load_order(order_id).await {
+        Ok(o) => o,
+        // A row that does not parse: on hold with backoff, never a busy loop.
+        Err(e @ StoreError::Corrupt { .. }) => {
+            return super::quarantine(order_id, ctx, &e.to_string()).await;
+        }
+        Err(e) => return Err(e),
+    };
     // An ended order runs only for its due look for a late duplicate.
     let sweep_due = order.dup_check_at.is_some_and(|t| t <= now);
     if order.state.is_terminal() && !(sweep_due && order.state != OrderState::Canceled) {
         return Ok(Action::Done);
+    }
+    // Before anything is bought with them: the stored key and CSR must be usable, or the
+    // issued certificate could never be installed.
+    if order.ca_order_id.is_none() && !order.state.is_terminal() {
+        let checked = (order.private_key_pem.clone(), order.csr_pem.clone());
+        let (csr_der, names) = (order.csr_der.clone(), order.names.clone());
+        let check = tokio::task::spawn_blocking(move || {
+            crate::csr::key::check_stored(&checked.0, &checked.1, &csr_der, &names)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("checking the stored key and CSR failed: {e}")));
+        if let Err(why) = check {
+            if order.submit_maybe_sent || order.state == OrderState::SubmitUnknown {
+                // A CA order may exist: a fresh order could be a second purchase, and
+                // adopting it would issue a certificate that cannot be installed.
+                let reason = format!(
+                    "{}: {why}; a CA order for reference {} may already exist, so dcvd neither \
+                     adopts it nor places another",
+                    super::DAMAGED_KEY_REASON,
+                    order.reference
+                );
+                return super::quarantine(order_id, ctx, &reason).await;
+            }
+            let reason = format!(
+                "{}: {why}; nothing was ordered at the CA, so the certificate gets a fresh order \
+                 with a fresh key",
+                super::DAMAGED_KEY_REASON
+            );
+            warn!(order_id, certificate = %order.certificate, reason = %reason, "order failed");
+            order.failure_reason = Some(reason.clone());
+            let from = order.state;
+            order.state = OrderState::Failed;
+            let events = [
+                NewEvent {
+                    kind: "state",
+                    domain: None,
+                    message: format!("order {from} → {}", OrderState::Failed),
+                },
+                NewEvent {
+                    kind: "failed",
+                    domain: None,
+                    message: reason,
+                },
+            ];
+            ctx.store.save(&order, &authz, &events, false, now).await?;
+            ctx.store.clear_damaged(order_id, now).await?;
+            return Ok(Action::Done);
+        }
+    }
+    if order.damaged.is_some() && ctx.store.clear_damaged(order_id, now).await? {
+        info!(
+            order_id,
+            certificate = %order.certificate,
+            "order {order_id} reads correctly again (the damaged row was repaired); it continues"
+        );
+        order.damaged = None;
     }
     let (cert, provider) = match (
         rt.certificate(&order.certificate),

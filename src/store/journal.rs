@@ -80,11 +80,14 @@ impl Store {
         Ok(())
     }
 
+    /// Due entries, oldest first. An entry whose row does not parse comes back as
+    /// `Err((order_id, error))` beside the others, so one damaged row never stops the
+    /// cleanup of the rest (the caller quarantines it).
     pub async fn journal_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<JournalEntry>, StoreError> {
+    ) -> Result<Vec<Result<JournalEntry, (i64, StoreError)>>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, order_id, publisher, challenge_json, attempts FROM cleanup_journal
              WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
@@ -93,24 +96,29 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                Ok(JournalEntry {
-                    challenge: serde_json::from_str(&r.challenge_json).map_err(|e| {
+                let challenge = serde_json::from_str(&r.challenge_json).map_err(|e| {
+                    (
+                        r.order_id,
                         StoreError::Corrupt {
                             table: "cleanup_journal",
                             id: r.id,
                             column: "challenge_json",
                             detail: e.to_string(),
-                        }
-                    })?,
+                        },
+                    )
+                })?;
+                Ok(JournalEntry {
+                    challenge,
                     id: r.id,
                     order_id: r.order_id,
                     publisher: r.publisher,
                     attempts: r.attempts.clamp(0, u32::MAX as i64) as u32,
                 })
             })
-            .collect()
+            .collect())
     }
 
     pub async fn journal_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

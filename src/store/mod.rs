@@ -2,6 +2,7 @@
 //! typed reads/writes of certificates, orders, authorizations, events and the cleanup journal.
 
 mod acme;
+mod damaged;
 mod events;
 mod journal;
 mod orders;
@@ -18,6 +19,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use acme::AcmeAccount;
+pub use damaged::{DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewOrder, OrderSummary};

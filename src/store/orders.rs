@@ -37,6 +37,8 @@ pub struct OrderSummary {
     pub last_error: Option<String>,
     /// `submit_unknown`: why dcvd cannot tell whether the CA has the order.
     pub unsure_reason: Option<String>,
+    /// Why the order's rows do not read whole (see `Store::quarantine_order`).
+    pub damaged: Option<String>,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub created_at: i64,
@@ -46,6 +48,7 @@ pub struct OrderSummary {
 
 #[derive(FromRow)]
 struct CertRow {
+    rowid: i64,
     name: String,
     provider: String,
     names_json: String,
@@ -62,10 +65,13 @@ pub struct CertificateRecord {
     pub current_order_id: Option<i64>,
     pub issued_order_id: Option<i64>,
     pub not_after: Option<DateTime<Utc>>,
+    /// Why the row does not read whole (then `names` is empty): dcvd places no order
+    /// for this certificate until the row is repaired.
+    pub damaged: Option<String>,
 }
 
 const ORDER_COLS: &str = "id, certificate, provider, state, failure_reason, reference, ca_order_id, ca_data, \
-    submit_maybe_sent, submit_sent_at, unsure_reason, unsure_candidates, dup_check_at, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
+    submit_maybe_sent, submit_sent_at, unsure_reason, unsure_candidates, dup_check_at, damaged, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
     next_attempt_at, last_error, last_status_at, ca_state, cert_pem, chain_pem, not_after, created_at, updated_at";
 
 impl Store {
@@ -410,7 +416,7 @@ impl Store {
         &self,
         state: Option<OrderState>,
     ) -> Result<Vec<OrderSummary>, StoreError> {
-        let q = "SELECT id, certificate, provider, state, ca_order_id, failure_reason, last_error, unsure_reason, attempts,
+        let q = "SELECT id, certificate, provider, state, ca_order_id, failure_reason, last_error, unsure_reason, damaged, attempts,
                  next_attempt_at, created_at, updated_at, not_after FROM orders
                  WHERE (?1 IS NULL OR state = ?1) ORDER BY id";
         Ok(sqlx::query_as(q)
@@ -438,31 +444,43 @@ impl Store {
         )
     }
 
+    /// Every certificate row. A row whose `names_json` does not parse is returned with
+    /// `damaged` set and no names, beside the others, instead of failing them all.
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
-            "SELECT name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
+            "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let names =
-                    serde_json::from_str(&r.names_json).map_err(|e| StoreError::Corrupt {
-                        table: "certificates",
-                        id: 0,
-                        column: "names_json",
-                        detail: format!("certificate {}: {e}", r.name),
-                    })?;
-                Ok(CertificateRecord {
+                let (names, damaged) = match serde_json::from_str(&r.names_json) {
+                    Ok(n) => (n, None),
+                    Err(e) => (
+                        Vec::new(),
+                        Some(
+                            StoreError::Corrupt {
+                                table: "certificates",
+                                id: r.rowid,
+                                column: "names_json",
+                                detail: format!("certificate {}: {e}", r.name),
+                            }
+                            .to_string(),
+                        ),
+                    ),
+                };
+                CertificateRecord {
                     name: r.name,
                     provider: r.provider,
                     names,
                     current_order_id: r.current_order_id,
                     issued_order_id: r.issued_order_id,
                     not_after: r.not_after.map(from_ms),
-                })
+                    damaged,
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Make an order due now (CLI `orders retry`, SIGHUP, tests).

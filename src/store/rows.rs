@@ -32,6 +32,9 @@ pub struct Order {
     /// After adopting an order whose submit was unanswered: when to look once more for
     /// a late duplicate of the request (and cancel it).
     pub dup_check_at: Option<DateTime<Utc>>,
+    /// Why the order is on hold as damaged (`Store::quarantine_order`); `None` when fine.
+    /// Written and cleared only by its own UPDATEs, never by `save`.
+    pub damaged: Option<String>,
     pub names: Vec<DomainName>,
     pub key_type: KeyType,
     pub private_key_pem: SecretString,
@@ -103,6 +106,7 @@ pub(super) struct OrderRow {
     unsure_reason: Option<String>,
     unsure_candidates: Option<String>,
     dup_check_at: Option<i64>,
+    damaged: Option<String>,
     names_json: String,
     key_type: String,
     private_key_pem: String,
@@ -162,6 +166,7 @@ impl TryFrom<OrderRow> for Order {
                 .unwrap_or_default(),
             unsure_reason: r.unsure_reason,
             dup_check_at: r.dup_check_at.map(from_ms),
+            damaged: r.damaged,
             csr_pem: r.csr_pem,
             csr_der: r.csr_der,
             renewal_of: r.renewal_of,
