@@ -315,8 +315,14 @@ impl Engine {
                     let StoreError::Corrupt { id, .. } = &err else {
                         continue;
                     };
-                    let retry = now + chrono::Duration::from_std(DAMAGED_JOURNAL_RETRY).unwrap_or_default();
-                    if self.ctx.store.journal_quarantine(*id, &err.to_string(), retry).await? {
+                    let retry =
+                        now + chrono::Duration::from_std(DAMAGED_JOURNAL_RETRY).unwrap_or_default();
+                    if self
+                        .ctx
+                        .store
+                        .journal_quarantine(*id, &err.to_string(), retry)
+                        .await?
+                    {
                         warn!(
                             order_id,
                             "{err}: this token cannot be removed by dcvd (remove it by hand, then delete \

@@ -312,7 +312,10 @@ fn print_order(
         say!("  FAILED:     {r}");
     }
     if let Some(r) = o.damaged.as_deref().filter(|_| !o.state.is_terminal()) {
-        say!("  DAMAGED:    {r} (on hold; repair it, then `dcvd orders retry {}`)", o.id);
+        say!(
+            "  DAMAGED:    {r} (on hold; repair it, then `dcvd orders retry {}`)",
+            o.id
+        );
     }
     if let Some(e) = o
         .last_error

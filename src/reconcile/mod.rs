@@ -140,10 +140,17 @@ pub const DAMAGED_KEY_REASON: &str = "the order's stored private key or CSR is d
 /// for it meanwhile; the first step that finds it whole again clears the mark.
 pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
-    let attempts = ctx.store.damaged_attempts(order_id).await?.saturating_add(1);
+    let attempts = ctx
+        .store
+        .damaged_attempts(order_id)
+        .await?
+        .saturating_add(1);
     let delay = error_policy(ErrorKind::Transient, attempts, None).unwrap_or(BACKOFF_CAP);
     let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-    let new = ctx.store.quarantine_order(order_id, reason, now, at).await?;
+    let new = ctx
+        .store
+        .quarantine_order(order_id, reason, now, at)
+        .await?;
     let next = at.format("%Y-%m-%d %H:%M:%S UTC");
     if new {
         tracing::error!(

@@ -51,9 +51,9 @@ impl Store {
         };
         let t = to_ms(now);
         sqlx::query(
-            "UPDATE orders SET damaged = ?, damaged_at = COALESCE(damaged_at, ?), attempts = attempts + 1,
-             next_attempt_at = ?, dup_check_at = CASE WHEN dup_check_at IS NULL THEN NULL ELSE ?3 END
-             WHERE id = ?",
+            "UPDATE orders SET damaged = ?1, damaged_at = COALESCE(damaged_at, ?2), attempts = attempts + 1,
+             next_attempt_at = ?3, dup_check_at = CASE WHEN dup_check_at IS NULL THEN NULL ELSE ?3 END
+             WHERE id = ?4",
         )
         .bind(reason)
         .bind(t)
@@ -137,14 +137,16 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, certificate, state, reason, since, next)| DamagedOrder {
-                id,
-                certificate,
-                state,
-                reason,
-                since: from_ms(since.unwrap_or(0)),
-                next_attempt_at: from_ms(next),
-            })
+            .map(
+                |(id, certificate, state, reason, since, next)| DamagedOrder {
+                    id,
+                    certificate,
+                    state,
+                    reason,
+                    since: from_ms(since.unwrap_or(0)),
+                    next_attempt_at: from_ms(next),
+                },
+            )
             .collect())
     }
 
@@ -162,8 +164,8 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         sqlx::query(
-            "UPDATE cleanup_journal SET damaged = ?, attempts = attempts + 1, last_error = ?1, due_at = ?
-             WHERE id = ?",
+            "UPDATE cleanup_journal SET damaged = ?1, attempts = attempts + 1, last_error = ?1, due_at = ?2
+             WHERE id = ?3",
         )
         .bind(reason)
         .bind(to_ms(retry_at))
@@ -195,7 +197,7 @@ impl Store {
     /// CSR was damaged (see `LatestOrder::replace_now`).
     pub async fn failed_before_purchase(&self, id: i64) -> Result<bool, StoreError> {
         let hit: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM orders WHERE id = ? AND state = 'failed' AND ca_order_id IS NULL
+            "SELECT 1 FROM orders WHERE id = ?1 AND state = 'failed' AND ca_order_id IS NULL
              AND submit_maybe_sent = 0 AND substr(failure_reason, 1, length(?2)) = ?2",
         )
         .bind(id)

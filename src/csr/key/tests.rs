@@ -257,19 +257,27 @@ fn check_stored_accepts_a_fresh_pair_and_refuses_damaged_ones() {
     check_stored(&k.key_pem, &k.csr_pem, &k.csr_der, &n).unwrap();
 
     let empty = SecretString::from("");
-    assert!(check_stored(&empty, &k.csr_pem, &k.csr_der, &n).unwrap_err().contains("private key"));
+    assert!(
+        check_stored(&empty, &k.csr_pem, &k.csr_der, &n)
+            .unwrap_err()
+            .contains("private key")
+    );
     let cut: String = k.key_pem.expose_secret().chars().take(60).collect();
     assert!(check_stored(&SecretString::from(cut), &k.csr_pem, &k.csr_der, &n).is_err());
     let other = generate(KeyType::EcdsaP256, &n).unwrap();
     let e = check_stored(&other.key_pem, &k.csr_pem, &k.csr_der, &n).unwrap_err();
     assert!(e.contains("another key"), "{e}");
-    let e = check_stored(&k.key_pem, &k.csr_pem, &k.csr_der[..k.csr_der.len() - 5], &n)
-        .unwrap_err();
+    let e = check_stored(
+        &k.key_pem,
+        &k.csr_pem,
+        &k.csr_der[..k.csr_der.len() - 5],
+        &n,
+    )
+    .unwrap_err();
     assert!(e.contains("CSR"), "{e}");
     let e = check_stored(&k.key_pem, "", &k.csr_der, &n).unwrap_err();
     assert!(e.contains("PEM"), "{e}");
-    let e = check_stored(&k.key_pem, &k.csr_pem, &k.csr_der, &names(&["example.com"]))
-        .unwrap_err();
+    let e = check_stored(&k.key_pem, &k.csr_pem, &k.csr_der, &names(&["example.com"])).unwrap_err();
     assert!(e.contains("www.example.com"), "{e}");
     // The message never carries key material.
     assert!(!e.contains("PRIVATE KEY-----\n"));
