@@ -190,7 +190,13 @@ async fn killed_during_a_slow_order_creation(provider: &str) {
     let id = first.ensure_orders().await.unwrap()[0];
     let e = first.clone();
     let step = tokio::spawn(async move { e.step(id).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The intent is on disk before the request leaves; give the request a moment to go.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while first.store().load_order(id).await.unwrap().0.state != OrderState::Submitting {
+        assert!(tokio::time::Instant::now() < deadline, "no submit intent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     step.abort();
     let _ = step.await;
     drop(first);
