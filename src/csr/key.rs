@@ -188,16 +188,8 @@ pub fn verify_leaf(
 
     let sans = dns_sans(&leaf).map_err(|reason| CsrError::LeafParse { reason })?;
     let got: BTreeSet<String> = sans.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let want: BTreeSet<String> = names
-        .iter()
-        .map(|n| n.as_str().to_ascii_lowercase())
-        .collect();
-    if got != want {
-        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
-        return Err(CsrError::NameMismatch {
-            got: join(&got),
-            want: join(&want),
-        });
+    if let Err((got, want)) = same_names(&got, names) {
+        return Err(CsrError::NameMismatch { got, want });
     }
 
     verify_chain(&leaf, chain_pem)?;
@@ -331,17 +323,23 @@ pub fn check_stored(
             }
         }
     }
+    if let Err((got, want)) = same_names(&got, names) {
+        return Err(format!(
+            "the stored CSR names {got} but the order is for {want}"
+        ));
+    }
+    Ok(())
+}
+
+/// `got` (lower-cased names) against the order's names; on a difference both as lists.
+fn same_names(got: &BTreeSet<String>, names: &[DomainName]) -> Result<(), (String, String)> {
     let want: BTreeSet<String> = names
         .iter()
         .map(|n| n.as_str().to_ascii_lowercase())
         .collect();
-    if got != want {
-        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
-        return Err(format!(
-            "the stored CSR names {} but the order is for {}",
-            join(&got),
-            join(&want)
-        ));
+    if *got == want {
+        return Ok(());
     }
-    Ok(())
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    Err((join(got), join(&want)))
 }

@@ -89,20 +89,7 @@ pub async fn adopt(
             order.certificate, order.provider
         )));
     };
-    let policy = rt.policy(cert, provider.as_ref(), &order);
-    let mut s = Step {
-        ctx,
-        rt,
-        cert,
-        provider,
-        policy,
-        order,
-        authz,
-        events: Vec::new(),
-        now,
-        note: None,
-        wake: None,
-    };
+    let mut s = Step::new(ctx, rt, cert, provider, order, authz, now);
     let req = s.submit_request(true).await?;
     let started = std::time::Instant::now();
     let r = s.provider.order_by_id(&req, ca_order_id).await;

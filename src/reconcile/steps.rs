@@ -37,6 +37,34 @@ pub(super) struct Step<'a> {
     pub wake: Option<DateTime<Utc>>,
 }
 
+impl<'a> Step<'a> {
+    /// A step on `order` with the policy its certificate and provider give it.
+    pub(super) fn new(
+        ctx: &'a Ctx,
+        rt: &'a Runtime,
+        cert: &'a CertificateConfig,
+        provider: Arc<dyn Provider>,
+        order: Order,
+        authz: Vec<Authorization>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let policy = rt.policy(cert, provider.as_ref(), &order);
+        Step {
+            ctx,
+            rt,
+            cert,
+            provider,
+            policy,
+            order,
+            authz,
+            events: Vec::new(),
+            now,
+            note: None,
+            wake: None,
+        }
+    }
+}
+
 pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
@@ -138,27 +166,14 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
             return Ok(Action::Requeue(order.next_attempt_at));
         }
     };
-    let policy = rt.policy(cert, provider.as_ref(), &order);
-    let next = decide(&order, &authz, &policy, now);
     let span = tracing::info_span!(
         "step",
         order_id,
         certificate = %order.certificate,
         provider = %order.provider,
     );
-    let mut s = Step {
-        ctx,
-        rt,
-        cert,
-        provider,
-        policy,
-        order,
-        authz,
-        events: Vec::new(),
-        now,
-        note: None,
-        wake: None,
-    };
+    let mut s = Step::new(ctx, rt, cert, provider, order, authz, now);
+    let next = decide(&s.order, &s.authz, &s.policy, now);
     let outcome = match next {
         Next::Done => return Ok(Action::Done),
         Next::Wait(t) => {
