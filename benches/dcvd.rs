@@ -82,7 +82,7 @@ const ALL: &[&str] = &[
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("RUST_LOG").is_some() {
-        dcvd::telemetry::init(dcvd::config::LogFormat::Text);
+        dcvd::app::telemetry::init(dcvd::config::LogFormat::Text);
     }
     let args: Vec<String> = std::env::args()
         .skip(1)

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use common::{Harness, WWW};
+use dcvd::ca::MethodScope;
 use dcvd::model::OrderState;
-use dcvd::provider::MethodScope;
 
 fn dcvd(config: &Path) -> Command {
     let mut c = Command::cargo_bin("dcvd").unwrap();
@@ -295,12 +295,12 @@ async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
     // The submit got no answer and the CA's answer to the lookup does not settle it.
     h.ca.fail_next(
         "submit",
-        dcvd::provider::ProviderError::transport("ca", "submit", "connection reset"),
+        dcvd::ca::ProviderError::transport("ca", "submit", "connection reset"),
     );
     h.ca.lookups
         .lock()
         .unwrap()
-        .push_back(dcvd::provider::Lookup::Unsure {
+        .push_back(dcvd::ca::Lookup::Unsure {
             reason: "the order report call was refused".into(),
             candidates: vec!["1000".into()],
         });

@@ -6,12 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{TestDns, TestWeb, csr};
-use dcvd::config::DigicertConfig;
-use dcvd::model::{ChallengeKind, DcvMethod, DomainName};
-use dcvd::provider::digicert::DigicertProvider;
-use dcvd::provider::{
+use dcvd::ca::digicert::DigicertProvider;
+use dcvd::ca::{
     CaOrderState, ErrorKind, Lookup, NameDcv, OrderRef, Provider, SubmitRequest, Submitted,
 };
+use dcvd::config::DigicertConfig;
+use dcvd::model::{ChallengeKind, DcvMethod, DomainName};
 use dcvd::sim::Fault;
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};
 

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::csr;
+use dcvd::ca::digicert::DigicertProvider;
+use dcvd::ca::{ErrorKind, Lookup, OrderRef, Provider, SubmitRequest};
 use dcvd::config::{DigicertConfig, DigicertCustomField};
 use dcvd::model::{DcvMethod, DomainName};
-use dcvd::provider::digicert::DigicertProvider;
-use dcvd::provider::{ErrorKind, Lookup, OrderRef, Provider, SubmitRequest};
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};
 
 const KEY: &str = "recovery-key-91";

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dcvd::provider::CaOrderState;
-use dcvd::provider::digicert::client::parse_errors;
-use dcvd::provider::digicert::tokens::{csr_der, order_state, split_pem};
-use dcvd::provider::digicert::wire::{OrderCreated, OrderInfo, OrderList};
+use dcvd::ca::CaOrderState;
+use dcvd::ca::digicert::client::parse_errors;
+use dcvd::ca::digicert::tokens::{csr_der, order_state, split_pem};
+use dcvd::ca::digicert::wire::{OrderCreated, OrderInfo, OrderList};
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dcvd::config::{CheckMode, DnsConfig, HttpCheckConfig};
-use dcvd::dnscheck::zone::ZoneFinder;
-use dcvd::dnscheck::{self, ServerOutcome, check_once, render_table};
+use dcvd::dcv::check::zone::ZoneFinder;
+use dcvd::dcv::check::{self as dnscheck, ServerOutcome, check_once, render_table};
 use dcvd::model::{Challenge, ChallengeKind};
 use dcvd::sim::dns::{DnsSim, SilentServer, SimMode, ZoneSpec};
 
@@ -210,14 +210,14 @@ async fn dropped_queries_time_out_and_slow_answers_within_the_timeout_count() {
 async fn zone_is_found_by_soa_walk_and_ns_addresses_via_resolvers() {
     let sim = zone_sim("example.test").await;
     let finder = ZoneFinder::new(vec![sim.addr()], vec![], Duration::from_millis(500));
-    let name = dcvd::dnscheck::query::fqdn("_dnsauth.deep.www.example.test").unwrap();
+    let name = dcvd::dcv::dns::query::fqdn("_dnsauth.deep.www.example.test").unwrap();
     let zs = finder.servers_for(&name).await.unwrap();
     assert_eq!(zs.zone.to_ascii(), "example.test.");
     assert_eq!(zs.servers.len(), 1);
     assert_eq!(zs.servers[0].label, "ns1.example.test (127.0.0.1:53)");
 
     // A name in no zone the resolver knows: a clear error, not a panic.
-    let outside = dcvd::dnscheck::query::fqdn("www.nowhere.invalid").unwrap();
+    let outside = dcvd::dcv::dns::query::fqdn("www.nowhere.invalid").unwrap();
     let err = finder.servers_for(&outside).await.unwrap_err();
     assert!(!err.detail.is_empty());
 }

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use dcvd::ca::ErrorKind;
 use dcvd::config::{
     DnsConfig, ExecConfig, HttpCheckConfig, ManualConfig, PublisherConfig, WebrootConfig,
 };
-use dcvd::dnscheck::{self, ServerOutcome};
+use dcvd::dcv::check::{self as dnscheck, ServerOutcome};
+use dcvd::dcv::publish;
 use dcvd::model::{Challenge, ChallengeKind};
-use dcvd::provider::ErrorKind;
-use dcvd::publish;
 
 fn script(dir: &std::path::Path, body: &str) -> String {
     let path = dir.join("hook.sh");

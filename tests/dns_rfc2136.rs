@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
+use dcvd::ca::ErrorKind;
 use dcvd::config::{CheckMode, DnsConfig, HttpCheckConfig, PublisherConfig, Rfc2136Config};
-use dcvd::dnscheck::{self, ServerOutcome};
+use dcvd::dcv::check::{self as dnscheck, ServerOutcome};
+use dcvd::dcv::publish;
 use dcvd::model::{Challenge, ChallengeKind};
-use dcvd::provider::ErrorKind;
-use dcvd::publish;
 use dcvd::sim::dns::{DnsSim, ZoneSpec};
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::lose_submit::LoseSubmitAnswer;
-use dcvd::engine::Engine;
+use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::{digicert, sectigo};
@@ -120,7 +120,7 @@ poll_interval = "100ms"
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let rt = dcvd::runtime::build(&config, metrics.clone(), &store, clock.clone())
+        let rt = dcvd::lifecycle::services::build(&config, metrics.clone(), &store, clock.clone())
             .await
             .unwrap();
         Arc::new(Engine::new(store, clock, metrics, rt))
@@ -229,7 +229,7 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
     let leaf = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
     let chain = [std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
     let names = vec![DomainName::parse("www.example.test").unwrap()];
-    dcvd::csr::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
+    dcvd::pki::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
 
     // One order at the CA, at most five calls, check-dcv only after our check passed.
     assert_eq!(w.digicert.orders().len(), 1);
@@ -244,7 +244,7 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
     assert!(passed < trigger);
     // The token is gone from the primary after the order ended.
     engine.run_due().await.unwrap();
-    let still = dcvd::dnscheck::check_once(
+    let still = dcvd::dcv::check::check_once(
         &w.config("").dns,
         &ch.name,
         dcvd::model::ChallengeKind::DnsTxt,
@@ -255,7 +255,7 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
     assert!(
         !still.servers[0]
             .outcome
-            .eq(&dcvd::dnscheck::ServerOutcome::Present),
+            .eq(&dcvd::dcv::check::ServerOutcome::Present),
         "{still:?}"
     );
 }
@@ -349,9 +349,14 @@ async fn restart_in_the_submit_window(provider: &str, product: &str, dcv: &str, 
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let mut rt = dcvd::runtime::build(&config, metrics.clone(), &store, dcvd::clock::system())
-            .await
-            .unwrap();
+        let mut rt = dcvd::lifecycle::services::build(
+            &config,
+            metrics.clone(),
+            &store,
+            dcvd::clock::system(),
+        )
+        .await
+        .unwrap();
         let real = rt.providers[provider].clone();
         rt.providers
             .insert(provider.to_string(), Arc::new(LoseSubmitAnswer(real)));

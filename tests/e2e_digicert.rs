@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use dcvd::engine::Engine;
+use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
 use dcvd::sim::digicert;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
@@ -90,9 +90,14 @@ output_dir = "{d}/certs/c"
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let rt = dcvd::runtime::build(config, metrics.clone(), &store, dcvd::clock::system())
-            .await
-            .unwrap();
+        let rt = dcvd::lifecycle::services::build(
+            config,
+            metrics.clone(),
+            &store,
+            dcvd::clock::system(),
+        )
+        .await
+        .unwrap();
         Arc::new(Engine::new(
             store,
             Arc::new(dcvd::clock::SystemClock),
@@ -143,7 +148,7 @@ fn assert_installed(w: &World, names: &[&str], key_pem: &secrecy::SecretString) 
         .iter()
         .map(|n| DomainName::parse(n).unwrap())
         .collect();
-    dcvd::csr::verify_leaf(&leaf, &[chain], key_pem, &names).unwrap();
+    dcvd::pki::verify_leaf(&leaf, &[chain], key_pem, &names).unwrap();
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::lose_submit::LoseSubmitAnswer;
-use dcvd::engine::Engine;
+use dcvd::ca::*;
+use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
-use dcvd::provider::*;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::sectigo;
 
@@ -106,9 +106,14 @@ output_dir = "{d}/certs/c"
         let store = dcvd::store::Store::open(&config.daemon.database)
             .await
             .unwrap();
-        let mut rt = dcvd::runtime::build(config, metrics.clone(), &store, dcvd::clock::system())
-            .await
-            .unwrap();
+        let mut rt = dcvd::lifecycle::services::build(
+            config,
+            metrics.clone(),
+            &store,
+            dcvd::clock::system(),
+        )
+        .await
+        .unwrap();
         let real = rt.providers["sec"].clone();
         rt.providers.insert("sec".into(), wrap(real));
         Arc::new(Engine::new(
@@ -231,7 +236,7 @@ async fn a_wildcard_issues_through_cname_csr_hash() {
     let leaf = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
     let chain = [std::fs::read_to_string(dir.join("chain.pem")).unwrap()];
     let names = vec![DomainName::parse("*.example.test").unwrap()];
-    dcvd::csr::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
+    dcvd::pki::verify_leaf(&leaf, &chain[..1], &o.private_key_pem, &names).unwrap();
     // Sectigo's rationing held: one collect at validation, one download.
     let counts = w.sectigo.log().counts();
     assert_eq!(counts["download/CollectSSL"], 2, "{counts:?}");
@@ -331,10 +336,14 @@ async fn two_candidates_in_the_submit_window_wait_for_the_operator_who_adopts_ou
     }
     assert_eq!(w.sectigo.order_count(), 2, "no order placed on doubt");
 
-    let said =
-        dcvd::reconcile::operator::adopt(&engine.ctx, &engine.runtime(), id, &ours.to_string())
-            .await
-            .unwrap();
+    let said = dcvd::lifecycle::reconcile::operator::adopt(
+        &engine.ctx,
+        &engine.runtime(),
+        id,
+        &ours.to_string(),
+    )
+    .await
+    .unwrap();
     assert!(said.contains(&ours.to_string()), "{said}");
     let o = drive(&w, &engine, id, "issuance", true, |o| {
         o.state == OrderState::Issued

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use dcvd::engine::Engine;
+use dcvd::lifecycle::engine::Engine;
 use dcvd::model::OrderState;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::{digicert, sectigo};
@@ -118,7 +118,7 @@ output_dir = "{d}/certs/c"
             .await
             .unwrap();
         let clock = dcvd::clock::system();
-        let rt = dcvd::runtime::build(config, metrics.clone(), &store, clock.clone())
+        let rt = dcvd::lifecycle::services::build(config, metrics.clone(), &store, clock.clone())
             .await
             .unwrap();
         Arc::new(Engine::new(store, clock, metrics, rt))

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use common::fakes::{permanent, transient};
 use common::{Harness, NowUtc, WWW};
+use dcvd::ca::{ErrorKind, MethodScope};
+use dcvd::dcv::publish::PublishError;
 use dcvd::model::{AuthzState, ChallengeKind, OrderState};
-use dcvd::provider::{ErrorKind, MethodScope};
-use dcvd::publish::PublishError;
 
-async fn start(h: &Harness) -> (std::sync::Arc<dcvd::engine::Engine>, i64) {
+async fn start(h: &Harness) -> (std::sync::Arc<dcvd::lifecycle::engine::Engine>, i64) {
     let engine = h.engine().await;
     let created = engine.ensure_orders().await.unwrap();
     assert_eq!(created.len(), 1, "one certificate, one order");
@@ -315,7 +315,7 @@ async fn rate_limited_waits_as_told() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     h.ca.fail_next(
         "submit",
-        dcvd::provider::ProviderError::new("ca", "submit", ErrorKind::RateLimited)
+        dcvd::ca::ProviderError::new("ca", "submit", ErrorKind::RateLimited)
             .with_status(429)
             .with_retry_after(Some(Duration::from_secs(120)))
             .rejected(),

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, NowUtc, WWW};
+use dcvd::ca::MethodScope;
 use dcvd::model::OrderState;
-use dcvd::provider::MethodScope;
 
 #[tokio::test]
 async fn renewal_starts_when_the_ca_suggested_window_starts() {
@@ -71,11 +71,11 @@ async fn no_window_means_renew_before_alone_decides() {
 fn window_need_is_due_from_the_start() {
     let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     assert_eq!(
-        dcvd::engine::window_need(t, t - chrono::Duration::seconds(1)),
+        dcvd::lifecycle::engine::window_need(t, t - chrono::Duration::seconds(1)),
         None
     );
     assert_eq!(
-        dcvd::engine::window_need(t, t),
-        Some(dcvd::engine::Need::RenewalWindow(t))
+        dcvd::lifecycle::engine::window_need(t, t),
+        Some(dcvd::lifecycle::engine::Need::RenewalWindow(t))
     );
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{Harness, NowUtc, WWW};
+use dcvd::ca::MethodScope;
 use dcvd::model::OrderState;
-use dcvd::provider::MethodScope;
 
 fn count_certs(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)

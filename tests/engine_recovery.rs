@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::fakes::{permanent, transient};
 use common::{Harness, NowUtc, WWW};
+use dcvd::ca::{Lookup, MethodScope, ProviderError};
+use dcvd::lifecycle::reconcile::operator::{self, OperatorError};
 use dcvd::model::{AuthzState, ChallengeKind, DcvMethod, OrderState};
-use dcvd::provider::{Lookup, MethodScope, ProviderError};
-use dcvd::reconcile::operator::{self, OperatorError};
 
 /// Wait (bounded) until `cond` holds, yielding to other tasks in between.
 async fn until(mut cond: impl FnMut() -> bool) {
@@ -40,7 +40,7 @@ async fn crash_in_the_submit_window(h: &Harness) -> i64 {
 }
 
 /// Move the clock to the order's pending look for a late duplicate and run it.
-async fn run_late_sweep(h: &Harness, engine: &dcvd::engine::Engine, id: i64) {
+async fn run_late_sweep(h: &Harness, engine: &dcvd::lifecycle::engine::Engine, id: i64) {
     let (o, _) = engine.store().load_order(id).await.unwrap();
     let at = o.dup_check_at.expect("a look for a late copy is pending");
     h.clock.set(at);
@@ -53,7 +53,7 @@ fn count(calls: &[String], op: &str) -> usize {
     calls.iter().filter(|c| *c == op).count()
 }
 
-async fn kinds(engine: &dcvd::engine::Engine, id: i64, kind: &str) -> Vec<String> {
+async fn kinds(engine: &dcvd::lifecycle::engine::Engine, id: i64, kind: &str) -> Vec<String> {
     engine
         .store()
         .events(id)
@@ -98,7 +98,7 @@ async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
             && ev[0].contains(&format!("dcvd orders resubmit {id} --yes")),
         "{ev:?}"
     );
-    let metrics = dcvd::http::render_metrics(&engine).await;
+    let metrics = dcvd::app::http::render_metrics(&engine).await;
     assert!(
         metrics.contains("dcvd_orders_awaiting_operator{provider=\"ca\"} 1"),
         "{metrics}"
@@ -139,7 +139,7 @@ async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
     assert_eq!(o.ca_order_id.as_deref(), Some("1000"));
     assert_eq!(h.ca.order_count(), 1);
     assert_eq!(count(&h.ca.calls(), "submit"), 1);
-    let metrics = dcvd::http::render_metrics(&engine).await;
+    let metrics = dcvd::app::http::render_metrics(&engine).await;
     assert!(metrics.contains("dcvd_orders_awaiting_operator{provider=\"ca\"} 0"));
     // Adopting again is refused: it is no longer in doubt.
     assert!(matches!(
@@ -472,7 +472,7 @@ async fn a_provider_answering_with_a_tracked_order_gets_it_not_adopted_twice() {
     h.ca.lookups
         .lock()
         .unwrap()
-        .push_back(Lookup::Found(vec![dcvd::provider::Submitted {
+        .push_back(Lookup::Found(vec![dcvd::ca::Submitted {
             ca_order_id: "1000".into(),
             ca_data: serde_json::json!({}),
             challenges: vec![],

@@ -166,7 +166,7 @@ output_dir = "{d}/certs/{name}"
 /// Run the daemon on `config` until every configured certificate is issued (≤ 60 s).
 async fn run_daemon(config: &Path, expect: usize) -> Store {
     let cfg = dcvd::config::load(config).unwrap_or_else(|e| panic!("config refused:\n{e}"));
-    let app = dcvd::daemon::App::build(cfg).await.unwrap();
+    let app = dcvd::app::App::build(cfg).await.unwrap();
     let store = app.engine.store().clone();
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(app.run(shutdown.clone()));
@@ -308,7 +308,7 @@ async fn pebble_issues_by_dns01_http01_and_delegated_cname() {
 
     // Pebble 2.4's directory has no renewalInfo: no ARI window, renew_before decides.
     let cfg = dcvd::config::load(&config).unwrap();
-    let rt = dcvd::runtime::build(
+    let rt = dcvd::lifecycle::services::build(
         &cfg,
         std::sync::Arc::new(dcvd::metrics::Metrics::new()),
         &store,
@@ -352,7 +352,7 @@ async fn a_restart_resumes_the_same_acme_order() {
     );
     assert_ne!(bad, good);
     std::fs::write(&path, &bad).unwrap();
-    let app = dcvd::daemon::App::build(dcvd::config::load(&path).unwrap())
+    let app = dcvd::app::App::build(dcvd::config::load(&path).unwrap())
         .await
         .unwrap();
     let store = app.engine.store().clone();

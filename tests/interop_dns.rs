@@ -11,11 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use dcvd::ca::ErrorKind;
 use dcvd::config::{CheckMode, DnsConfig, HttpCheckConfig, PublisherConfig, Rfc2136Config};
-use dcvd::dnscheck::{self, PropagationCheck, ServerOutcome};
+use dcvd::dcv::check::{self as dnscheck, PropagationCheck, ServerOutcome};
+use dcvd::dcv::publish::{self, Publisher};
 use dcvd::model::{Challenge, ChallengeKind};
-use dcvd::provider::ErrorKind;
-use dcvd::publish::{self, Publisher};
 use hickory_proto::rr::RecordType;
 
 const ZONE: &str = "example.test";
@@ -107,13 +107,13 @@ fn zone_file(port_hint: u16) -> String {
 
 /// Waits until the server answers an SOA query (readiness poll, not a fixed sleep).
 async fn wait_ready(server: &mut Running, addr: SocketAddr) {
-    let zone = dcvd::dnscheck::query::fqdn(ZONE).unwrap();
+    let zone = dcvd::dcv::dns::query::fqdn(ZONE).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = server.0.try_wait() {
             panic!("the DNS server exited during start-up: {status}");
         }
-        let r = dcvd::dnscheck::query::query(
+        let r = dcvd::dcv::dns::query::query(
             addr,
             &zone,
             RecordType::SOA,

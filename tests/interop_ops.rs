@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::{Harness, WWW};
-use dcvd::provider::MethodScope;
+use dcvd::ca::MethodScope;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -24,14 +24,14 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     };
     let engine = h.engine().await;
     let rt = engine.runtime();
-    let rt = dcvd::runtime::Runtime::new(
+    let rt = dcvd::lifecycle::services::Runtime::new(
         rt.config.clone(),
         rt.providers.clone(),
         rt.publishers.clone(),
         rt.checker.clone(),
     );
     drop(engine);
-    let app = dcvd::daemon::App::with_runtime(rt, Arc::new(dcvd::metrics::Metrics::new()))
+    let app = dcvd::app::App::with_runtime(rt, Arc::new(dcvd::metrics::Metrics::new()))
         .await
         .unwrap();
     let addr = app.local_addr().unwrap();

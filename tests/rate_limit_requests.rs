@@ -7,8 +7,8 @@ mod sectigo_common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dcvd::ca::{Lookup, SubmitRequest};
 use dcvd::model::DcvMethod;
-use dcvd::provider::{Lookup, SubmitRequest};
 use dcvd::sim::LoggedRequest;
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions};
 use sectigo_common::PASSWORD;
@@ -62,12 +62,14 @@ fn digicert_request(reference: &str) -> SubmitRequest {
     req
 }
 
-async fn runtime(config: &dcvd::config::Config) -> (dcvd::runtime::Runtime, dcvd::store::Store) {
+async fn runtime(
+    config: &dcvd::config::Config,
+) -> (dcvd::lifecycle::services::Runtime, dcvd::store::Store) {
     let metrics = Arc::new(dcvd::metrics::Metrics::new());
     let store = dcvd::store::Store::open(&config.daemon.database)
         .await
         .unwrap();
-    let rt = dcvd::runtime::build(config, metrics, &store, dcvd::clock::system())
+    let rt = dcvd::lifecycle::services::build(config, metrics, &store, dcvd::clock::system())
         .await
         .unwrap();
     (rt, store)
@@ -83,9 +85,10 @@ async fn digicert_recoveries_never_send_more_requests_than_the_limit_in_any_wind
     let store = dcvd::store::Store::open(&config.daemon.database)
         .await
         .unwrap();
-    let rt = dcvd::runtime::build(&config, metrics.clone(), &store, dcvd::clock::system())
-        .await
-        .unwrap();
+    let rt =
+        dcvd::lifecycle::services::build(&config, metrics.clone(), &store, dcvd::clock::system())
+            .await
+            .unwrap();
     let p = rt.providers["dc"].clone();
     let req = digicert_request("dcvd-burst-1");
     p.submit(&req).await.unwrap();
@@ -177,10 +180,16 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
     let store = dcvd::store::Store::open(&config.daemon.database)
         .await
         .unwrap();
-    let rt = dcvd::runtime::build(&config, metrics.clone(), &store, dcvd::clock::system())
-        .await
-        .unwrap();
-    let engine = dcvd::engine::Engine::new(store, Arc::new(dcvd::clock::SystemClock), metrics, rt);
+    let rt =
+        dcvd::lifecycle::services::build(&config, metrics.clone(), &store, dcvd::clock::system())
+            .await
+            .unwrap();
+    let engine = dcvd::lifecycle::engine::Engine::new(
+        store,
+        Arc::new(dcvd::clock::SystemClock),
+        metrics,
+        rt,
+    );
     let req = digicert_request("dcvd-reload-1");
     let old = engine.runtime().providers["dc"].clone();
     old.submit(&req).await.unwrap();
@@ -193,7 +202,7 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
     };
     let reload_then_more = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        dcvd::daemon::reload(&engine, &path).await;
+        dcvd::app::reload(&engine, &path).await;
         let new = engine.runtime().providers["dc"].clone();
         assert!(!Arc::ptr_eq(&new, &old), "the reload built new providers");
         let (a, b) = tokio::join!(new.find_order(&req), new.find_order(&req));
@@ -212,7 +221,7 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
     // Now the limits change: the requests just sent still count against the new ones.
     let before = log.len();
     std::fs::write(&path, digicert_toml(dir.path(), &sim, r#""3/2s""#)).unwrap();
-    dcvd::daemon::reload(&engine, &path).await;
+    dcvd::app::reload(&engine, &path).await;
     let new = engine.runtime().providers["dc"].clone();
     new.find_order(&req).await.unwrap();
     let log = sim.log().entries();

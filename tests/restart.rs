@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Harness, WWW};
+use dcvd::ca::{MethodScope, ProviderError};
 use dcvd::clock::SystemClock;
 use dcvd::model::OrderState;
-use dcvd::provider::{MethodScope, ProviderError};
 use tokio_util::sync::CancellationToken;
 
 /// Wait (bounded) until `cond` holds, yielding to other tasks in between.
@@ -158,13 +158,13 @@ async fn the_scheduler_issues_and_drains_on_shutdown() {
     let engine = {
         let tmp = h.engine().await;
         let rt = tmp.runtime();
-        let rt = dcvd::runtime::Runtime::new(
+        let rt = dcvd::lifecycle::services::Runtime::new(
             rt.config.clone(),
             rt.providers.clone(),
             rt.publishers.clone(),
             rt.checker.clone(),
         );
-        Arc::new(dcvd::engine::Engine::new(
+        Arc::new(dcvd::lifecycle::engine::Engine::new(
             store,
             Arc::new(SystemClock),
             Arc::new(dcvd::metrics::Metrics::new()),
@@ -173,7 +173,7 @@ async fn the_scheduler_issues_and_drains_on_shutdown() {
     };
     let id = engine.ensure_orders().await.unwrap()[0];
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(dcvd::scheduler::run(
+    let run = tokio::spawn(dcvd::app::scheduler::run(
         engine.clone(),
         shutdown.clone(),
         Duration::from_secs(5),

@@ -5,10 +5,10 @@ mod sectigo_common;
 
 use std::time::Duration;
 
+use dcvd::ca::sectigo::SectigoProvider;
+use dcvd::ca::sectigo::wire::Reply;
+use dcvd::ca::{ErrorKind, Provider};
 use dcvd::model::{DcvMethod, DomainName};
-use dcvd::provider::sectigo::SectigoProvider;
-use dcvd::provider::sectigo::wire::Reply;
-use dcvd::provider::{ErrorKind, Provider};
 use dcvd::sim::Faults;
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
@@ -311,12 +311,12 @@ async fn collect_ssl_is_never_concurrent_and_rationed() {
     // and neither is asked again before collect_interval.
     let mut held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
     let st = p.status(held.r()).await.unwrap();
-    assert_eq!(st.order, dcvd::provider::CaOrderState::InProgress);
+    assert_eq!(st.order, dcvd::ca::CaOrderState::InProgress);
     assert_eq!(sim.log().counts()["download/CollectSSL"], 1);
     held.data = st.ca_data.unwrap();
     assert_eq!(held.data["mdcRefused"], true);
     let st = p.status(held.r()).await.unwrap();
-    assert_eq!(st.order, dcvd::provider::CaOrderState::InProgress);
+    assert_eq!(st.order, dcvd::ca::CaOrderState::InProgress);
     let counts = sim.log().counts();
     assert_eq!(counts["download/CollectSSL"], 1);
     assert_eq!(counts["!GetMDCDomainDetails"], 1);

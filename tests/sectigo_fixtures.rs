@@ -6,10 +6,10 @@ mod sectigo_common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use dcvd::ca::sectigo::wire::Reply;
+use dcvd::ca::{Lookup, Provider};
 use dcvd::clock::ManualClock;
 use dcvd::model::DcvMethod;
-use dcvd::provider::sectigo::wire::Reply;
-use dcvd::provider::{Lookup, Provider};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -59,8 +59,8 @@ fn every_recorded_payload_parses() {
             "getmdcdomaindetails.txt" => {
                 assert_eq!(r.get("1_domainName"), Some("test.com"));
                 assert_eq!(
-                    dcvd::provider::sectigo::wire::name_status(r.get("1_dcvStatus").unwrap()),
-                    dcvd::provider::NameDcv::Valid
+                    dcvd::ca::sectigo::wire::name_status(r.get("1_dcvStatus").unwrap()),
+                    dcvd::ca::NameDcv::Valid
                 );
             }
             "resenddcvemail-lowercase-key.txt" => {}

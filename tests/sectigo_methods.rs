@@ -3,8 +3,8 @@
 
 mod sectigo_common;
 
+use dcvd::ca::Provider;
 use dcvd::model::{ChallengeKind, DcvMethod};
-use dcvd::provider::Provider;
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -31,7 +31,7 @@ async fn approver_not_on_the_list_is_refused_before_sending() {
     let held = Held::new(&req, &sub.ca_order_id, sub.ca_data.clone());
     let bad = vec![(req.names[0].clone(), "root@example.test".to_string())];
     let err = p.resend_emails(held.r(), &bad, "en").await.unwrap_err();
-    assert_eq!(err.kind, dcvd::provider::ErrorKind::Permanent);
+    assert_eq!(err.kind, dcvd::ca::ErrorKind::Permanent);
     assert!(err.to_string().contains("root@example.test"), "{err}");
     assert!(sim.forms("!ResendDCVEmail").is_empty());
 }

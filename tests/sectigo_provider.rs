@@ -6,8 +6,8 @@ mod sectigo_common;
 
 use std::collections::BTreeMap;
 
+use dcvd::ca::{CaOrderState, Provider, Tokens};
 use dcvd::model::{ChallengeKind, DcvMethod};
-use dcvd::provider::{CaOrderState, Provider, Tokens};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -39,7 +39,7 @@ fn der_of(pem: &str) -> Vec<u8> {
 }
 
 /// Leaf → intermediate → root, each issued by the next, the leaf for the CSR's key.
-fn assert_chain_leaf_to_root(chain: &dcvd::provider::IssuedChain, csr_der: &[u8], cn: &str) {
+fn assert_chain_leaf_to_root(chain: &dcvd::ca::IssuedChain, csr_der: &[u8], cn: &str) {
     let leaf_der = der_of(&chain.leaf_pem);
     let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
     let ders: Vec<Vec<u8>> = chain.chain_pem.iter().map(|p| der_of(p)).collect();
@@ -82,7 +82,7 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
     assert_eq!(sub.challenges.len(), 1);
     let (_, ch) = &sub.challenges[0];
     assert_eq!(ch.kind, ChallengeKind::DnsCname);
-    let h = dcvd::csr::hash::csr_hashes(&req.csr_der);
+    let h = dcvd::pki::hash::csr_hashes(&req.csr_der);
     assert_eq!(ch.name, format!("_{}.www.example.test", h.md5_upper));
     let uv = sub.ca_data["uniqueValue"].as_str().unwrap().to_string();
     assert!(

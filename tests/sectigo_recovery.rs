@@ -7,10 +7,10 @@ mod sectigo_common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dcvd::ca::sectigo::SectigoProvider;
+use dcvd::ca::{ErrorKind, Lookup, Provider};
 use dcvd::clock::{Clock, ManualClock};
 use dcvd::model::DcvMethod;
-use dcvd::provider::sectigo::SectigoProvider;
-use dcvd::provider::{ErrorKind, Lookup, Provider};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 

@@ -4,8 +4,8 @@
 
 mod sectigo_common;
 
+use dcvd::ca::{CaOrderState, ErrorKind, Provider};
 use dcvd::model::DcvMethod;
-use dcvd::provider::{CaOrderState, ErrorKind, Provider};
 use dcvd::sim::sectigo::{self, SectigoSimOptions};
 use sectigo_common::*;
 
@@ -96,7 +96,7 @@ async fn wildcard_names_keep_the_star_in_auto_update_dcv() {
     let sub = p.submit(&req).await.unwrap();
     assert_eq!(sim.orders()[0].names[0].name, "*.wild.example.test");
     // The CNAME goes at the base name (the ADN), the only place a wildcard can use.
-    let h = dcvd::csr::hash::csr_hashes(&req.csr_der);
+    let h = dcvd::pki::hash::csr_hashes(&req.csr_der);
     assert_eq!(
         sub.challenges[0].1.name,
         format!("_{}.wild.example.test", h.md5_upper)
@@ -296,9 +296,9 @@ async fn days_stay_within_the_validity_in_force() {
         .text()
         .await
         .unwrap();
-    let r = dcvd::provider::sectigo::wire::Reply::parse(&body).unwrap();
+    let r = dcvd::ca::sectigo::wire::Reply::parse(&body).unwrap();
     assert_eq!(r.error_code(), Some(-115));
-    let e = dcvd::provider::sectigo::wire::api_error("sec", "!AutoApplySSL", -115, &r);
+    let e = dcvd::ca::sectigo::wire::api_error("sec", "!AutoApplySSL", -115, &r);
     assert!(e.to_string().contains("No price found"), "{e}");
     assert!(e.to_string().contains("validity_days"), "{e}");
 }

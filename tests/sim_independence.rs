@@ -1,16 +1,11 @@
 //! The simulators are written from the CA documents, never from the clients: nothing under
-//! `src/sim` may use the CA clients' code or types (`crate::provider`), or the client's CSR
-//! hash computation (`crate::csr`). A simulator that shares a client's types agrees with
+//! `src/sim` may use the CA clients' code or types (`crate::ca`), or the client's CSR
+//! hash computation (`crate::pki`). A simulator that shares a client's types agrees with
 //! every misreading of the API, and no test could see it.
 
 use std::path::Path;
 
-const FORBIDDEN: &[&str] = &[
-    "crate::provider",
-    "dcvd::provider",
-    "crate::csr",
-    "dcvd::csr",
-];
+const FORBIDDEN: &[&str] = &["crate::ca", "dcvd::ca", "crate::pki", "dcvd::pki"];
 
 fn uses(dir: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {

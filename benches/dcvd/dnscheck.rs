@@ -35,7 +35,7 @@ pub fn run() -> Result<Vec<Row>, String> {
         )]),
         ..Default::default()
     };
-    let checker = dcvd::dnscheck::build(&dns, &dcvd::config::HttpCheckConfig::default())?;
+    let checker = dcvd::dcv::check::build(&dns, &dcvd::config::HttpCheckConfig::default())?;
     let challenges: Vec<Challenge> = (0..names)
         .map(|i| Challenge {
             kind: ChallengeKind::DnsTxt,

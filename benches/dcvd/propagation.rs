@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dcvd::dnscheck::{CheckReport, DnsError, PropagationCheck};
+use dcvd::dcv::check::{CheckReport, DnsError, PropagationCheck};
+use dcvd::dcv::publish::{PublishError, Publisher};
 use dcvd::model::Challenge;
-use dcvd::publish::{PublishError, Publisher};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand::RngExt;

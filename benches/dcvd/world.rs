@@ -100,17 +100,18 @@ impl World {
     /// Load the config and build the runtime; `adjust` may wrap publishers or the checker.
     pub async fn app(
         &self,
-        adjust: impl FnOnce(&mut dcvd::runtime::Runtime),
-    ) -> Result<dcvd::daemon::App, String> {
+        adjust: impl FnOnce(&mut dcvd::lifecycle::services::Runtime),
+    ) -> Result<dcvd::app::App, String> {
         let cfg = dcvd::config::load(&self.config_path).map_err(|e| e.to_string())?;
         let metrics = Arc::new(dcvd::metrics::Metrics::new());
-        let store = dcvd::daemon::open_store(&cfg)
+        let store = dcvd::app::open_store(&cfg)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let mut rt =
-            dcvd::runtime::build(&cfg, metrics.clone(), &store, dcvd::clock::system()).await?;
+            dcvd::lifecycle::services::build(&cfg, metrics.clone(), &store, dcvd::clock::system())
+                .await?;
         adjust(&mut rt);
-        dcvd::daemon::App::with_store(store, rt, metrics)
+        dcvd::app::App::with_store(store, rt, metrics)
             .await
             .map_err(|e| format!("{e:#}"))
     }

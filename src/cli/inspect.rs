@@ -104,7 +104,7 @@ struct OrderView {
     failure_reason: Option<String>,
     reference: String,
     ca_order_id: Option<String>,
-    ca_state: Option<crate::provider::CaOrderState>,
+    ca_state: Option<crate::ca::CaOrderState>,
     names: Vec<String>,
     key_type: String,
     attempts: u32,
@@ -384,8 +384,8 @@ fn print_order(
             );
             for s in &check.servers {
                 let outcome = match &s.outcome {
-                    crate::dnscheck::ServerOutcome::OtherValue(v) => format!("other value {v:?}"),
-                    crate::dnscheck::ServerOutcome::Error(e) => format!("error: {e}"),
+                    crate::dcv::check::ServerOutcome::OtherValue(v) => format!("other value {v:?}"),
+                    crate::dcv::check::ServerOutcome::Error(e) => format!("error: {e}"),
                     other => other.metric_label().to_string(),
                 };
                 say!("      {:<44} {outcome}", s.server);

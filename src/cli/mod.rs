@@ -12,8 +12,8 @@ macro_rules! say {
         }
     }};
 }
-pub(crate) use say;
 
+pub mod demo;
 mod inspect;
 mod orders;
 mod run;
@@ -162,7 +162,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Demo {
             exit_when_done,
             dir,
-        } => crate::demo::run(*exit_when_done, dir.clone()).await,
+        } => crate::cli::demo::run(*exit_when_done, dir.clone()).await,
         _ => run_command(&cli).await,
     };
     match result {

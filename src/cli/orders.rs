@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::provider::OrderRef;
+use crate::ca::OrderRef;
 
 /// The database and order `id`, or an error saying which is missing.
 async fn open_order(
@@ -65,8 +65,8 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert.name
         );
     }
-    let engine = crate::runtime::engine_for_cli(store, cfg.clone()).await?;
-    let names = crate::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
+    let engine = crate::lifecycle::services::engine_for_cli(store, cfg.clone()).await?;
+    let names = crate::lifecycle::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
     let renewal_of = if order.state == crate::model::OrderState::Issued {
         order.ca_order_id.clone()
     } else {
@@ -77,7 +77,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert,
             names,
             renewal_of,
-            &crate::engine::Need::RetryAfterFailure,
+            &crate::lifecycle::engine::Need::RetryAfterFailure,
         )
         .await?;
     say!(
@@ -95,7 +95,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     }
     if let Some(ca_id) = order.ca_order_id.as_deref() {
         let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = crate::runtime::build(
+        let rt = crate::lifecycle::services::build(
             &cfg,
             std::sync::Arc::new(crate::metrics::Metrics::new()),
             &store,
@@ -126,7 +126,8 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .await?;
     if done {
         say!("order {id} canceled; its published tokens will be removed by the daemon");
-        if order.ca_order_id.is_none() && crate::reconcile::operator::check_in_doubt(&order).is_ok()
+        if order.ca_order_id.is_none()
+            && crate::lifecycle::reconcile::operator::check_in_doubt(&order).is_ok()
         {
             say!(
                 "note: its submit was unanswered, so the CA may hold an order for it (reference {}{}); \
@@ -147,19 +148,26 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
 
 pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
-    crate::reconcile::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
-    let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let engine = crate::runtime::engine_for_cli(store, cfg).await?;
-    let msg = crate::reconcile::operator::adopt(&engine.ctx, &engine.runtime(), id, ca_order_id)
-        .await
+    crate::lifecycle::reconcile::operator::check_in_doubt(&order)
         .map_err(|e| anyhow::anyhow!(e))?;
+    let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = crate::lifecycle::services::engine_for_cli(store, cfg).await?;
+    let msg = crate::lifecycle::reconcile::operator::adopt(
+        &engine.ctx,
+        &engine.runtime(),
+        id,
+        ca_order_id,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
     say!("{msg} (the running daemon picks it up within seconds)");
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
-    crate::reconcile::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
+    crate::lifecycle::reconcile::operator::check_in_doubt(&order)
+        .map_err(|e| anyhow::anyhow!(e))?;
     if !yes {
         anyhow::bail!(
             "order {id} may already exist at the CA{}; submitting it again may buy a second \
@@ -172,12 +180,12 @@ pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Resul
             }
         );
     }
-    let ctx = crate::reconcile::Ctx {
+    let ctx = crate::lifecycle::reconcile::Ctx {
         store,
         clock: crate::clock::system(),
         metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
     };
-    let msg = crate::reconcile::operator::resubmit(&ctx, id)
+    let msg = crate::lifecycle::reconcile::operator::resubmit(&ctx, id)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     say!("{msg} (the running daemon picks it up within seconds)");

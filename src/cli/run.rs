@@ -45,11 +45,11 @@ pub(super) async fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    crate::telemetry::init(cfg.daemon.log_format);
+    crate::app::telemetry::init(cfg.daemon.log_format);
     for w in crate::config::warnings(&cfg) {
         tracing::warn!(key = %w.key, "configuration: {}", w.message);
     }
-    let app = crate::daemon::App::build(cfg).await?;
+    let app = crate::app::App::build(cfg).await?;
     info!(listen = %app.local_addr()?, version = env!("CARGO_PKG_VERSION"), "dcvd started");
     let shutdown = CancellationToken::new();
     let engine = app.engine.clone();
@@ -62,7 +62,7 @@ pub(super) async fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
 /// SIGTERM/SIGINT stop the daemon (a second one is not needed: steps drain within
 /// `daemon.shutdown_timeout`); SIGHUP reloads the configuration.
 async fn handle_signals(
-    engine: std::sync::Arc<crate::engine::Engine>,
+    engine: std::sync::Arc<crate::lifecycle::engine::Engine>,
     path: PathBuf,
     shutdown: CancellationToken,
 ) {
@@ -82,7 +82,7 @@ async fn handle_signals(
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", path.display());
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                crate::daemon::reload(&engine, &path).await;
+                crate::app::reload(&engine, &path).await;
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
         }
@@ -109,7 +109,7 @@ pub(super) async fn dns_check(
     };
     let name = crate::model::DomainName::parse(fqdn).map_err(|e| anyhow::anyhow!("{e}"))?;
     let checker =
-        crate::dnscheck::build(&cfg.dns, &cfg.http_check).map_err(|e| anyhow::anyhow!(e))?;
+        crate::dcv::check::build(&cfg.dns, &cfg.http_check).map_err(|e| anyhow::anyhow!(e))?;
     let challenge = Challenge {
         kind,
         name: name.to_string(),
@@ -123,7 +123,7 @@ pub(super) async fn dns_check(
     if json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        say!("{}", crate::dnscheck::render_table(&report).trim_end());
+        say!("{}", crate::dcv::check::render_table(&report).trim_end());
     }
     Ok(if report.present {
         ExitCode::SUCCESS

@@ -7,8 +7,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::model::RateLimit;
 use crate::model::{DcvMethod, DomainName};
-use crate::provider::limit::RateLimit;
 
 mod hostname;
 mod load;
@@ -22,10 +22,11 @@ mod tests_limits;
 mod tests_load;
 #[cfg(test)]
 mod tests_refused;
+pub mod tls;
 mod validate;
 mod validate_acme;
 mod validate_cert;
-mod validate_digicert;
+pub(crate) mod validate_digicert;
 mod validate_limits;
 
 pub use load::{load, load_from_str};

@@ -367,5 +367,5 @@ output_dir = "/tmp/certs"
         a.eab_hmac_key.as_ref().unwrap().expose_secret(),
         "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
     );
-    assert!(crate::provider::acme::decode_eab_key(a.eab_hmac_key.as_ref().unwrap()).is_ok());
+    assert!(crate::config::tls::decode_eab_key(a.eab_hmac_key.as_ref().unwrap()).is_ok());
 }

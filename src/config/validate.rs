@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::model::RateLimit;
 use crate::model::{DcvMethod, DomainName, ProviderKind};
-use crate::provider::limit::RateLimit;
 
 use super::load::join;
 use super::{Config, ConfigProblem, ProviderConfig, PublisherConfig};

@@ -38,7 +38,7 @@ pub(super) fn check_acme(key: &str, a: &AcmeConfig, p: &mut Problems) {
         _ => {}
     }
     if let Some(k) = &a.eab_hmac_key
-        && crate::provider::acme::decode_eab_key(k).is_err()
+        && crate::config::tls::decode_eab_key(k).is_err()
     {
         p.push(
             join(key, "eab_hmac_key"),
@@ -54,7 +54,7 @@ pub(super) fn check_acme(key: &str, a: &AcmeConfig, p: &mut Problems) {
                     f.display()
                 ),
             );
-        } else if let Err(m) = crate::provider::acme::load_roots(f) {
+        } else if let Err(m) = crate::config::tls::load_roots(f) {
             p.push(join(key, "ca_file"), m);
         }
     }

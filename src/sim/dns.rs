@@ -16,8 +16,8 @@ use hickory_server::store::sqlite::{Journal, SqliteConfig, SqliteZoneHandler, Ts
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType};
 use rand::RngExt;
 
-use crate::dnscheck::query::fqdn;
-use crate::publish::update::{Transport, UpdateOp, cname_record, send_update, signer, txt_record};
+use crate::dcv::dns::query::fqdn;
+use crate::dcv::dns::update::{Transport, UpdateOp, cname_record, send_update, signer, txt_record};
 
 /// One zone the simulator serves.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 //! `POST /_sim/reject/{orderNumber}` (body: the CA's words) or [`SectigoSim::reject`].
 //!
 //! Written from the documents only (seed page, reference/sectigo.md, fixtures): it
-//! imports nothing from `crate::provider` or `crate::csr`, so the client and the
+//! imports nothing from `crate::ca` or `crate::pki`, so the client and the
 //! simulator cannot share a misreading. Where the documents are silent it picks the
 //! answer hardest for a client, and says so where it does.
 

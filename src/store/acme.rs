@@ -5,20 +5,34 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretSlice;
 
 use super::{Store, StoreError, to_ms};
+use crate::ca::acme::AccountStore;
 
-/// A registered ACME account. The key never appears in Debug output.
-pub struct AcmeAccount {
-    pub account_url: String,
-    /// PKCS#8 DER of the account's ECDSA P-256 key.
-    pub key_pkcs8: SecretSlice<u8>,
-}
+pub use crate::ca::acme::AcmeAccount;
 
-impl std::fmt::Debug for AcmeAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcmeAccount")
-            .field("account_url", &self.account_url)
-            .field("key_pkcs8", &"[redacted]")
-            .finish()
+/// The ACME client keeps its account here (it does not know the database).
+#[async_trait::async_trait]
+impl AccountStore for Store {
+    async fn load(
+        &self,
+        provider: &str,
+        directory_url: &str,
+    ) -> Result<Option<AcmeAccount>, String> {
+        self.acme_account(provider, directory_url)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn save(
+        &self,
+        provider: &str,
+        directory_url: &str,
+        account_url: &str,
+        key_pkcs8: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AcmeAccount, String> {
+        self.save_acme_account(provider, directory_url, account_url, key_pkcs8, now)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

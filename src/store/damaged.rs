@@ -8,6 +8,10 @@ use serde::Serialize;
 use super::events::{NewEvent, insert_event};
 use super::{Store, StoreError, from_ms, to_ms};
 
+/// Why an order failed before anything was bought: its stored key or CSR is damaged.
+/// The certificate gets a fresh order (with a fresh key) at once, as no CA order exists.
+pub const DAMAGED_KEY_REASON: &str = "the order's stored private key or CSR is damaged";
+
 /// An order marked damaged, for `status`, `orders show` and metrics.
 #[derive(Debug, Clone, Serialize)]
 pub struct DamagedOrder {
@@ -201,7 +205,7 @@ impl Store {
              AND submit_maybe_sent = 0 AND substr(failure_reason, 1, length(?2)) = ?2",
         )
         .bind(id)
-        .bind(crate::reconcile::DAMAGED_KEY_REASON)
+        .bind(DAMAGED_KEY_REASON)
         .fetch_optional(&self.pool)
         .await?;
         Ok(hit.is_some())

@@ -19,7 +19,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use acme::AcmeAccount;
-pub use damaged::{DamagedJournal, DamagedOrder};
+pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, NewOrder, OrderSummary};
@@ -27,7 +27,7 @@ pub use overview::{LatestOrder, OrderOverview};
 pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};
 
-use crate::provider::ErrorKind;
+use crate::model::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -56,7 +56,7 @@ impl Store {
              LEFT JOIN orders o ON o.id = (SELECT MAX(id) FROM orders WHERE certificate = c.name)
              LEFT JOIN orders i ON i.id = c.issued_order_id",
         )
-        .bind(crate::reconcile::DAMAGED_KEY_REASON)
+        .bind(super::DAMAGED_KEY_REASON)
         .fetch_all(&self.pool)
         .await?;
         let mut out = HashMap::with_capacity(rows.len());

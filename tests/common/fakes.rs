@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dcvd::dnscheck::{CheckReport, DnsError, PropagationCheck, ServerOutcome, ServerResult};
+use dcvd::ca::*;
+use dcvd::dcv::check::{CheckReport, DnsError, PropagationCheck, ServerOutcome, ServerResult};
+use dcvd::dcv::publish::{PublishError, Publisher};
 use dcvd::model::{Challenge, ChallengeKind, DcvMethod, DomainName, ProviderKind};
-use dcvd::provider::*;
-use dcvd::publish::{PublishError, Publisher};
 use dcvd::sim::ca::SimCa;
 
 /// Tokens in place, as (kind, name, value).

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dcvd::ca::*;
 use dcvd::model::{DcvMethod, DomainName, ProviderKind};
-use dcvd::provider::*;
 
 /// Wraps a provider: `submit` reaches the CA, but the answer is never seen (a crash
 /// or lost connection right after the request left).

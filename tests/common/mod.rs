@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use dcvd::ca::{MethodScope, Provider};
 use dcvd::clock::ManualClock;
 use dcvd::config::Config;
-use dcvd::engine::Engine;
+use dcvd::dcv::publish::Publisher;
+use dcvd::lifecycle::engine::Engine;
+use dcvd::lifecycle::services::Runtime;
 use dcvd::metrics::Metrics;
 use dcvd::model::OrderState;
-use dcvd::provider::{MethodScope, Provider};
-use dcvd::publish::Publisher;
-use dcvd::runtime::Runtime;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
 

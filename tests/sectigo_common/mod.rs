@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use dcvd::ca::sectigo::SectigoProvider;
+use dcvd::ca::{OrderRef, SubmitRequest};
 use dcvd::config::SectigoConfig;
 use dcvd::model::{DcvMethod, DomainName, KeyType};
-use dcvd::provider::sectigo::SectigoProvider;
-use dcvd::provider::{OrderRef, SubmitRequest};
 
 pub const PASSWORD: &str = "s3cret-Pa55word";
 

@@ -1,0 +1,400 @@
+//! Carrying out one `state::Next` for one order.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, info, warn};
+
+use super::{Action, Ctx, StepError, apply, error_policy};
+use crate::ca::{OrderRef, Provider, SubmitRequest};
+use crate::config::CertificateConfig;
+use crate::lifecycle::decide::{Next, Policy, decide};
+use crate::lifecycle::services::Runtime;
+use crate::model::{AuthzState, DcvMethod, DomainName, OrderState};
+use crate::store::{Authorization, NewEvent, Order, StoreError};
+
+mod ca;
+mod dcv;
+mod issue;
+mod submit;
+
+pub(super) struct Step<'a> {
+    pub ctx: &'a Ctx,
+    pub rt: &'a Runtime,
+    pub cert: &'a CertificateConfig,
+    pub provider: Arc<dyn Provider>,
+    pub policy: Policy,
+    pub order: Order,
+    pub authz: Vec<Authorization>,
+    pub events: Vec<NewEvent>,
+    pub now: DateTime<Utc>,
+    /// Order-level note kept in `last_error` after a successful step (e.g. "needs approval").
+    pub note: Option<String>,
+    /// Run again at this time after a successful step, instead of what `decide` says
+    /// (e.g. recovery waiting for the in-flight bound).
+    pub wake: Option<DateTime<Utc>>,
+}
+
+impl<'a> Step<'a> {
+    /// A step on `order` with the policy its certificate and provider give it.
+    pub(super) fn new(
+        ctx: &'a Ctx,
+        rt: &'a Runtime,
+        cert: &'a CertificateConfig,
+        provider: Arc<dyn Provider>,
+        order: Order,
+        authz: Vec<Authorization>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let policy = rt.policy(cert, provider.as_ref(), &order);
+        Step {
+            ctx,
+            rt,
+            cert,
+            provider,
+            policy,
+            order,
+            authz,
+            events: Vec::new(),
+            now,
+            note: None,
+            wake: None,
+        }
+    }
+}
+
+pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
+}
+
+pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
+    let now = ctx.clock.now();
+    let (mut order, authz) = match ctx.store.load_order(order_id).await {
+        Ok(o) => o,
+        // A row that does not parse: on hold with backoff, never a busy loop.
+        Err(e @ StoreError::Corrupt { .. }) => {
+            return super::quarantine(order_id, ctx, &e.to_string()).await;
+        }
+        Err(e) => return Err(e),
+    };
+    // An ended order runs only for its due look for a late duplicate.
+    let sweep_due = order.dup_check_at.is_some_and(|t| t <= now);
+    if order.state.is_terminal() && !(sweep_due && order.state != OrderState::Canceled) {
+        return Ok(Action::Done);
+    }
+    // Before anything is bought with them: the stored key and CSR must be usable, or the
+    // issued certificate could never be installed.
+    if order.ca_order_id.is_none() && !order.state.is_terminal() {
+        let checked = (order.private_key_pem.clone(), order.csr_pem.clone());
+        let (csr_der, names) = (order.csr_der.clone(), order.names.clone());
+        let check = tokio::task::spawn_blocking(move || {
+            crate::pki::key::check_stored(&checked.0, &checked.1, &csr_der, &names)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("checking the stored key and CSR failed: {e}")));
+        if let Err(why) = check {
+            if order.submit_maybe_sent || order.state == OrderState::SubmitUnknown {
+                // A CA order may exist: a fresh order could be a second purchase, and
+                // adopting it would issue a certificate that cannot be installed.
+                let reason = format!(
+                    "{}: {why}; a CA order for reference {} may already exist, so dcvd neither \
+                     adopts it nor places another",
+                    super::DAMAGED_KEY_REASON,
+                    order.reference
+                );
+                return super::quarantine(order_id, ctx, &reason).await;
+            }
+            let reason = format!(
+                "{}: {why}; nothing was ordered at the CA, so the certificate gets a fresh order \
+                 with a fresh key",
+                super::DAMAGED_KEY_REASON
+            );
+            warn!(order_id, certificate = %order.certificate, reason = %reason, "order failed");
+            order.failure_reason = Some(reason.clone());
+            let from = order.state;
+            order.state = OrderState::Failed;
+            let events = [
+                NewEvent {
+                    kind: "state",
+                    domain: None,
+                    message: format!("order {from} → {}", OrderState::Failed),
+                },
+                NewEvent {
+                    kind: "failed",
+                    domain: None,
+                    message: reason,
+                },
+            ];
+            ctx.store.save(&order, &authz, &events, false, now).await?;
+            ctx.store.clear_damaged(order_id, now).await?;
+            return Ok(Action::Done);
+        }
+    }
+    if order.damaged.is_some() && ctx.store.clear_damaged(order_id, now).await? {
+        info!(
+            order_id,
+            certificate = %order.certificate,
+            "order {order_id} reads correctly again (the damaged row was repaired); it continues"
+        );
+        order.damaged = None;
+    }
+    let (cert, provider) = match (
+        rt.certificate(&order.certificate),
+        rt.providers.get(&order.provider),
+    ) {
+        (Some(c), Some(p)) => (c, p.clone()),
+        (c, _) => {
+            let what = if c.is_none() {
+                format!("certificate `{}`", order.certificate)
+            } else {
+                format!("provider `{}`", order.provider)
+            };
+            let msg = format!(
+                "{what} is no longer in the configuration; order {} is left as it is and checked again in an hour \
+                 (restore the config, or end it with `dcvd orders cancel {}`)",
+                order.id, order.id
+            );
+            warn!(order_id, certificate = %order.certificate, "{msg}");
+            order.last_error = Some(msg);
+            order.next_attempt_at = after(now, Duration::from_secs(3600));
+            if order.state.is_terminal() {
+                order.dup_check_at = Some(order.next_attempt_at);
+            }
+            ctx.store.save(&order, &authz, &[], false, now).await?;
+            return Ok(Action::Requeue(order.next_attempt_at));
+        }
+    };
+    let span = tracing::info_span!(
+        "step",
+        order_id,
+        certificate = %order.certificate,
+        provider = %order.provider,
+    );
+    let mut s = Step::new(ctx, rt, cert, provider, order, authz, now);
+    let next = decide(&s.order, &s.authz, &s.policy, now);
+    let outcome = match next {
+        Next::Done => return Ok(Action::Done),
+        Next::Wait(t) => {
+            // Nothing to do yet (e.g. woken early): just record when.
+            s.order.next_attempt_at = t;
+            s.ctx
+                .store
+                .save(&s.order, &s.authz, &[], false, now)
+                .await?;
+            return Ok(Action::Requeue(t));
+        }
+        next => s.execute(next).instrument(span).await,
+    };
+    s.finish(outcome).await
+}
+
+impl Step<'_> {
+    pub fn order_ref(&self) -> OrderRef<'_> {
+        OrderRef {
+            reference: &self.order.reference,
+            ca_order_id: self.order.ca_order_id.as_deref().unwrap_or(""),
+            ca_data: &self.order.ca_data,
+            names: &self.order.names,
+            csr_der: &self.order.csr_der,
+        }
+    }
+
+    pub fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
+        info!(
+            order_id = self.order.id,
+            certificate = %self.order.certificate,
+            provider = %self.order.provider,
+            domain = domain.map(|d| d.as_str()).unwrap_or(""),
+            kind,
+            "{message}"
+        );
+        self.events.push(NewEvent {
+            kind,
+            domain: domain.map(|d| d.to_string()),
+            message,
+        });
+    }
+
+    /// Record a CA call's outcome as an event and a metric.
+    pub fn ca_call<T>(
+        &mut self,
+        op: &'static str,
+        started: std::time::Instant,
+        r: &Result<T, crate::ca::ProviderError>,
+    ) {
+        let secs = started.elapsed().as_secs_f64();
+        let status = match r {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.kind.metric_label().to_string()),
+        };
+        self.ctx
+            .metrics
+            .provider_call(&self.order.provider, op, &status, secs);
+        let msg = match r {
+            Ok(_) => format!("{op}: ok ({:.0} ms)", secs * 1000.0),
+            Err(e) => format!("{op}: {e}"),
+        };
+        self.events.push(NewEvent {
+            kind: "ca_call",
+            domain: None,
+            message: msg,
+        });
+    }
+
+    pub fn authz_mut(&mut self, id: i64) -> Option<&mut Authorization> {
+        self.authz.iter_mut().find(|a| a.id == id)
+    }
+
+    pub fn set_state(&mut self, to: OrderState) {
+        if self.order.state != to {
+            let from = self.order.state;
+            self.order.state = to;
+            self.event("state", None, format!("order {from} → {to}"));
+        }
+    }
+
+    /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
+    /// CA order id dcvd tracks at this provider, so recovery never adopts one twice. (A
+    /// plain submit does not need the list, and reading it per submit would cost O(orders).)
+    pub async fn submit_request(&self, for_lookup: bool) -> Result<SubmitRequest, StoreError> {
+        let known_ca_orders = if for_lookup {
+            self.ctx.store.known_ca_orders(&self.order.provider).await?
+        } else {
+            Vec::new()
+        };
+        Ok(SubmitRequest {
+            reference: self.order.reference.clone(),
+            certificate: self.order.certificate.clone(),
+            product: self.cert.product.clone(),
+            names: self.order.names.clone(),
+            csr_pem: self.order.csr_pem.clone(),
+            csr_der: self.order.csr_der.clone(),
+            key_type: self.order.key_type,
+            methods: self.authz.iter().map(|a| a.method).collect(),
+            approver_emails: self
+                .authz
+                .iter()
+                .filter_map(|a| Some((a.domain.clone(), a.approver_email.clone()?)))
+                .collect(),
+            locale: self.cert.locale.clone(),
+            validity_days: self.cert.validity_days,
+            renewal_of: self.order.renewal_of.clone(),
+            created_at: self.order.created_at,
+            known_ca_orders,
+        })
+    }
+
+    /// Next time approval emails should be resent, per the certificate's cron schedule.
+    pub fn next_resend(&self) -> DateTime<Utc> {
+        cron::Schedule::from_str(&self.cert.resend_schedule)
+            .ok()
+            .and_then(|s| s.after(&self.now).next())
+            .unwrap_or_else(|| after(self.now, Duration::from_secs(86400)))
+    }
+
+    async fn execute(&mut self, next: Next) -> Result<(), StepError> {
+        match next {
+            Next::Submit => self.submit().await,
+            Next::Recover => self.recover().await,
+            Next::SweepDuplicates => self.sweep_duplicates().await,
+            Next::SwitchMethod { authz, to, reason } => {
+                self.switch_method(&authz, to, reason).await
+            }
+            Next::Exhausted { authz, reason } => {
+                if let Some(a) = self.authz_mut(authz) {
+                    a.state = AuthzState::Failed;
+                    a.last_error = Some(reason.clone());
+                }
+                self.fail(reason);
+                Ok(())
+            }
+            Next::FetchTokens { authz } => self.fetch_tokens(&authz).await,
+            Next::Publish { authz } => self.publish(authz).await,
+            Next::Check { authz } => self.check(authz).await,
+            Next::TriggerCheck { authz } => self.trigger_check(&authz).await,
+            Next::Resend { authz } => self.resend(&authz).await,
+            Next::PollStatus => self.poll_status().await,
+            Next::Download => self.download().await,
+            Next::Wait(_) | Next::Done => Ok(()),
+        }
+    }
+
+    pub fn fail(&mut self, reason: String) {
+        warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %reason, "order failed");
+        self.order.failure_reason = Some(reason.clone());
+        self.set_state(OrderState::Failed);
+        self.event("failed", None, reason);
+    }
+
+    /// Apply the outcome (error policy on failure), compute the next run, save.
+    async fn finish(mut self, outcome: Result<(), StepError>) -> Result<Action, StoreError> {
+        let mut retry_at = None;
+        match outcome {
+            Ok(()) => {
+                self.order.attempts = 0;
+                self.order.last_error = self.note.take();
+            }
+            Err(e) => {
+                self.order.attempts = self.order.attempts.saturating_add(1);
+                self.ctx
+                    .metrics
+                    .reconcile_errors
+                    .get_or_create(&crate::metrics::KindLabels {
+                        kind: e.kind.metric_label().into(),
+                    })
+                    .inc();
+                match error_policy(e.kind, self.order.attempts, e.retry_after) {
+                    None => self.fail(e.message),
+                    Some(delay) => {
+                        let at = after(self.now, delay);
+                        warn!(
+                            order_id = self.order.id,
+                            certificate = %self.order.certificate,
+                            kind = e.kind.metric_label(),
+                            attempt = self.order.attempts,
+                            retry_in_s = delay.as_secs(),
+                            "{}; retrying",
+                            e.message
+                        );
+                        self.events.push(NewEvent {
+                            kind: "error",
+                            domain: None,
+                            message: format!(
+                                "{} (attempt {}, {}; retry at {})",
+                                e.message,
+                                self.order.attempts,
+                                e.kind.metric_label(),
+                                at.format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        });
+                        self.order.last_error = Some(e.message);
+                        retry_at = Some(at);
+                    }
+                }
+            }
+        }
+        let action = if self.order.state.is_terminal() {
+            self.order.next_attempt_at = self.now;
+            Action::Done
+        } else {
+            let at = retry_at.or(self.wake).unwrap_or_else(|| {
+                match decide(&self.order, &self.authz, &self.policy, self.now) {
+                    Next::Wait(t) => t,
+                    _ => self.now,
+                }
+            });
+            self.order.next_attempt_at = at;
+            Action::Requeue(at)
+        };
+        self.ctx
+            .store
+            .save(&self.order, &self.authz, &self.events, false, self.now)
+            .await?;
+        Ok(action)
+    }
+}

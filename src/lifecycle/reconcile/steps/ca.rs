@@ -1,0 +1,239 @@
+//! Steps that talk to the CA about a placed order: switch method, tokens, check, resend,
+//! status. (Submitting and recovery are in `submit.rs`.)
+
+use super::*;
+
+impl Step<'_> {
+    pub(super) async fn switch_method(
+        &mut self,
+        ids: &[i64],
+        to: usize,
+        reason: String,
+    ) -> Result<(), StepError> {
+        let method = self.policy.dcv[to];
+        let names: Vec<DomainName> = self
+            .authz
+            .iter()
+            .filter(|a| ids.contains(&a.id))
+            .map(|a| a.domain.clone())
+            .collect();
+        let mut emails = Vec::new();
+        if method == DcvMethod::Email {
+            for n in &names {
+                emails.push((n.clone(), self.approver_for(n).await?));
+            }
+        }
+        let started = std::time::Instant::now();
+        let r = self
+            .provider
+            .change_method(self.order_ref(), &names, method, &emails)
+            .await;
+        self.ca_call("change_method", started, &r);
+        let tokens = match r {
+            Ok(t) => t,
+            Err(e) if e.kind == crate::ca::ErrorKind::Permanent => {
+                // The CA refuses this method: skip it, the next step moves on to the one after.
+                let msg = format!("the CA refused {method}: {e}");
+                let now = self.now;
+                for id in ids {
+                    if let Some(a) = self.authz_mut(*id) {
+                        a.method_index = to as u32;
+                        a.method = method;
+                        a.method_started_at = now;
+                        a.method_tried_at = None;
+                        a.method_failed = true;
+                        a.last_error = Some(msg.clone());
+                    }
+                }
+                self.event("method_refused", None, msg);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let resend_at = self.next_resend();
+        for id in ids {
+            let Some(a) = self.authz.iter().find(|a| a.id == *id).cloned() else {
+                continue;
+            };
+            if let Some(old) = &a.challenge {
+                self.ctx
+                    .store
+                    .journal_release(self.order.id, old, self.now)
+                    .await?;
+            }
+            self.ctx
+                .metrics
+                .method_switches
+                .get_or_create(&crate::metrics::SwitchLabels {
+                    provider: self.order.provider.clone(),
+                    from: a.method.to_string(),
+                    to: method.to_string(),
+                })
+                .inc();
+            let now = self.now;
+            let email = emails
+                .iter()
+                .find(|(n, _)| *n == a.domain)
+                .map(|(_, e)| e.clone());
+            if let Some(b) = self.authz_mut(*id) {
+                b.method = method;
+                b.method_index = to as u32;
+                b.method_started_at = now;
+                b.method_failed = false;
+                // Email: changing the method sent the emails (first attempt now); a token
+                // method is first tried when its token is published.
+                b.method_tried_at = (method == DcvMethod::Email).then_some(now);
+                b.challenge = None;
+                b.check = None;
+                b.check_rounds = 0;
+                b.next_check_at = None;
+                b.last_error = None;
+                b.resends = 0;
+                if method == DcvMethod::Email {
+                    b.state = AuthzState::EmailSent;
+                    b.approver_email = email;
+                    b.next_resend_at = Some(resend_at);
+                } else {
+                    b.state = AuthzState::Publishing;
+                }
+            }
+            self.event(
+                "method_switch",
+                Some(&a.domain),
+                format!("DCV method {} → {method}: {reason}", a.method),
+            );
+        }
+        for old in apply::tokens(self, tokens) {
+            self.ctx
+                .store
+                .journal_release(self.order.id, &old, self.now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The approver for `name`: from config (the name or a parent), else the first
+    /// address the CA offers.
+    pub(super) async fn approver_for(&mut self, name: &DomainName) -> Result<String, StepError> {
+        if let Some(e) = self.cert.approver_for(name) {
+            return Ok(e.to_string());
+        }
+        let started = std::time::Instant::now();
+        let r = self.provider.approver_emails(name).await;
+        self.ca_call("approver_emails", started, &r);
+        r?.into_iter().next().ok_or_else(|| {
+            StepError::permanent(format!(
+                "no approver email for {name}: none in approver_emails and the CA offered none"
+            ))
+        })
+    }
+
+    pub(super) async fn fetch_tokens(&mut self, ids: &[i64]) -> Result<(), StepError> {
+        let names: Vec<(DomainName, DcvMethod)> = self
+            .authz
+            .iter()
+            .filter(|a| ids.contains(&a.id))
+            .map(|a| (a.domain.clone(), a.method))
+            .collect();
+        let started = std::time::Instant::now();
+        let r = self.provider.challenges(self.order_ref(), &names).await;
+        self.ca_call("challenges", started, &r);
+        let tokens = r?;
+        let got = tokens.challenges.len();
+        for old in apply::tokens(self, tokens) {
+            self.ctx
+                .store
+                .journal_release(self.order.id, &old, self.now)
+                .await?;
+        }
+        if self.policy.refresh_tokens && self.provider.tokens_need_refresh(&self.order.ca_data) {
+            // Never loop on a provider that keeps asking for a refresh.
+            return Err(StepError {
+                kind: crate::ca::ErrorKind::Transient,
+                message: format!(
+                    "provider `{}` still reports its DCV tokens as expiring after renewing them",
+                    self.order.provider
+                ),
+                retry_after: None,
+            });
+        }
+        if got == 0 {
+            return Err(StepError {
+                kind: crate::ca::ErrorKind::Transient,
+                message: format!(
+                    "provider `{}` returned no DCV tokens for {} name(s)",
+                    self.order.provider,
+                    names.len()
+                ),
+                retry_after: None,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn trigger_check(&mut self, ids: &[i64]) -> Result<(), StepError> {
+        let names: Vec<DomainName> = self
+            .authz
+            .iter()
+            .filter(|a| ids.contains(&a.id))
+            .map(|a| a.domain.clone())
+            .collect();
+        let started = std::time::Instant::now();
+        let r = self.provider.trigger_check(self.order_ref(), &names).await;
+        self.ca_call("trigger_check", started, &r);
+        let status = r?;
+        for id in ids {
+            if let Some(a) = self.authz_mut(*id) {
+                a.state = AuthzState::Submitted;
+            }
+        }
+        apply::status(self, status);
+        Ok(())
+    }
+
+    pub(super) async fn resend(&mut self, ids: &[i64]) -> Result<(), StepError> {
+        let pairs: Vec<(DomainName, String)> = self
+            .authz
+            .iter()
+            .filter(|a| ids.contains(&a.id))
+            .filter_map(|a| Some((a.domain.clone(), a.approver_email.clone()?)))
+            .collect();
+        let started = std::time::Instant::now();
+        let r = self
+            .provider
+            .resend_emails(self.order_ref(), &pairs, &self.cert.locale)
+            .await;
+        self.ca_call("resend_emails", started, &r);
+        r?;
+        let next = self.next_resend();
+        for id in ids {
+            if let Some(a) = self.authz_mut(*id) {
+                a.resends += 1;
+                a.next_resend_at = Some(next);
+            }
+        }
+        self.ctx
+            .metrics
+            .emails_resent
+            .get_or_create(&crate::metrics::ProviderLabels {
+                provider: self.order.provider.clone(),
+            })
+            .inc_by(pairs.len() as u64);
+        for (d, e) in &pairs {
+            self.event(
+                "email_resent",
+                Some(d),
+                format!("approval email resent to {e}"),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn poll_status(&mut self) -> Result<(), StepError> {
+        let started = std::time::Instant::now();
+        let r = self.provider.status(self.order_ref()).await;
+        self.ca_call("status", started, &r);
+        apply::status(self, r?);
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! `Runtime`: the validated config together with the providers, publishers and checker
+//! built from it. Replaced as a whole on SIGHUP; each step uses one snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::ca::{MethodScope, Provider};
+use crate::config::{CertificateConfig, Config};
+use crate::dcv::check::PropagationCheck;
+use crate::dcv::publish::Publisher;
+use crate::lifecycle::decide::Policy;
+
+pub struct Runtime {
+    pub config: Config,
+    pub providers: HashMap<String, Arc<dyn Provider>>,
+    pub publishers: HashMap<String, Arc<dyn Publisher>>,
+    pub checker: Arc<dyn PropagationCheck>,
+    /// The rate limiters by provider name: handed on to the runtime a reload builds
+    /// (`build_reusing`), so every window keeps counting across SIGHUP.
+    pub limiters: Arc<crate::ca::limit::Limiters>,
+    /// Certificate name → index in `config.certificates` (every step looks one up).
+    by_name: HashMap<String, usize>,
+}
+
+impl Runtime {
+    pub fn new(
+        config: Config,
+        providers: HashMap<String, Arc<dyn Provider>>,
+        publishers: HashMap<String, Arc<dyn Publisher>>,
+        checker: Arc<dyn PropagationCheck>,
+    ) -> Self {
+        let by_name = config
+            .certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        Self {
+            config,
+            providers,
+            publishers,
+            checker,
+            limiters: Arc::new(crate::ca::limit::Limiters::new()),
+            by_name,
+        }
+    }
+
+    pub fn certificate(&self, name: &str) -> Option<&CertificateConfig> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.config.certificates.get(i))
+    }
+
+    /// The DCV policy for `order` of certificate `cert` at `provider`.
+    pub fn policy(
+        &self,
+        cert: &CertificateConfig,
+        provider: &dyn Provider,
+        order: &crate::store::Order,
+    ) -> Policy {
+        Policy {
+            dcv: cert.dcv.clone(),
+            method_timeout: cert.method_timeout,
+            scope: provider.method_scope(),
+            status_interval: provider.poll_interval(),
+            max_resends: cert.max_resends,
+            // The order's own names, parsed when it was read: no parsing per step.
+            wildcard_names: order
+                .names
+                .iter()
+                .filter(|n| n.is_wildcard())
+                .map(|n| n.to_string())
+                .collect(),
+            refresh_tokens: provider.tokens_need_refresh(&order.ca_data),
+        }
+    }
+
+    /// The publisher for a token of this method: `http_publisher` for HTTP methods when set.
+    pub fn publisher_for(
+        &self,
+        cert: &CertificateConfig,
+        http: bool,
+    ) -> Option<Arc<dyn Publisher>> {
+        let name = if http {
+            cert.http_publisher.as_ref().or(cert.publisher.as_ref())
+        } else {
+            cert.publisher.as_ref()
+        }?;
+        self.publishers.get(name).cloned()
+    }
+
+    pub fn scope_of(&self, provider: &str) -> MethodScope {
+        self.providers
+            .get(provider)
+            .map(|p| p.method_scope())
+            .unwrap_or(MethodScope::PerName)
+    }
+}
+
+/// Build providers (each behind its rate limiter), publishers and the checker from a
+/// validated config. `store` is where ACME providers keep their account.
+pub async fn build(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+    store: &crate::store::Store,
+    clock: crate::clock::SharedClock,
+) -> Result<Runtime, String> {
+    let limiters = Arc::new(crate::ca::limit::Limiters::new());
+    build_reusing(config, metrics, store, clock, limiters).await
+}
+
+/// As `build`, taking each provider's rate limiter from `limiters` (a reload passes the
+/// running runtime's): the limiter of a provider of the same name is kept, with the new
+/// `rate_limits` in force if they changed, so requests sent before the reload and by
+/// steps still running on the old runtime count against the same windows.
+pub async fn build_reusing(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+    store: &crate::store::Store,
+    clock: crate::clock::SharedClock,
+    limiters: Arc<crate::ca::limit::Limiters>,
+) -> Result<Runtime, String> {
+    use crate::ca::limit::Limiter;
+    use crate::ca::limited::Limited;
+    use crate::config::ProviderConfig;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Build everything first: a provider that fails to build rejects the reload, and
+    // then no limiter may have been changed.
+    let mut built: Vec<(&String, &ProviderConfig, Arc<dyn Provider>)> = Vec::new();
+    let mut pending = Vec::new();
+    for (name, pc) in &config.providers {
+        let made: Result<(), String> = match pc {
+            ProviderConfig::Digicert(c) => crate::ca::digicert::DigicertProvider::new(name, c)
+                .map(|p| pending.push((name, pc, Pending::Digicert(p.with_clock(clock.clone()))))),
+            ProviderConfig::Sectigo(c) => crate::ca::sectigo::SectigoProvider::new(name, c)
+                .map(|p| pending.push((name, pc, Pending::Sectigo(p.with_clock(clock.clone()))))),
+            ProviderConfig::Acme(c) => {
+                crate::ca::acme::AcmeProvider::new(name, c, &config.dns, Arc::new(store.clone()))
+                    .map(|p| {
+                        built.push((name, pc, Arc::new(p.with_clock(clock.clone()))));
+                    })
+            }
+        };
+        made.map_err(|e| format!("providers.{name}: {e}"))?;
+    }
+    let mut publishers: HashMap<String, Arc<dyn Publisher>> = HashMap::new();
+    for (name, pc) in &config.publishers {
+        publishers.insert(
+            name.clone(),
+            crate::dcv::publish::build(name, pc).map_err(|e| format!("publishers.{name}: {e}"))?,
+        );
+    }
+    let checker = crate::dcv::check::build(&config.dns, &config.http_check)
+        .map_err(|e| format!("dns: {e}"))?;
+    let limiter_for = |name: &str, pc: &ProviderConfig| {
+        let m = metrics.clone();
+        limiters.get(name, crate::config::rate_limits(pc), |limits| {
+            Limiter::new(limits).on_wait(name, move |p, waited| m.rate_limit_wait(p, waited))
+        })
+    };
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    for (name, pc, p) in pending {
+        let limiter = limiter_for(name, pc);
+        let inner: Arc<dyn Provider> = match p {
+            Pending::Digicert(p) => Arc::new(p.with_limiter(limiter.clone())),
+            Pending::Sectigo(p) => Arc::new(p.with_limiter(limiter.clone())),
+        };
+        providers.insert(name.clone(), Arc::new(Limited::per_request(inner, limiter)));
+    }
+    for (name, pc, inner) in built {
+        // ACME requests go through instant-acme: one permit per operation.
+        let limiter = limiter_for(name, pc);
+        providers.insert(name.clone(), Arc::new(Limited::new(inner, limiter)));
+    }
+    let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+    limiters.retain(&names);
+    let mut rt = Runtime::new(config.clone(), providers, publishers, checker);
+    rt.limiters = limiters;
+    Ok(rt)
+}
+
+/// A DigiCert or Sectigo provider built but not yet given its limiter.
+enum Pending {
+    Digicert(crate::ca::digicert::DigicertProvider),
+    Sectigo(crate::ca::sectigo::SectigoProvider),
+}
+
+/// An engine for one-off CLI actions (placing an order by hand).
+pub async fn engine_for_cli(
+    store: crate::store::Store,
+    config: Config,
+) -> anyhow::Result<crate::lifecycle::engine::Engine> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let clock = crate::clock::system();
+    let rt = build(&config, metrics.clone(), &store, clock.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(crate::lifecycle::engine::Engine::new(
+        store, clock, metrics, rt,
+    ))
+}

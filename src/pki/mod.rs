@@ -1,0 +1,10 @@
+//! Private keys and CSRs for certificates; CSR hashes for Sectigo DCV; strict PEM bundles
+//! and the check of an issued leaf against our key, our names and its chain.
+
+pub mod hash;
+pub mod install;
+pub mod key;
+pub mod pem;
+
+pub use key::{CsrError, KeyAndCsr, LeafInfo, csr_from_key, generate, verify_leaf};
+pub use pem::{PemError, parse_certificates, split_certificates};
