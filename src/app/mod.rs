@@ -133,7 +133,17 @@ impl App {
 /// Reload the configuration (SIGHUP): an invalid new config is rejected with its errors
 /// logged and the old one keeps running.
 pub async fn reload(engine: &Engine, path: &Path) {
-    match crate::config::load(path) {
+    // Loading a large config takes seconds (config/load.rs): off the runtime's workers, so
+    // running steps and the HTTP endpoint are not stalled meanwhile.
+    let owned = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&owned)).await {
+        Ok(r) => r,
+        Err(e) => {
+            error!("configuration reload failed ({e}); still running the previous configuration");
+            return;
+        }
+    };
+    match loaded {
         Err(errors) => {
             error!(
                 "configuration reload rejected; still running the previous configuration:\n{errors}"
