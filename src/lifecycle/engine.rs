@@ -182,12 +182,13 @@ impl Engine {
         let kc =
             tokio::task::spawn_blocking(move || crate::pki::key::generate(key_type, &csr_names))
                 .await
-                .map_err(|e| StoreError::NotFound(format!("key generation task: {e}")))?
-                .map_err(|e| {
-                    StoreError::NotFound(format!(
-                        "a key and CSR for certificate {}: {e}",
-                        cert.name
-                    ))
+                .map_err(|e| StoreError::KeyGeneration {
+                    certificate: cert.name.clone(),
+                    detail: format!("the key generation task ended: {e}"),
+                })?
+                .map_err(|e| StoreError::KeyGeneration {
+                    certificate: cert.name.clone(),
+                    detail: e.to_string(),
                 })?;
         let methods = names
             .iter()

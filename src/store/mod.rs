@@ -51,15 +51,24 @@ pub enum StoreError {
     },
     #[error("{0} not found")]
     NotFound(String),
+    /// A write refused because it would break an invariant (e.g. two live orders for one
+    /// certificate); the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The key and CSR for a new order could not be made; nothing was written.
+    #[error("generating the private key and CSR for certificate {certificate} failed: {detail}")]
+    KeyGeneration { certificate: String, detail: String },
 }
 
 impl StoreError {
     /// Busy/locked databases and I/O hiccups are worth retrying; damaged rows are not.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Corrupt { .. } | StoreError::NotFound(_) | StoreError::Migrate(_) => {
-                ErrorKind::Permanent
-            }
+            StoreError::Corrupt { .. }
+            | StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::KeyGeneration { .. }
+            | StoreError::Migrate(_) => ErrorKind::Permanent,
             _ => ErrorKind::Transient,
         }
     }

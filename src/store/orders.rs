@@ -101,8 +101,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((id,)) = live {
-            return Err(StoreError::NotFound(format!(
-                "a free slot for certificate {} (order {id} is still live)",
+            return Err(StoreError::Conflict(format!(
+                "certificate {} already has a live order {id}; a new one is placed only when it ends",
                 o.certificate
             )));
         }
@@ -541,5 +541,64 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn new_order(reference: &str) -> NewOrder {
+        NewOrder {
+            certificate: "www".into(),
+            provider: "digicert".into(),
+            reference: reference.into(),
+            names: vec![DomainName::parse("www.example.com").unwrap()],
+            methods: vec![(DcvMethod::DnsTxt, 0)],
+            approver_emails: vec![None],
+            key_type: KeyType::EcdsaP256,
+            private_key_pem: secrecy::SecretString::from("not a real key".to_string()),
+            csr_pem: String::new(),
+            csr_der: Vec::new(),
+            renewal_of: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_live_order_for_a_certificate_is_a_conflict_that_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("dcvd.db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let first = store.create_order(&new_order("r1"), now).await.unwrap();
+        let e = store.create_order(&new_order("r2"), now).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "certificate www already has a live order {first}; a new one is placed only \
+                 when it ends"
+            )
+        );
+        assert!(!e.to_string().contains("not found"));
+        assert_eq!(
+            store.list_orders(None).await.unwrap().len(),
+            1,
+            "nothing was written"
+        );
+    }
+
+    #[test]
+    fn a_key_generation_failure_names_the_certificate() {
+        let e = StoreError::KeyGeneration {
+            certificate: "www".into(),
+            detail: "rsa: bad size".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "generating the private key and CSR for certificate www failed: rsa: bad size"
+        );
+        assert!(!e.to_string().contains("not found"));
     }
 }
