@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
 
+use super::problem::{join, quote};
 use super::{
     CertificateConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, DnsConfig,
     HttpCheckConfig, ProviderConfig, PublisherConfig, secrets, validate,
@@ -381,28 +382,6 @@ fn without_source_lines(message: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-/// `prefix.segment`, quoting segments that are not bare keys (`"example.com."`).
-pub(crate) fn join(prefix: &str, segment: &str) -> String {
-    let seg = quote(segment);
-    if prefix.is_empty() {
-        seg
-    } else {
-        format!("{prefix}.{seg}")
-    }
-}
-
-fn quote(segment: &str) -> String {
-    let bare = !segment.is_empty()
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare {
-        segment.to_string()
-    } else {
-        format!("{segment:?}")
-    }
 }
 
 #[cfg(test)]

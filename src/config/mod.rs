@@ -12,6 +12,8 @@ use crate::model::{DcvMethod, DomainName};
 
 mod hostname;
 mod load;
+mod problem;
+mod rules;
 pub mod schema;
 mod secrets;
 #[cfg(test)]

@@ -27,7 +27,7 @@ struct Slot<'a> {
 pub fn resolve_secrets(cfg: &mut Config, credentials: Option<&Path>) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     for (name, provider) in cfg.providers.iter_mut() {
-        let section = super::load::join("providers", name);
+        let section = super::problem::join("providers", name);
         let (field, inline, file) = match provider {
             ProviderConfig::Digicert(d) => ("api_key", &mut d.api_key, &d.api_key_file),
             ProviderConfig::Sectigo(s) => (
@@ -56,7 +56,7 @@ pub fn resolve_secrets(cfg: &mut Config, credentials: Option<&Path>) -> Vec<Conf
     for (name, publisher) in cfg.publishers.iter_mut() {
         if let PublisherConfig::Rfc2136(r) = publisher {
             let slot = Slot {
-                section: super::load::join("publishers", name),
+                section: super::problem::join("publishers", name),
                 field: "tsig_secret",
                 name,
                 tsig: Some(&r.tsig_algorithm),

@@ -221,10 +221,10 @@ fn rate_limit_defaults_per_kind() {
 
 #[test]
 fn cron_messages_explain_the_seconds_field() {
-    assert!(validate::check_cron("0 0 */6 * * *").is_ok());
-    let five = validate::check_cron("*/5 * * * *").unwrap_err();
+    assert!(rules::check_cron("0 0 */6 * * *").is_ok());
+    let five = rules::check_cron("*/5 * * * *").unwrap_err();
     assert!(five.contains("\"0 */5 * * * *\""), "{five}");
-    let bad = validate::check_cron("61 * * * * *").unwrap_err();
+    let bad = rules::check_cron("61 * * * * *").unwrap_err();
     assert!(bad.contains("seconds first"), "{bad}");
 }
 

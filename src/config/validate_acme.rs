@@ -1,8 +1,8 @@
 //! Checks on a `kind = "acme"` provider: terms accepted, contacts, EAB pair, CA file.
 
 use super::AcmeConfig;
-use super::load::join;
-use super::validate::{Problems, nonzero};
+use super::problem::{Problems, join};
+use super::rules::nonzero;
 
 pub(super) fn check_acme(key: &str, a: &AcmeConfig, p: &mut Problems) {
     if !a.terms_accepted {

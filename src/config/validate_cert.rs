@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use crate::model::{DcvMethod, DomainName};
 
-use super::load::join;
-use super::validate::{Problems, can_publish, check_cron, nonzero, provider_kind, publisher_kind};
+use super::problem::{Problems, join};
+use super::rules::{can_publish, check_cron, nonzero, provider_kind, publisher_kind};
 use super::{CertificateConfig, Config};
 
 /// Local parts the CAs build approver addresses from (CA/B Forum BR 3.2.2.4.4).

@@ -1,6 +1,7 @@
 //! Checks on certificates ordered from a DigiCert provider.
 
-use super::validate::{Problems, provider_kind};
+use super::problem::Problems;
+use super::rules::provider_kind;
 use super::{CertificateConfig, Config};
 use crate::model::ProviderKind;
 

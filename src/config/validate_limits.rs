@@ -12,8 +12,7 @@ use crate::model::public_tls_max_validity_days;
 use chrono::NaiveDate;
 
 use super::hostname::check_public_hostname;
-use super::load::join;
-use super::validate::Problems;
+use super::problem::{Problems, join};
 use super::{CertificateConfig, Config, ConfigProblem, ProviderConfig, PublisherConfig};
 
 /// True when `provider` issues publicly trusted certificates, so the CA/B Forum rules hold.
