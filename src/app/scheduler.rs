@@ -2,6 +2,7 @@
 //! `daemon.concurrency`, one step per order at a time), run cleanups and the renewal
 //! cron, then sleep until the next deadline, a poke, or shutdown.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ const BOOKKEEPING: Duration = Duration::from_millis(250);
 /// Run until `shutdown` is cancelled, then let running steps finish within `drain`.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Duration) {
     let mut set: JoinSet<i64> = JoinSet::new();
+    // Which order each step task runs, to name it when the task panicked.
+    let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut cleanup: Option<tokio::task::JoinHandle<()>> = None;
     let mut next_renewal = next_cron(&engine);
     let mut last_bookkeeping: Option<tokio::time::Instant> = None;
@@ -60,9 +63,14 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
                         .filter(|id| !running.contains(id))
                         .take(free)
                     {
+                        // The claim moves into the task: it is released when the step
+                        // ends, also when it panics.
+                        let Some(claim) = engine.claim(id) else {
+                            continue;
+                        };
                         let e = engine.clone();
-                        set.spawn(async move {
-                            if let Err(err) = e.step(id).await {
+                        let task = set.spawn(async move {
+                            if let Err(err) = e.step_claimed(claim).await {
                                 error!(
                                     order_id = id,
                                     "step could not be saved: {err}; it will run again"
@@ -70,6 +78,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
                             }
                             id
                         });
+                        tasks.insert(task.id(), id);
                     }
                 }
                 Err(e) => error!("reading due orders failed: {e}"),
@@ -108,10 +117,12 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = engine.notify.notified() => {}
-                Some(_) = set.join_next() => {}
+                Some(r) = set.join_next_with_id() => reaped(&mut tasks, r),
                 _ = tokio::time::sleep(BOOKKEEPING) => {}
             }
-            while set.try_join_next().is_some() {}
+            while let Some(r) = set.try_join_next_with_id() {
+                reaped(&mut tasks, r);
+            }
             continue;
         }
         // Sleep until the next deadline.
@@ -143,18 +154,24 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = engine.notify.notified() => {}
-            Some(_) = set.join_next(), if !set.is_empty() => {}
+            Some(r) = set.join_next_with_id(), if !set.is_empty() => reaped(&mut tasks, r),
             _ = tokio::time::sleep(sleep) => {}
         }
         // Reap every step that finished meanwhile, so one pass claims all free slots.
-        while set.try_join_next().is_some() {}
+        while let Some(r) = set.try_join_next_with_id() {
+            reaped(&mut tasks, r);
+        }
     }
     info!(
         running = set.len(),
         "shutting down: no new steps are started; waiting for running ones"
     );
-    let drained =
-        tokio::time::timeout(drain, async { while set.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(drain, async {
+        while let Some(r) = set.join_next_with_id().await {
+            reaped(&mut tasks, r);
+        }
+    })
+    .await;
     if drained.is_err() {
         warn!(
             running = set.len(),
@@ -164,6 +181,28 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
     }
     if let Some(h) = cleanup {
         h.abort();
+    }
+}
+
+/// A finished step task: a panic is logged, not swallowed. Its order was released by
+/// its claim and runs again when due.
+fn reaped(
+    tasks: &mut HashMap<tokio::task::Id, i64>,
+    r: Result<(tokio::task::Id, i64), tokio::task::JoinError>,
+) {
+    match r {
+        Ok((task, _)) => {
+            tasks.remove(&task);
+        }
+        Err(e) => {
+            let order_id = tasks.remove(&e.id());
+            if e.is_panic() {
+                error!(
+                    order_id,
+                    "a step panicked: {e}; the order was released and its step will be retried"
+                );
+            }
+        }
     }
 }
 

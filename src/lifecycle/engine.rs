@@ -31,7 +31,30 @@ pub struct Engine {
     /// Poked when new work appears (new order, reload, CLI) so the scheduler wakes early.
     pub notify: Notify,
     /// Orders whose step is running now: never two steps of one order at once.
-    running: Mutex<HashSet<i64>>,
+    running: Arc<Mutex<HashSet<i64>>>,
+}
+
+/// An order claimed for one step. Dropping it releases the order, also when the step
+/// panicked or its task was aborted, so the order is never left claimed until a restart.
+#[must_use = "the order is released as soon as the claim is dropped"]
+pub struct Claim {
+    running: Arc<Mutex<HashSet<i64>>>,
+    id: i64,
+}
+
+impl Claim {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// Why a certificate needs a new order, if it does.
@@ -62,7 +85,7 @@ impl Engine {
             },
             runtime: RwLock::new(Arc::new(runtime)),
             notify: Notify::new(),
-            running: Mutex::new(HashSet::new()),
+            running: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -236,19 +259,18 @@ impl Engine {
         Ok(id)
     }
 
-    /// Try to claim an order for a step. False when a step of it is already running.
-    pub fn claim(&self, id: i64) -> bool {
-        self.running
+    /// Try to claim an order for a step. None when a step of it is already running.
+    /// The order stays claimed until the returned guard is dropped.
+    pub fn claim(&self, id: i64) -> Option<Claim> {
+        let fresh = self
+            .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id)
-    }
-
-    pub fn release(&self, id: i64) {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+            .insert(id);
+        fresh.then(|| Claim {
+            running: self.running.clone(),
+            id,
+        })
     }
 
     pub fn running(&self) -> Vec<i64> {
@@ -262,12 +284,19 @@ impl Engine {
 
     /// One step of one order, claimed for its duration.
     pub async fn step(&self, id: i64) -> Result<Option<Action>, StoreError> {
-        if !self.claim(id) {
+        let Some(claim) = self.claim(id) else {
             return Ok(None);
-        }
+        };
+        self.step_claimed(claim).await.map(Some)
+    }
+
+    /// One step of an order already claimed; the claim is released when the step ends,
+    /// returns an error or panics.
+    pub async fn step_claimed(&self, claim: Claim) -> Result<Action, StoreError> {
+        let id = claim.id();
         let rt = self.runtime();
         let r = reconcile::reconcile(id, &self.ctx, &rt).await;
-        self.release(id);
+        drop(claim);
         if matches!(r, Ok(Action::Done)) && self.ctx.store.failed_before_purchase(id).await? {
             // Its key or CSR was damaged and nothing was bought: a fresh order now.
             if let Err(e) = self.ensure_orders().await {
@@ -277,7 +306,7 @@ impl Engine {
                 );
             }
         }
-        r.map(Some)
+        r
     }
 
     /// Run due steps (and cleanups) one after another until nothing is due at the

@@ -197,6 +197,8 @@ pub struct FakeCa {
     pub clock: dcvd::clock::SharedClock,
     /// The next N downloads come cut inside the intermediate, split leniently (R2).
     pub truncate_next_downloads: Mutex<u32>,
+    /// Operations whose next call panics (once each): a bug inside a step.
+    pub panic_next: Mutex<HashSet<&'static str>>,
 }
 
 impl FakeCa {
@@ -228,6 +230,7 @@ impl FakeCa {
             bound: Duration::from_secs(300),
             clock,
             truncate_next_downloads: Mutex::new(0),
+            panic_next: Mutex::default(),
         }
     }
 
@@ -277,6 +280,9 @@ impl FakeCa {
     fn enter(&self, op: &'static str) -> Result<(), ProviderError> {
         self.land();
         self.calls.lock().unwrap().push(op.to_string());
+        if self.panic_next.lock().unwrap().remove(op) {
+            panic!("FakeCa: scripted panic in {op}");
+        }
         if let Some(e) = self
             .fail
             .lock()
