@@ -23,6 +23,13 @@ pub(super) fn check_certificate(cfg: &Config, key: &str, c: &CertificateConfig, 
     }
 }
 
+/// CertCentral locale codes for DCV emails. The glossary page is not in the corpus:
+/// `en` is confirmed (every example), the others are reference/digicert.md §4's list
+/// (inferred). Anything else is refused at config time.
+pub const LOCALES: &[&str] = &[
+    "en", "de", "es", "fr", "it", "ja", "ko", "pt", "ru", "zh_CN", "zh_TW",
+];
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{problems, with};
@@ -63,10 +70,3 @@ mod tests {
         assert!(!ps.is_empty(), "unknown keys in a custom field are refused");
     }
 }
-
-/// CertCentral locale codes for DCV emails. The glossary page is not in the corpus:
-/// `en` is confirmed (every example), the others are reference/digicert.md §4's list
-/// (inferred). Anything else is refused at config time.
-pub const LOCALES: &[&str] = &[
-    "en", "de", "es", "fr", "it", "ja", "ko", "pt", "ru", "zh_CN", "zh_TW",
-];
