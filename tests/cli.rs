@@ -479,3 +479,107 @@ async fn orders_show_lists_duplicate_ca_orders_and_what_the_ca_said() {
         v["duplicates"]
     );
 }
+
+/// A migrated database at `h`'s path, closed, with `sql` applied; returns its path.
+async fn database_with(h: &Harness, sql: &'static str) -> std::path::PathBuf {
+    let db = h.config().daemon.database;
+    let store = dcvd::store::Store::open(&db).await.unwrap();
+    if !sql.is_empty() {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    store.pool().close().await;
+    db
+}
+
+/// The database file and its WAL, byte for byte (the WAL as its length, 0 when absent).
+fn snapshot(db: &Path) -> (Vec<u8>, u64) {
+    let wal = std::fs::metadata(format!("{}-wal", db.display()))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    (std::fs::read(db).unwrap(), wal)
+}
+
+#[tokio::test]
+async fn read_only_commands_do_not_write_a_current_database() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let cfg = write_config(&h);
+    let db = database_with(&h, "").await;
+    let before = snapshot(&db);
+    for args in [
+        &["orders", "list", "--json"][..],
+        &["status", "--json"],
+        &["orders", "show", "www"],
+    ] {
+        let out = dcvd(&cfg).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("schema version"), "{args:?}: {err}");
+        if args[1] != "show" {
+            assert!(out.status.success(), "{args:?}: {err}");
+        }
+        assert_eq!(snapshot(&db), before, "{args:?} changed the database");
+    }
+}
+
+#[tokio::test]
+async fn read_only_commands_refuse_an_older_schema_and_leave_it_alone() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let cfg = write_config(&h);
+    let db = database_with(
+        &h,
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .await;
+    let before = snapshot(&db);
+    for args in [
+        &["orders", "list"][..],
+        &["status"],
+        &["orders", "show", "1"],
+    ] {
+        let out = dcvd(&cfg).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} read an older schema");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            db.display().to_string(),
+            "schema version 3".into(),
+            "expects 4".into(),
+            "start the daemon of this version".into(),
+        ] {
+            assert!(err.contains(&want), "{args:?}: `{want}` missing in {err}");
+        }
+        assert_eq!(snapshot(&db), before, "{args:?} changed the database");
+    }
+    // Nothing was migrated behind the daemon's back: version 4 is still not applied.
+    let store = dcvd::store::Store::open_readonly(&db).await;
+    assert!(store.is_err());
+}
+
+#[tokio::test]
+async fn read_only_commands_refuse_a_newer_schema() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let cfg = write_config(&h);
+    let db = database_with(
+        &h,
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, \
+         execution_time) VALUES (9999, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+    )
+    .await;
+    let before = snapshot(&db);
+    let out = dcvd(&cfg).args(["orders", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 9999, this dcvd expects 4"),
+        "{err}"
+    );
+    assert!(err.contains(&db.display().to_string()), "{err}");
+    assert_eq!(snapshot(&db), before);
+}
+
+#[tokio::test]
+async fn open_readonly_does_not_create_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("absent.db");
+    let err = dcvd::store::Store::open_readonly(&db).await.unwrap_err();
+    assert!(err.to_string().contains("absent.db"), "{err}");
+    assert!(!db.exists());
+}

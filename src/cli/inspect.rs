@@ -27,7 +27,22 @@ pub(super) fn database_path(config: &Path) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|_| crate::config::DaemonConfig::default().database))
 }
 
-/// Open the database for inspection; `None` when dcvd has not created it yet.
+/// Open the database read-only for inspection (no migration, no writes; the schema must
+/// match this binary); `None` when dcvd has not created it yet.
+pub(super) async fn open_readonly(config: &Path) -> anyhow::Result<Option<Store>> {
+    let db = database_path(config)?;
+    if !db.exists() {
+        eprintln!(
+            "no database at {} yet (dcvd has not run with this configuration)",
+            db.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Store::open_readonly(&db).await?))
+}
+
+/// Open the database for a command that writes (retry, cancel, adopt, resubmit): like the
+/// daemon, this migrates; `None` when dcvd has not created it yet.
 pub(super) async fn open(config: &Path) -> anyhow::Result<Option<Store>> {
     let db = database_path(config)?;
     if !db.exists() {
@@ -57,7 +72,7 @@ pub(super) async fn list(
     state: Option<OrderState>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let orders = match open(config).await? {
+    let orders = match open_readonly(config).await? {
         Some(store) => store.list_orders(state).await?,
         None => Vec::new(),
     };
@@ -161,7 +176,7 @@ struct CleanupView {
 }
 
 pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let Some(store) = open(config).await? else {
+    let Some(store) = open_readonly(config).await? else {
         anyhow::bail!("no order {target}: there is no database yet");
     };
     let id = match target.parse::<i64>() {

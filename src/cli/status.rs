@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::inspect::{database_path, open};
+use super::inspect::{database_path, open_readonly};
 
 #[derive(Serialize)]
 struct StatusView {
@@ -43,7 +43,7 @@ struct ProviderHealth {
 
 pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let db = database_path(config)?;
-    let Some(store) = open(config).await? else {
+    let Some(store) = open_readonly(config).await? else {
         if json {
             say!(
                 "{}",

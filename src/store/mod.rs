@@ -58,6 +58,21 @@ pub enum StoreError {
     /// The key and CSR for a new order could not be made; nothing was written.
     #[error("generating the private key and CSR for certificate {certificate} failed: {detail}")]
     KeyGeneration { certificate: String, detail: String },
+    /// A read-only open found no database file; nothing was created.
+    #[error(
+        "no database at {path} (dcvd has not run with this configuration, or the path is wrong)"
+    )]
+    Missing { path: PathBuf },
+    /// A read-only open found a schema other than the one this binary was built for.
+    #[error(
+        "database {path} is at schema version {found}, this dcvd expects {expected}: start the \
+         daemon of this version (it migrates), or use the dcvd that matches"
+    )]
+    SchemaMismatch {
+        path: PathBuf,
+        found: i64,
+        expected: i64,
+    },
 }
 
 impl StoreError {
@@ -68,7 +83,9 @@ impl StoreError {
             | StoreError::NotFound(_)
             | StoreError::Conflict(_)
             | StoreError::KeyGeneration { .. }
-            | StoreError::Migrate(_) => ErrorKind::Permanent,
+            | StoreError::Migrate(_)
+            | StoreError::Missing { .. }
+            | StoreError::SchemaMismatch { .. } => ErrorKind::Permanent,
             _ => ErrorKind::Transient,
         }
     }
@@ -110,6 +127,62 @@ impl Store {
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         restrict_permissions(path);
+        Ok(Self { pool })
+    }
+
+    /// Open an existing database for reading only: no file is created, no migration runs,
+    /// nothing is written. The schema must be exactly the one this binary's migrations
+    /// build, so a newer or older CLI never reads (or changes) a running daemon's database
+    /// under it.
+    pub async fn open_readonly(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(open_err)?
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
+        let expected = sqlx::migrate!("./migrations")
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let has_table: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let found: i64 = if has_table {
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1",
+            )
+            .fetch_one(&pool)
+            .await?
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if found != expected {
+            pool.close().await;
+            return Err(StoreError::SchemaMismatch {
+                path: path.to_path_buf(),
+                found,
+                expected,
+            });
+        }
         Ok(Self { pool })
     }
 
