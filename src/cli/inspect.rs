@@ -27,31 +27,35 @@ pub(super) fn database_path(config: &Path) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|_| crate::config::DaemonConfig::default().database))
 }
 
+/// The database named by `config`, or `None` (said on stderr) when dcvd has not created
+/// it yet.
+fn existing_database(config: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let db = database_path(config)?;
+    if db.exists() {
+        return Ok(Some(db));
+    }
+    eprintln!(
+        "no database at {} yet (dcvd has not run with this configuration)",
+        db.display()
+    );
+    Ok(None)
+}
+
 /// Open the database read-only for inspection (no migration, no writes; the schema must
 /// match this binary); `None` when dcvd has not created it yet.
 pub(super) async fn open_readonly(config: &Path) -> anyhow::Result<Option<Store>> {
-    let db = database_path(config)?;
-    if !db.exists() {
-        eprintln!(
-            "no database at {} yet (dcvd has not run with this configuration)",
-            db.display()
-        );
-        return Ok(None);
+    match existing_database(config)? {
+        Some(db) => Ok(Some(Store::open_readonly(&db).await?)),
+        None => Ok(None),
     }
-    Ok(Some(Store::open_readonly(&db).await?))
 }
 
 /// Open the database for a command that writes (retry, cancel, adopt, resubmit): like the
 /// daemon, this migrates; `None` when dcvd has not created it yet.
 pub(super) async fn open(config: &Path) -> anyhow::Result<Option<Store>> {
-    let db = database_path(config)?;
-    if !db.exists() {
-        eprintln!(
-            "no database at {} yet (dcvd has not run with this configuration)",
-            db.display()
-        );
+    let Some(db) = existing_database(config)? else {
         return Ok(None);
-    }
+    };
     Ok(Some(
         Store::open(&db)
             .await
