@@ -220,7 +220,7 @@ async fn cancel_and_retry_from_the_command_line() {
     let engine = h.engine().await;
     let orders = engine.store().list_orders(None).await.unwrap();
     assert_eq!(orders.len(), 2);
-    assert_eq!(orders[1].state, "pending");
+    assert_eq!(orders[1].state, OrderState::Pending);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use dcvd::model::OrderState;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 use dcvd::sim::pebble::{Pebble, PebbleOptions};
 use dcvd::store::Store;
@@ -173,14 +174,14 @@ async fn run_daemon(config: &Path, expect: usize) -> Store {
     let started = Instant::now();
     loop {
         let orders = store.list_orders(None).await.unwrap();
-        if let Some(f) = orders.iter().find(|o| o.state == "failed") {
+        if let Some(f) = orders.iter().find(|o| o.state == OrderState::Failed) {
             let events = store.events(f.id).await.unwrap();
             panic!(
                 "order {} ({}) failed: {:?}\n{events:#?}",
                 f.id, f.certificate, f.failure_reason
             );
         }
-        if orders.len() >= expect && orders.iter().all(|o| o.state == "issued") {
+        if orders.len() >= expect && orders.iter().all(|o| o.state == OrderState::Issued) {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -370,7 +371,7 @@ async fn a_restart_resumes_the_same_acme_order() {
                 .iter()
                 .any(|e| e.kind == "error")
         {
-            assert_eq!(o.state, "validating");
+            assert_eq!(o.state, OrderState::Validating);
             break url.clone();
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{orders:?}");

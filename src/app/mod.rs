@@ -203,17 +203,7 @@ async fn status_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
         .unwrap_or(Duration::from_secs(30))
         .min(Duration::from_secs(30));
     loop {
-        let live: i64 = engine
-            .store()
-            .order_counts()
-            .await
-            .map(|c| {
-                c.iter()
-                    .filter(|(_, s, _)| !matches!(s.as_str(), "issued" | "failed" | "canceled"))
-                    .map(|(_, _, n)| n)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let live: i64 = engine.store().live_order_count().await.unwrap_or(0);
         let next = engine.store().next_due(&[]).await.ok().flatten();
         let status = format!(
             "{live} orders in flight; next step {}",

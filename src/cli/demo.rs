@@ -15,6 +15,7 @@ use base64::Engine as _;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::OrderState;
 use crate::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
 
 const ZONE: &str = "demo.test";
@@ -341,7 +342,7 @@ async fn watch(
             }
         }
         let orders = store.list_orders(None).await.map_err(|e| e.to_string())?;
-        if let Some(f) = orders.iter().find(|o| o.state == "failed") {
+        if let Some(f) = orders.iter().find(|o| o.state == OrderState::Failed) {
             return Err(format!(
                 "order {} ({}) failed: {}",
                 f.id,
@@ -349,7 +350,7 @@ async fn watch(
                 f.failure_reason.clone().unwrap_or_default()
             ));
         }
-        if orders.len() >= expect && orders.iter().all(|o| o.state == "issued") {
+        if orders.len() >= expect && orders.iter().all(|o| o.state == OrderState::Issued) {
             return Ok(());
         }
         if exit_when_done && started.elapsed() > deadline {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::inspect::{database_path, open_readonly};
+use crate::model::OrderState;
 
 #[derive(Serialize)]
 struct StatusView {
@@ -68,14 +69,14 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let mut attention = Vec::new();
     for o in store.list_orders(None).await? {
-        let live = !matches!(o.state.as_str(), "issued" | "failed" | "canceled");
+        let live = o.state.is_live();
         let reason = if let Some(why) = o.damaged.as_deref().filter(|_| live) {
             Some(format!(
                 "DAMAGED, on hold: {why}; nothing is sent to the CA for it and its certificate \
                  gets no other order. Repair the row, then `dcvd orders retry {}` to resume it now",
                 o.id
             ))
-        } else if o.state == "submit_unknown" {
+        } else if o.state == OrderState::SubmitUnknown {
             Some(format!(
                 "NEEDS YOU: cannot tell whether the CA has this order ({}); decide with \
                  `dcvd orders adopt {} CA_ORDER_ID` or `dcvd orders resubmit {} --yes` \
@@ -85,7 +86,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                 o.id,
                 o.id
             ))
-        } else if o.state == "failed" {
+        } else if o.state == OrderState::Failed {
             // Only the newest order of a certificate matters.
             if store.latest_order_of(&o.certificate).await? != Some(o.id) {
                 continue;
@@ -110,7 +111,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
             attention.push(Attention {
                 order_id: o.id,
                 certificate: o.certificate,
-                state: o.state,
+                state: o.state.to_string(),
                 reason,
             });
         }

@@ -10,6 +10,14 @@ use super::rows::{AuthzRow, OrderRow};
 use super::{Authorization, Order, Store, StoreError, from_ms, to_ms};
 use crate::model::{AuthzState, DcvMethod, DomainName, KeyType, OrderState};
 
+/// SQL for "the order has not ended": the complement of `OrderState::is_terminal`, spelled
+/// once (a unit test below keeps the two in step).
+macro_rules! live {
+    () => {
+        "state NOT IN ('issued','failed','canceled')"
+    };
+}
+
 /// What `create_order` writes: a pending order with one authorization per name.
 pub struct NewOrder {
     pub certificate: String,
@@ -26,12 +34,73 @@ pub struct NewOrder {
     pub renewal_of: Option<String>,
 }
 
+/// An order's `state` column as a listing reads it: a known state, or the raw text of a
+/// damaged one (shown as it is, and counted as live so it is not hidden).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedState {
+    Known(OrderState),
+    Unreadable(String),
+}
+
+impl ListedState {
+    fn read(raw: String) -> Self {
+        match raw.parse() {
+            Ok(s) => ListedState::Known(s),
+            Err(_) => ListedState::Unreadable(raw),
+        }
+    }
+
+    /// Not issued, failed or canceled (an unreadable state counts as live).
+    pub fn is_live(&self) -> bool {
+        !matches!(self, ListedState::Known(s) if s.is_terminal())
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ListedState::Known(s) => s.as_str(),
+            ListedState::Unreadable(raw) => raw,
+        }
+    }
+}
+
+impl PartialEq<OrderState> for ListedState {
+    fn eq(&self, other: &OrderState) -> bool {
+        *self == ListedState::Known(*other)
+    }
+}
+
+impl std::fmt::Display for ListedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ListedState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for ListedState {
+    fn decode(v: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(ListedState::read(
+            <String as sqlx::Decode<sqlx::Sqlite>>::decode(v)?,
+        ))
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for ListedState {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct OrderSummary {
     pub id: i64,
     pub certificate: String,
     pub provider: String,
-    pub state: String,
+    pub state: ListedState,
     pub ca_order_id: Option<String>,
     pub failure_reason: Option<String>,
     pub last_error: Option<String>,
@@ -94,9 +163,11 @@ impl Store {
         .bind(t)
         .execute(&mut *tx)
         .await?;
-        let live: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM orders WHERE certificate = ? AND state NOT IN ('issued','failed','canceled') LIMIT 1",
-        )
+        let live: Option<(i64,)> = sqlx::query_as(concat!(
+            "SELECT id FROM orders WHERE certificate = ? AND ",
+            live!(),
+            " LIMIT 1"
+        ))
         .bind(&o.certificate)
         .fetch_optional(&mut *tx)
         .await?;
@@ -369,15 +440,17 @@ impl Store {
     /// Live orders due at or before `now`, earliest first.
     /// Also ended (issued or failed) orders whose look for a late duplicate is due.
     pub async fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(concat!(
             "SELECT id FROM (
                SELECT id, next_attempt_at AS t FROM orders
-               WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?1
+               WHERE ",
+            live!(),
+            " AND next_attempt_at <= ?1
                UNION ALL
                SELECT id, dup_check_at AS t FROM orders
                WHERE state IN ('issued','failed') AND dup_check_at <= ?1)
-             ORDER BY t LIMIT ?2",
-        )
+             ORDER BY t LIMIT ?2"
+        ))
         .bind(to_ms(now))
         .bind(limit as i64)
         .fetch_all(&self.pool)
@@ -388,14 +461,16 @@ impl Store {
     /// ignoring `exclude`, the ones running now.
     pub async fn next_due(&self, exclude: &[i64]) -> Result<Option<DateTime<Utc>>, StoreError> {
         let ids = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
-        let t: Option<i64> = sqlx::query_scalar(
+        let t: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT MIN(t) FROM (
-               SELECT MIN(next_attempt_at) AS t FROM orders WHERE state NOT IN ('issued','failed','canceled')
+               SELECT MIN(next_attempt_at) AS t FROM orders WHERE ",
+            live!(),
+            "
                AND id NOT IN (SELECT value FROM json_each(?1))
                UNION ALL
                SELECT MIN(dup_check_at) FROM orders WHERE state IN ('issued','failed')
-               AND dup_check_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1)))",
-        )
+               AND dup_check_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1)))"
+        ))
         .bind(ids)
         .fetch_one(&self.pool)
         .await?;
@@ -404,9 +479,11 @@ impl Store {
 
     /// Count of live orders whose time has come, for the scheduler-lag metric and status.
     pub async fn overdue_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM orders WHERE state NOT IN ('issued','failed','canceled') AND next_attempt_at <= ?",
-        )
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM orders WHERE ",
+            live!(),
+            " AND next_attempt_at <= ?"
+        ))
         .bind(to_ms(now))
         .fetch_one(&self.pool)
         .await?)
@@ -423,6 +500,15 @@ impl Store {
             .bind(state.map(|s| s.as_str()))
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// How many orders have not ended (`sd_notify` status line).
+    pub async fn live_order_count(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar(concat!("SELECT COUNT(*) FROM orders WHERE ", live!()))
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Order counts by (provider, state), for metrics and `status`.
@@ -485,9 +571,10 @@ impl Store {
 
     /// Make an order due now (CLI `orders retry`, SIGHUP, tests).
     pub async fn make_due(&self, order_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE orders SET next_attempt_at = ?, attempts = 0 WHERE id = ? AND state NOT IN ('issued','failed','canceled')",
-        )
+        let r = sqlx::query(concat!(
+            "UPDATE orders SET next_attempt_at = ?, attempts = 0 WHERE id = ? AND ",
+            live!()
+        ))
         .bind(to_ms(now))
         .bind(order_id)
         .execute(&self.pool)
@@ -507,10 +594,11 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let t = to_ms(now);
-        let r = sqlx::query(
+        let r = sqlx::query(concat!(
             "UPDATE orders SET state = 'canceled', failure_reason = ?, updated_at = ?
-             WHERE id = ? AND state NOT IN ('issued','failed','canceled')",
-        )
+             WHERE id = ? AND ",
+            live!()
+        ))
         .bind(reason)
         .bind(t)
         .bind(id)
@@ -600,5 +688,50 @@ mod tests {
             "generating the private key and CSR for certificate www failed: rsa: bad size"
         );
         assert!(!e.to_string().contains("not found"));
+    }
+
+    #[test]
+    fn the_live_sql_is_the_complement_of_is_terminal() {
+        let sql = live!();
+        let list = sql
+            .strip_prefix("state NOT IN (")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap();
+        let spelled: Vec<&str> = list.split(',').map(|s| s.trim_matches('\'')).collect();
+        for state in OrderState::ALL {
+            assert_eq!(
+                spelled.contains(&state.as_str()),
+                state.is_terminal(),
+                "{state} in the live!() SQL disagrees with OrderState::is_terminal"
+            );
+        }
+        assert_eq!(
+            spelled.len(),
+            OrderState::ALL.iter().filter(|s| s.is_terminal()).count()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listing_shows_an_unreadable_state_as_it_is_and_counts_it_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("dcvd.db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let id = store.create_order(&new_order("r1"), now).await.unwrap();
+        let listed = &store.list_orders(None).await.unwrap()[0];
+        assert_eq!(listed.state, OrderState::Pending);
+        assert!(listed.state.is_live());
+        sqlx::query("UPDATE orders SET state = 'halfway' WHERE id = ?")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let listed = &store.list_orders(None).await.unwrap()[0];
+        assert_eq!(listed.state, ListedState::Unreadable("halfway".into()));
+        assert!(listed.state.is_live());
+        assert_eq!(
+            serde_json::to_value(listed).unwrap()["state"],
+            serde_json::json!("halfway")
+        );
+        assert_eq!(store.live_order_count().await.unwrap(), 1);
     }
 }
