@@ -60,6 +60,11 @@ pub struct CertLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -82,6 +87,7 @@ pub struct Metrics {
     pub scheduler_overdue: Gauge,
     pub awaiting_operator: Family<ProviderLabels, Gauge>,
     pub duplicate_orders: Family<ProviderLabels, Counter>,
+    pub damaged_rows: Family<TableLabels, Gauge>,
     pub build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -142,6 +148,7 @@ impl Metrics {
             scheduler_overdue: Gauge::default(),
             awaiting_operator: Family::default(),
             duplicate_orders: Family::default(),
+            damaged_rows: Family::default(),
             build_info: Family::default(),
         };
         {
@@ -214,6 +221,12 @@ impl Metrics {
                 "CA orders found beside an adopted one (the same request placed twice) and canceled \
                  or attempted to cancel",
                 m.duplicate_orders.clone(),
+            );
+            r.register(
+                "damaged_rows",
+                "Database rows dcvd cannot read and holds aside (orders, certificates, cleanup \
+                 journal entries); each is listed by `dcvd status`",
+                m.damaged_rows.clone(),
             );
             r.register("build_info", "dcvd version", m.build_info.clone());
         }

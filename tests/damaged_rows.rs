@@ -51,6 +51,17 @@ async fn start(h: &Harness) -> (std::sync::Arc<Engine>, i64, i64) {
     (engine, www, api)
 }
 
+/// The `dcvd_damaged_rows{table=…}` sample of the metrics page.
+async fn damaged_gauge(engine: &Engine, table: &str) -> i64 {
+    let page = dcvd::app::http::render_metrics(engine).await;
+    let prefix = format!("dcvd_damaged_rows{{table=\"{table}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} sample in:\n{page}"))
+        .parse()
+        .unwrap()
+}
+
 async fn sql(engine: &Engine, q: &str, id: i64) {
     sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
         .bind(id)
@@ -226,6 +237,7 @@ async fn each_damaged_row_is_put_on_hold_without_spinning_and_resumes_once_repai
             .unwrap()
             .expect("marked");
         assert!(reason.contains(column), "{case}: {reason}");
+        assert_eq!(damaged_gauge(&engine, "orders").await, 1, "{case}");
 
         let att = attention(&h);
         let hit = att
@@ -262,6 +274,7 @@ async fn each_damaged_row_is_put_on_hold_without_spinning_and_resumes_once_repai
             None,
             "{case}"
         );
+        assert_eq!(damaged_gauge(&engine, "orders").await, 0, "{case}");
         let events = engine.store().events(www).await.unwrap();
         assert_eq!(
             events.iter().filter(|e| e.kind == "damaged").count(),
@@ -306,6 +319,7 @@ async fn a_damaged_certificate_row_blocks_only_its_own_renewal() {
             .any(|(_, s, r)| s == "certificate" && r.contains("names_json") && r.contains("api")),
         "{att:?}"
     );
+    assert_eq!(damaged_gauge(&engine, "certificates").await, 1);
     // Repaired: api renews too.
     sqlx::query("UPDATE certificates SET names_json = '[\"api.example.com\"]' WHERE name = 'api'")
         .execute(engine.store().pool())
@@ -317,6 +331,7 @@ async fn a_damaged_certificate_row_blocks_only_its_own_renewal() {
         engine.store().latest_order_of("api").await.unwrap(),
         Some(created[0])
     );
+    assert_eq!(damaged_gauge(&engine, "certificates").await, 0);
 }
 
 #[tokio::test]
@@ -417,6 +432,7 @@ async fn one_damaged_cleanup_entry_does_not_stop_the_others() {
     assert_eq!(looks, 1, "looked at once, then backed off");
     let damaged = engine.store().damaged_journal().await.unwrap();
     assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged_gauge(&engine, "cleanup_journal").await, 1);
     assert!(damaged[0].reason.contains("challenge_json"));
     let att = attention(&h);
     assert!(

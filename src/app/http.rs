@@ -58,7 +58,33 @@ pub async fn render_metrics(engine: &Engine) -> String {
                 .set(n);
         }
     }
-    if let Ok(certs) = engine.store().certificates().await {
+    let store = engine.store();
+    let certs = store.certificates().await;
+    let damaged = [
+        ("orders", store.damaged_orders().await.map(|d| d.len()).ok()),
+        (
+            "cleanup_journal",
+            store.damaged_journal().await.map(|d| d.len()).ok(),
+        ),
+        (
+            "certificates",
+            certs
+                .as_ref()
+                .ok()
+                .map(|c| c.iter().filter(|c| c.damaged.is_some()).count()),
+        ),
+    ];
+    for (table, n) in damaged {
+        // A table that cannot be read keeps its last sample rather than claiming 0.
+        if let Some(n) = n {
+            m.damaged_rows
+                .get_or_create(&crate::metrics::TableLabels {
+                    table: table.into(),
+                })
+                .set(n as i64);
+        }
+    }
+    if let Ok(certs) = certs {
         m.certificate_expiry.clear();
         for c in certs {
             if let Some(t) = c.not_after {
