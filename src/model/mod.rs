@@ -249,6 +249,16 @@ impl OrderState {
 }
 
 string_enum!(
+    /// Where the certificate dcvd manages came from.
+    CertSource {
+        /// Issued for one of dcvd's orders.
+        Ordered => "ordered",
+        /// Found valid in `output_dir` before dcvd ordered anything for it.
+        Adopted => "adopted",
+    } what = "certificate source"
+);
+
+string_enum!(
     /// DCV of one DNS name within one order.
     AuthzState {
         Publishing => "publishing",

@@ -2,6 +2,7 @@
 //! typed reads/writes of certificates, orders, authorizations, events and the cleanup journal.
 
 mod acme;
+mod adopt;
 mod damaged;
 mod events;
 mod journal;
@@ -19,6 +20,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use acme::AcmeAccount;
+pub use adopt::Adoption;
 pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use journal::JournalEntry;

@@ -8,7 +8,7 @@ use sqlx::{Acquire, FromRow};
 use super::events::{NewEvent, insert_event};
 use super::rows::{AuthzRow, OrderRow};
 use super::{Authorization, Order, Store, StoreError, from_ms, to_ms};
-use crate::model::{AuthzState, DcvMethod, DomainName, KeyType, OrderState};
+use crate::model::{AuthzState, CertSource, DcvMethod, DomainName, KeyType, OrderState};
 
 /// SQL for "the order has not ended": the complement of `OrderState::is_terminal`, spelled
 /// once (a unit test below keeps the two in step).
@@ -124,6 +124,9 @@ struct CertRow {
     current_order_id: Option<i64>,
     issued_order_id: Option<i64>,
     not_after: Option<i64>,
+    source: Option<String>,
+    serial: Option<String>,
+    issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,9 +137,22 @@ pub struct CertificateRecord {
     pub current_order_id: Option<i64>,
     pub issued_order_id: Option<i64>,
     pub not_after: Option<DateTime<Utc>>,
+    /// Where the issued certificate came from; `None` while none is issued.
+    pub source: Option<CertSource>,
+    /// An adopted certificate's serial (hex) and issuer; `None` for dcvd's own orders,
+    /// whose certificate is in the order row.
+    pub serial: Option<String>,
+    pub issuer: Option<String>,
     /// Why the row does not read whole (then `names` is empty): dcvd places no order
     /// for this certificate until the row is repaired.
     pub damaged: Option<String>,
+}
+
+impl CertificateRecord {
+    /// A certificate is in place: issued for an order of dcvd's, or adopted.
+    pub fn has_issued(&self) -> bool {
+        self.issued_order_id.is_some() || self.source == Some(CertSource::Adopted)
+    }
 }
 
 const ORDER_COLS: &str = "id, certificate, provider, state, failure_reason, reference, ca_order_id, ca_data, \
@@ -417,7 +433,7 @@ impl Store {
                     .await?;
             }
             if order.state == OrderState::Issued {
-                sqlx::query("UPDATE certificates SET issued_order_id = ?, not_after = ?, updated_at = ? WHERE name = ?")
+                sqlx::query("UPDATE certificates SET issued_order_id = ?, not_after = ?, source = 'ordered', serial = NULL, issuer = NULL, updated_at = ? WHERE name = ?")
                     .bind(order.id)
                     .bind(order.not_after.map(to_ms))
                     .bind(t)
@@ -534,27 +550,34 @@ impl Store {
     /// `damaged` set and no names, beside the others, instead of failing them all.
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
-            "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after FROM certificates ORDER BY name",
+            "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after,
+                    source, serial, issuer FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
             .map(|r| {
-                let (names, damaged) = match serde_json::from_str(&r.names_json) {
+                let corrupt = |column, detail: String| {
+                    StoreError::Corrupt {
+                        table: "certificates",
+                        id: r.rowid,
+                        column,
+                        detail: format!("certificate {}: {detail}", r.name),
+                    }
+                    .to_string()
+                };
+                let (names, mut damaged) = match serde_json::from_str(&r.names_json) {
                     Ok(n) => (n, None),
-                    Err(e) => (
-                        Vec::new(),
-                        Some(
-                            StoreError::Corrupt {
-                                table: "certificates",
-                                id: r.rowid,
-                                column: "names_json",
-                                detail: format!("certificate {}: {e}", r.name),
-                            }
-                            .to_string(),
-                        ),
-                    ),
+                    Err(e) => (Vec::new(), Some(corrupt("names_json", e.to_string()))),
+                };
+                let source = match r.source.as_deref().map(str::parse::<CertSource>) {
+                    None => None,
+                    Some(Ok(s)) => Some(s),
+                    Some(Err(e)) => {
+                        damaged = damaged.or(Some(corrupt("source", e)));
+                        None
+                    }
                 };
                 CertificateRecord {
                     name: r.name,
@@ -563,6 +586,9 @@ impl Store {
                     current_order_id: r.current_order_id,
                     issued_order_id: r.issued_order_id,
                     not_after: r.not_after.map(from_ms),
+                    source,
+                    serial: r.serial,
+                    issuer: r.issuer,
                     damaged,
                 }
             })

@@ -1,0 +1,7 @@
+-- Where the certificate dcvd manages came from: NULL while none is issued, 'ordered'
+-- (issued_order_id names dcvd's order), 'adopted' (found valid in output_dir before dcvd
+-- ordered anything for it; serial, issuer and not_after describe it).
+ALTER TABLE certificates ADD COLUMN source TEXT;
+ALTER TABLE certificates ADD COLUMN serial TEXT;
+ALTER TABLE certificates ADD COLUMN issuer TEXT;
+UPDATE certificates SET source = 'ordered' WHERE issued_order_id IS NOT NULL;
