@@ -520,6 +520,18 @@ async fn read_only_commands_do_not_write_a_current_database() {
     }
 }
 
+/// The newest migration version this build carries (the numeric prefix of the last file).
+fn newest_migration() -> i64 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.split('_').next()?.parse().ok()
+        })
+        .max()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn read_only_commands_refuse_an_older_schema_and_leave_it_alone() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
@@ -540,15 +552,15 @@ async fn read_only_commands_refuse_an_older_schema_and_leave_it_alone() {
         let err = String::from_utf8_lossy(&out.stderr);
         for want in [
             db.display().to_string(),
-            "schema version 3".into(),
-            "expects 4".into(),
+            format!("schema version {}", newest_migration() - 1),
+            format!("expects {}", newest_migration()),
             "start the daemon of this version".into(),
         ] {
             assert!(err.contains(&want), "{args:?}: `{want}` missing in {err}");
         }
         assert_eq!(snapshot(&db), before, "{args:?} changed the database");
     }
-    // Nothing was migrated behind the daemon's back: version 4 is still not applied.
+    // Nothing was migrated behind the daemon's back: the newest is still not applied.
     let store = dcvd::store::Store::open_readonly(&db).await;
     assert!(store.is_err());
 }
@@ -568,7 +580,10 @@ async fn read_only_commands_refuse_a_newer_schema() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("schema version 9999, this dcvd expects 4"),
+        err.contains(&format!(
+            "schema version 9999, this dcvd expects {}",
+            newest_migration()
+        )),
         "{err}"
     );
     assert!(err.contains(&db.display().to_string()), "{err}");

@@ -317,7 +317,8 @@ mod tests {
         let (cert, key) = leaf(&ca, &["www.example.com"]);
         let (_, other_key) = leaf(&ca, &["www.example.com"]);
         let want = names(&["www.example.com"]);
-        let cases: Vec<(&str, Box<dyn Fn(&Path)>, DateTime<Utc>, &str, bool)> = vec![
+        type Setup<'a> = Box<dyn Fn(&Path) + 'a>;
+        let cases: Vec<(&str, Setup, DateTime<Utc>, &str, bool)> = vec![
             (
                 "expired",
                 Box::new(|p: &Path| install(p, &ca, &cert, &key)),
