@@ -5,3 +5,7 @@ ALTER TABLE certificates ADD COLUMN source TEXT;
 ALTER TABLE certificates ADD COLUMN serial TEXT;
 ALTER TABLE certificates ADD COLUMN issuer TEXT;
 UPDATE certificates SET source = 'ordered' WHERE issued_order_id IS NOT NULL;
+-- Why dcvd places no first order for this certificate: output_dir holds a certificate it
+-- cannot adopt and will not overwrite on a guess (key mismatch, unreadable, ...). NULL
+-- otherwise; cleared once the files are fixed (adopted, or safe to replace).
+ALTER TABLE certificates ADD COLUMN adoption_hold TEXT;

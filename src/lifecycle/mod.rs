@@ -1,6 +1,7 @@
 //! An order's life: renewal decisions, order creation, the pure decision table, the steps
 //! that perform one outside action each, retry rules and the cleanup of published tokens.
 
+pub mod adopt;
 pub mod decide;
 pub mod engine;
 pub mod reconcile;

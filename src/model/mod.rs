@@ -249,6 +249,17 @@ impl OrderState {
 }
 
 string_enum!(
+    /// What dcvd does with a certificate already in `output_dir` before its first order
+    /// (config key `adopt`).
+    AdoptMode {
+        /// Adopt it when it is valid, for exactly the names, with its key and chain.
+        IfValid => "if-valid",
+        /// Always order a new one.
+        Never => "never",
+    } what = "adopt mode"
+);
+
+string_enum!(
     /// Where the certificate dcvd manages came from.
     CertSource {
         /// Issued for one of dcvd's orders.
