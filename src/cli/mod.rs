@@ -13,6 +13,7 @@ macro_rules! say {
     }};
 }
 
+mod adopt;
 pub mod demo;
 mod inspect;
 mod orders;
@@ -59,6 +60,18 @@ pub enum Command {
     /// Inspect and steer orders.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// What the first start does for each certificate dcvd has not ordered yet: adopt the
+    /// valid certificate already in its output_dir, order a new one, or refuse (and
+    /// wait for the operator), and why. Without --dry-run the adoptions and refusals
+    /// are recorded (the daemon does the same at its next renewal check). Exit 1 when
+    /// any certificate is refused.
+    Adopt {
+        /// Only show what would happen; open the database read-only.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// DNS tools.
     #[command(subcommand)]
     Dns(DnsCommand),
@@ -130,6 +143,7 @@ pub const EXIT_CONFIG: u8 = 2;
 pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Status { json } => status::status(&cli.config, *json).await,
+        Command::Adopt { dry_run, json } => adopt::adopt(&cli.config, *dry_run, *json).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }

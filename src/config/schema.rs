@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::model::{DcvMethod, KeyType};
+use crate::model::{AdoptMode, DcvMethod, KeyType};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -379,6 +379,11 @@ pub struct CertificateConfig {
     pub renew_before: Duration,
     #[serde(default)]
     pub validity_days: Option<u32>,
+    /// A certificate already in `output_dir` before dcvd's first order for it:
+    /// `"if-valid"` (default) adopts it when it is valid for exactly these names with its
+    /// key, `"never"` orders a new one anyway.
+    #[serde(default)]
+    pub adopt: AdoptMode,
 }
 
 /// `KeyType` with ecdsa-p256 as the default.

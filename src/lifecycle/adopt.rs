@@ -24,19 +24,32 @@ pub enum FirstStart {
 }
 
 impl FirstStart {
-    /// One line for `dcvd adopt --dry-run` and the logs.
-    pub fn describe(&self) -> String {
+    /// `adopt`, `order` or `refuse`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            FirstStart::Adopt(_) => "adopt",
+            FirstStart::Order { .. } => "order",
+            FirstStart::Refuse(_) => "refuse",
+        }
+    }
+
+    /// What was found and why this action.
+    pub fn detail(&self) -> String {
         match self {
             FirstStart::Adopt(f) => format!(
-                "adopt: serial {} from {}, valid until {}",
+                "serial {} from {}, valid until {}",
                 f.serial_hex,
                 f.issuer,
                 f.not_after.format("%Y-%m-%d %H:%M UTC")
             ),
-            FirstStart::Order { found: None } => "order: nothing installed yet".into(),
-            FirstStart::Order { found: Some(why) } => format!("order: {why}"),
-            FirstStart::Refuse(why) => format!("refuse: {why}"),
+            FirstStart::Order { found: None } => "nothing installed yet".into(),
+            FirstStart::Order { found: Some(why) } | FirstStart::Refuse(why) => why.clone(),
         }
+    }
+
+    /// One line for the logs: the action and the detail.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.action(), self.detail())
     }
 }
 

@@ -251,8 +251,10 @@ impl OrderState {
 string_enum!(
     /// What dcvd does with a certificate already in `output_dir` before its first order
     /// (config key `adopt`).
+    #[derive(Default)]
     AdoptMode {
         /// Adopt it when it is valid, for exactly the names, with its key and chain.
+        #[default]
         IfValid => "if-valid",
         /// Always order a new one.
         Never => "never",
