@@ -11,6 +11,7 @@ use crate::model::RateLimit;
 use crate::model::{DcvMethod, DomainName};
 
 mod hostname;
+mod include;
 mod load;
 mod problem;
 mod rules;
@@ -53,8 +54,9 @@ pub fn default_path() -> PathBuf {
     }
 }
 
-/// One thing wrong with the configuration: the key it concerns
-/// (e.g. `certificates[2].dcv`, `providers.main.rate_limits[0]`) and what to do about it.
+/// One thing wrong with the configuration: the key it concerns (e.g.
+/// `providers.main.rate_limits[0]`, or for a certificate its file and name:
+/// `/etc/dcvd/certificates.d/shop.toml: certificate "shop": dcv[0]`) and what to do about it.
 /// Never contains a secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -137,6 +139,26 @@ pub fn rate_limits(cfg: &ProviderConfig) -> Vec<RateLimit> {
     match configured {
         Some(list) => list.iter().filter_map(|s| s.parse().ok()).collect(),
         None => defaults.iter().filter_map(|s| s.parse().ok()).collect(),
+    }
+}
+
+impl Config {
+    /// How problems name `certificates[i]`: its file and name
+    /// (`/etc/dcvd/certificates.d/shop.toml: certificate "shop"`), see [`ConfigSources`].
+    pub fn certificate_key(&self, i: usize) -> String {
+        let origin = self.sources.certificates.get(i);
+        problem::certificate_location(
+            self.certificate_file(i),
+            self.certificates.get(i).map(|c| c.name.as_str()),
+            origin.map_or(i, |o| o.index),
+        )
+    }
+
+    /// The file `certificates[i]` was written in (`None` for a configuration given as a
+    /// string, or one built in code).
+    pub fn certificate_file(&self, i: usize) -> Option<&Path> {
+        let file = self.sources.certificates.get(i)?.file?;
+        self.sources.files.get(file).map(PathBuf::as_path)
     }
 }
 
