@@ -16,7 +16,8 @@
 //! Keys are taken whole (a certificate's `dcv` or `dns_names` list replaces the
 //! default's), except tables, which merge key by key: `approver_emails` from the
 //! defaults and from the certificate are combined, the certificate's entry winning for
-//! the same domain. `output_dir` and the `deploy_hook` arguments are templates, in the
+//! the same domain (and a default entry is taken only by the certificates it covers: a
+//! domain at or above one of their names). `output_dir` and the `deploy_hook` arguments are templates, in the
 //! defaults and in a certificate: `{name}` becomes the certificate's name (`{{` and `}}`
 //! are literal braces); any other placeholder is an error.
 //!
@@ -28,8 +29,9 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::problem::{certificate_location, in_certificate, join, quote};
+use super::problem::{certificate_location, quote};
 use super::{CertificateConfig, CertificateOrigin, ConfigProblem, ConfigSources};
+use crate::model::DomainName;
 
 /// The main document with every certificate in place (defaults applied, templates
 /// rendered), where each came from, and the problems found on the way.
@@ -336,7 +338,7 @@ fn check_defaults(d: &Table, problems: &mut Vec<ConfigProblem>) -> bool {
     for key in TEMPLATE_KEYS {
         for (at, template) in template_values(d, key) {
             if let Err(m) = render(template, None) {
-                problems.push(ConfigProblem::new(join("defaults", &at), m));
+                problems.push(ConfigProblem::new(format!("defaults.{at}"), m));
             }
         }
     }
@@ -364,9 +366,18 @@ fn check_defaults(d: &Table, problems: &mut Vec<ConfigProblem>) -> bool {
 }
 
 /// A certificate's table with the defaults filled in: missing keys are copied, tables
-/// present in both merge key by key (the certificate's entries win).
+/// present in both merge key by key (the certificate's entries win). The defaults'
+/// `approver_emails` entries are taken only for domains at or above one of the
+/// certificate's names: one `[defaults]` serves certificates of several domains.
 fn apply_defaults(cert: &mut Table, defaults: &Table) {
     for (k, dv) in defaults {
+        let dv = if k == "approver_emails"
+            && let Value::Table(d) = dv
+        {
+            &Value::Table(covering(cert, d))
+        } else {
+            dv
+        };
         match (cert.get_mut(k), dv) {
             (None, _) => {
                 cert.insert(k.clone(), dv.clone());
@@ -379,6 +390,31 @@ fn apply_defaults(cert: &mut Table, defaults: &Table) {
             (Some(_), _) => {}
         }
     }
+}
+
+/// The entries of `approver_emails` whose domain is one of `cert`'s names or a parent
+/// of one (a domain that does not parse is kept, for validation to report).
+fn covering(cert: &Table, approver_emails: &Table) -> Table {
+    let names: Vec<DomainName> = cert
+        .get("common_name")
+        .into_iter()
+        .chain(
+            cert.get("dns_names")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(Value::as_str)
+        .filter_map(|n| DomainName::parse(n).ok())
+        .collect();
+    approver_emails
+        .iter()
+        .filter(|(domain, _)| match DomainName::parse(domain) {
+            Ok(d) => names.iter().any(|n| n.is_at_or_below(d.base())),
+            Err(_) => true,
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The string values of template key `key`: `output_dir` itself, or each `deploy_hook`
@@ -429,7 +465,7 @@ fn render_templates(
                     // Without a name the entry is refused for that already.
                     if name.is_some() {
                         let loc = certificate_location(file, name.as_deref(), index);
-                        problems.push(ConfigProblem::new(in_certificate(&loc, &at), m));
+                        problems.push(ConfigProblem::new(format!("{loc}: {at}"), m));
                     }
                 }
             }

@@ -155,7 +155,7 @@ fn check(
 
 /// The typed parse behind the fast path (no environment check), for tests.
 #[cfg(test)]
-fn parse_typed(
+pub(super) fn parse_typed(
     text: &str,
     credentials: Option<&Path>,
 ) -> Option<Result<Config, Vec<ConfigProblem>>> {

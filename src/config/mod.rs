@@ -25,6 +25,8 @@ mod tests_limits;
 mod tests_load;
 #[cfg(test)]
 mod tests_refused;
+#[cfg(test)]
+mod tests_split;
 pub mod tls;
 mod validate;
 mod validate_acme;
