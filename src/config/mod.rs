@@ -164,6 +164,55 @@ impl Config {
     }
 }
 
+impl ConfigSources {
+    /// What `check-config` says about the files it read, one line each: nothing for a
+    /// single file without `include`; else `read N files: a, b, …` (up to
+    /// [`LISTED_FILES`] files, a count beyond); `verbose` adds one line per file with
+    /// the number of certificates taken from it.
+    pub fn report(&self, verbose: bool) -> Vec<String> {
+        if !self.uses_include {
+            return Vec::new();
+        }
+        let n = self.files.len();
+        let mut out = vec![if n <= LISTED_FILES || verbose {
+            let list: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+            format!(
+                "read {n} file{}: {}",
+                if n == 1 { "" } else { "s" },
+                list.join(", ")
+            )
+        } else {
+            format!(
+                "read {n} files: {} and {} included (check-config --verbose lists them)",
+                self.files
+                    .first()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+                n - 1
+            )
+        }];
+        if verbose {
+            let mut counts = vec![0usize; n];
+            for o in &self.certificates {
+                if let Some(c) = o.file.and_then(|f| counts.get_mut(f)) {
+                    *c += 1;
+                }
+            }
+            for (f, c) in self.files.iter().zip(counts) {
+                out.push(format!(
+                    "  {}: {c} certificate{}",
+                    f.display(),
+                    if c == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// How many files `check-config` names in its one-line list without `--verbose`.
+pub const LISTED_FILES: usize = 10;
+
 impl CertificateConfig {
     /// `common_name` then `dns_names`, canonical (IDN as punycode, lower case) and without
     /// repeats. Names that do not parse are left out; [`load`] refuses them.
