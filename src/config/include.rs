@@ -3,7 +3,8 @@
 //! The main file may say `include = ["/etc/dcvd/certificates.d/*.toml"]`. Each pattern
 //! (relative ones resolve against the main file's directory) is expanded and its
 //! matches sorted by file name; patterns are taken in the order written, and a file
-//! matched by two patterns is read once, at its first place. The wildcards are `*` (any
+//! matched twice (by two patterns, through a symlink, or the main file by its own
+//! pattern) is read once, at its first place. The wildcards are `*` (any
 //! run of characters) and `?` (one character), in the file name only (the last path
 //! component), and like a shell's they do not match a leading `.` (editor lock files
 //! such as `.#shop.toml` are skipped). dcvd uses this small matcher rather than a glob
@@ -81,13 +82,18 @@ pub(super) fn assemble(main: Option<&Path>, mut table: Table) -> Assembled {
             .and_then(Path::parent)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // Files already taken, by canonical path: a file matched twice (or through a
+        // symlink), or the main file matched by its own pattern, is read once.
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut seen: std::collections::HashSet<PathBuf> =
+            main.map(canonical).into_iter().collect();
         for (i, pattern) in patterns(include, &mut problems) {
             let key = format!("include[{i}]");
             match expand(base, &pattern) {
                 Ok(files) if files.is_empty() => sources.unmatched.push((i, pattern)),
                 Ok(files) => {
                     for f in files {
-                        if sources.files.contains(&f) {
+                        if !seen.insert(canonical(&f)) {
                             continue;
                         }
                         sources.files.push(f);

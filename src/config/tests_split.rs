@@ -274,8 +274,22 @@ fn tree(main_extra: &str, files: &[(&str, String)]) -> tempfile::TempDir {
     dir
 }
 
+/// `load` the tree's main file inside a figment `Jail`, so no other test's `DCVD_`
+/// variables are set meanwhile; `env` are set for this load only.
+fn load_tree_env(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let mut out = None;
+    figment::Jail::expect_with(|jail| {
+        for (k, v) in env {
+            jail.set_env(k, v);
+        }
+        out = Some(super::load(&dir.path().join("dcvd.toml")));
+        Ok(())
+    });
+    out.expect("the jail ran")
+}
+
 fn load_tree(dir: &tempfile::TempDir) -> Result<Config, ConfigErrors> {
-    super::load(&dir.path().join("dcvd.toml"))
+    load_tree_env(dir, &[])
 }
 
 #[test]
@@ -303,6 +317,17 @@ fn included_files_are_read_in_order_and_each_certificate_knows_its_file() {
         ]
     );
     assert!(cfg.sources.uses_include);
+    // A file matched twice, and the main file matched by a pattern, are read once.
+    let main = d.join("dcvd.toml");
+    let text = std::fs::read_to_string(&main).unwrap().replacen(
+        "include = [\"certificates.d/*.toml\"]",
+        "include = [\"certificates.d/*.toml\", \"certificates.d/a.toml\", \"*.toml\"]",
+        1,
+    );
+    std::fs::write(&main, text).unwrap();
+    let again = load_tree(&dir).unwrap();
+    assert_eq!(again.sources.files, cfg.sources.files);
+    assert_eq!(again.certificates.len(), 4);
     assert_eq!(cfg.certificate_file(3), Some(inc.join("b.toml").as_path()));
     assert_eq!(
         cfg.certificate_key(3),
@@ -420,6 +445,39 @@ fn an_entry_without_a_usable_name_keeps_its_index() {
     assert!(
         ps.iter()
             .any(|p| p.key == "certificates[0]: name" && p.message.contains("required")),
+        "{ps:?}"
+    );
+}
+
+#[test]
+fn environment_overrides_apply_to_a_split_configuration() {
+    let dir = tree("", &[("shop.toml", cert("shop", "publisher = \"nope\""))]);
+    // Through figment (a DCVD_ variable is set): same assembly, same file-naming keys.
+    let ps = load_tree_env(&dir, &[("DCVD_DAEMON__CONCURRENCY", "0")])
+        .unwrap_err()
+        .problems;
+    let shop = dir.path().join("certificates.d/shop.toml");
+    for key in [
+        "daemon.concurrency".to_string(),
+        format!("{}: certificate \"shop\": publisher", shop.display()),
+    ] {
+        assert!(ps.iter().any(|p| p.key == key), "{key} not in {ps:?}");
+    }
+    std::fs::write(&shop, cert("shop", "")).unwrap();
+    let cfg = load_tree_env(&dir, &[("DCVD_DAEMON__CONCURRENCY", "4")]).unwrap();
+    assert_eq!(cfg.daemon.concurrency, 4);
+    assert_eq!(
+        cfg.certificates[0].output_dir,
+        Path::new("/var/lib/dcvd/certs/shop")
+    );
+    assert_eq!(cfg.certificate_file(0), Some(shop.as_path()));
+    // include and defaults are the main file's: not settable from the environment.
+    let ps = load_tree_env(&dir, &[("DCVD_DEFAULTS__PRODUCT", "\"x\"")])
+        .unwrap_err()
+        .problems;
+    assert!(
+        ps.iter()
+            .any(|p| p.key == "defaults" && p.message.contains("environment")),
         "{ps:?}"
     );
 }
