@@ -204,6 +204,10 @@ fn finish(
     let (mut cfg, parsed, complete) = parse_sections(&root, &sources);
     problems.extend(parsed);
     cfg.sources = sources;
+    if cfg.sources.certificates.len() != cfg.certificates.len() {
+        // The list was replaced through the environment: no file to name.
+        cfg.sources.certificates.clear();
+    }
     if !complete {
         // An entry is missing altogether: checks across entries (references,
         // certificate indices) would mislead. Report what parsing found.
