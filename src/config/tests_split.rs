@@ -481,3 +481,33 @@ fn environment_overrides_apply_to_a_split_configuration() {
         "{ps:?}"
     );
 }
+
+#[test]
+fn an_unreadable_included_file_is_an_error_naming_it() {
+    let dir = tree("", &[("a.toml", cert("a", ""))]);
+    let gone = dir.path().join("certificates.d/gone.toml");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.toml"), &gone).unwrap();
+    let ps = load_tree(&dir).unwrap_err().problems;
+    assert!(
+        ps.iter().any(|p| p.key == gone.display().to_string()
+            && p.message.starts_with("cannot read this included file")),
+        "{ps:?}"
+    );
+}
+
+#[test]
+fn a_single_file_takes_the_one_step_parse_with_the_same_result() {
+    let text = super::tests::base();
+    assert!(!text.contains("include") && !text.contains("defaults"));
+    let fast = super::load::parse_typed(&text, None)
+        .expect("parses")
+        .expect("valid");
+    let slow = load_from_str(&text, None).unwrap();
+    assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+    assert_eq!(fast.sources.certificates.len(), 1);
+    assert!(!fast.sources.uses_include);
+    assert!(
+        fast.sources.report(true).is_empty(),
+        "no files line without include"
+    );
+}
