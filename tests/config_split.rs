@@ -133,6 +133,7 @@ fn check_config_reads_the_included_files_and_lists_them() {
 
     let (code, out, _) = check_config(d, &["--verbose"]);
     assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l == "read 3 files:"), "{out}");
     for line in [
         format!("  {}: 0 certificates", d.join("dcvd.toml").display()),
         format!("  {}: 2 certificates", inc.join("api.toml").display()),

@@ -167,14 +167,16 @@ impl Config {
 impl ConfigSources {
     /// What `check-config` says about the files it read, one line each: nothing for a
     /// single file without `include`; else `read N files: a, b, …` (up to
-    /// [`LISTED_FILES`] files, a count beyond); `verbose` adds one line per file with
-    /// the number of certificates taken from it.
+    /// [`LISTED_FILES`] files, a count beyond); `verbose`: `read N files:` and one line
+    /// per file with the number of certificates taken from it.
     pub fn report(&self, verbose: bool) -> Vec<String> {
         if !self.uses_include {
             return Vec::new();
         }
         let n = self.files.len();
-        let mut out = vec![if n <= LISTED_FILES || verbose {
+        let mut out = vec![if verbose {
+            format!("read {n} file{}:", if n == 1 { "" } else { "s" })
+        } else if n <= LISTED_FILES {
             let list: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
             format!(
                 "read {n} file{}: {}",
