@@ -68,11 +68,11 @@ fn r17_cases_are_refused_by_check_config() {
     ));
     assert_eq!(code, 2, "{out}");
     for want in [
-        "certificates[0].common_name: `_one.rel.test` cannot be in a publicly trusted certificate",
-        "certificates[0].dns_names[0]: `💩.rel.test` cannot be in a publicly trusted certificate",
+        "dcvd.toml: certificate \"rel\": common_name: `_one.rel.test` cannot be in a publicly trusted certificate",
+        "dcvd.toml: certificate \"rel\": dns_names[0]: `💩.rel.test` cannot be in a publicly trusted certificate",
         "xn--ls8h",
-        "certificates[0].validity_days: is 100000",
-        "certificates[0].dns_names: certificate `rel` has 10002 distinct names",
+        "dcvd.toml: certificate \"rel\": validity_days: is 100000",
+        "dcvd.toml: certificate \"rel\": dns_names: certificate `rel` has 10002 distinct names",
         "daemon.shutdown_timeout: is over",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");

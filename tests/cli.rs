@@ -84,8 +84,8 @@ output_dir = "/tmp/x"
     for key in [
         "daemon.concurrency",
         "daemon.renewal_check",
-        "certificates[0].provider",
-        "certificates[0].common_name",
+        "dcvd.toml: certificate \"www\": provider",
+        "dcvd.toml: certificate \"www\": common_name",
     ] {
         assert!(err.contains(key), "{key} missing in:\n{err}");
     }

@@ -170,8 +170,12 @@ pub async fn reload(engine: &Engine, path: &Path) {
                         warn!("daemon.database changed; that takes effect only after a restart");
                     }
                     engine.replace_runtime(rt);
+                    for w in crate::config::warnings(&cfg) {
+                        warn!(key = %w.key, "configuration: {}", w.message);
+                    }
                     info!(
                         certificates = cfg.certificates.len(),
+                        files = cfg.sources.files.len(),
                         "configuration reloaded"
                     );
                     if let Err(e) = engine.ensure_orders().await {

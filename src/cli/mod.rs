@@ -51,7 +51,11 @@ pub enum Command {
     /// Run the daemon.
     Run,
     /// Validate the configuration; exit 0 when valid, 2 when not.
-    CheckConfig,
+    CheckConfig {
+        /// With `include`: list every file read and how many certificates each holds.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Summary: orders by state, what is stuck and why, next renewals, provider health.
     Status {
         #[arg(long)]
@@ -166,7 +170,7 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
 pub async fn main(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run => run::daemon(&cli.config).await,
-        Command::CheckConfig => run::check_config(&cli.config),
+        Command::CheckConfig { verbose } => run::check_config(&cli.config, *verbose),
         Command::Dns(DnsCommand::Check {
             fqdn,
             rtype,

@@ -9,7 +9,7 @@ use tracing::info;
 use super::EXIT_CONFIG;
 use crate::model::{Challenge, ChallengeKind};
 
-pub(super) fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn check_config(path: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
     match crate::config::load(path) {
         Ok(cfg) => {
             say!(
@@ -19,6 +19,9 @@ pub(super) fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
                 cfg.providers.len(),
                 cfg.publishers.len()
             );
+            for line in cfg.sources.report(verbose) {
+                say!("{line}");
+            }
             for w in crate::config::warnings(&cfg) {
                 eprintln!("warning: {w}");
             }

@@ -9,17 +9,25 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::error::Kind;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
 
-use super::problem::{join, quote};
+use super::problem::{certificate_location, join, quote};
 use super::{
-    CertificateConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, DnsConfig,
-    HttpCheckConfig, ProviderConfig, PublisherConfig, secrets, validate,
+    CertificateConfig, CertificateOrigin, Config, ConfigErrors, ConfigProblem, ConfigSources,
+    DaemonConfig, DnsConfig, HttpCheckConfig, ProviderConfig, PublisherConfig, include, secrets,
+    validate,
 };
 
+/// `<location>: <key>` for a key already rendered inside a certificate (`dcv[1]`).
+fn in_certificate_key(location: &str, key: &str) -> String {
+    format!("{location}: {key}")
+}
+
 const SECTIONS: &[&str] = &[
+    "include",
+    "defaults",
     "daemon",
     "providers",
     "publishers",
@@ -31,7 +39,8 @@ const SECTIONS: &[&str] = &[
 /// Keys holding secrets: their values must never reach an error message.
 const SECRET_KEYS: &[&str] = &["api_key", "login_password", "tsig_secret"];
 
-/// Load `path` (TOML), apply `DCVD_` environment overrides (`__` separates keys:
+/// Load `path` (TOML) with the files its `include` names and its `[defaults]` applied
+/// (see `config/include.rs`), apply `DCVD_` environment overrides (`__` separates keys:
 /// `DCVD_DAEMON__CONCURRENCY=4`), resolve secrets (inline, `*_file`, or
 /// `$CREDENTIALS_DIRECTORY/<name>`) and validate everything.
 ///
@@ -53,64 +62,88 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from);
-    if let Some(result) = fast_path(path, credentials.as_deref()) {
-        return result.map_err(|p| ConfigErrors::new(Some(path), p));
-    }
-    let figment = Figment::new()
-        .merge(Toml::file_exact(path))
-        .merge(Env::prefixed("DCVD_").ignore(&["config"]).split("__"));
-    finish(&figment, credentials.as_deref()).map_err(|p| ConfigErrors::new(Some(path), p))
-}
-
-/// Without `DCVD_` overrides, a file that deserialises cleanly is read straight into
-/// the typed config: one parse, none of figment's intermediate value trees (which cost
-/// hundreds of MiB and seconds for 100,000 certificates). Anything that does not parse
-/// returns `None`, and the figment path reports each problem with its key.
-fn fast_path(
-    path: &Path,
-    credentials: Option<&Path>,
-) -> Option<Result<Config, Vec<ConfigProblem>>> {
     let overrides = std::env::vars_os().any(|(k, _)| {
         k.to_str()
             .is_some_and(|k| k.starts_with("DCVD_") && k != "DCVD_CONFIG")
     });
-    if overrides {
-        return None;
+    let env = || Env::prefixed("DCVD_").ignore(&["config"]).split("__");
+    let text = std::fs::read_to_string(path).ok();
+    if !overrides
+        && let Some(text) = &text
+        && let Some(result) = fast_path(text, Some(path), credentials.as_deref())
+    {
+        return result.map_err(|p| ConfigErrors::new(Some(path), p));
     }
-    let text = std::fs::read_to_string(path).ok()?;
-    parse_typed(&text, credentials)
+    // What the fast path does not take: per-key messages from figment, on the assembled
+    // document (or the file itself when it is not TOML, for figment's syntax message).
+    let assembled = text
+        .as_deref()
+        .and_then(|t| toml::from_str::<toml::Table>(t).ok())
+        .map(|table| include::assemble(Some(path), table));
+    let result = match assembled {
+        Some(a) => {
+            let figment = Figment::new()
+                .merge(Serialized::defaults(&a.doc))
+                .merge(env());
+            finish(&figment, a.sources, a.problems, credentials.as_deref())
+        }
+        None => {
+            let figment = Figment::new().merge(Toml::file_exact(path)).merge(env());
+            finish(
+                &figment,
+                single_file(Some(path), 0),
+                Vec::new(),
+                credentials.as_deref(),
+            )
+        }
+    };
+    result.map_err(|p| ConfigErrors::new(Some(path), p))
 }
 
-/// The typed parse behind the fast path (no environment check), for tests.
-fn parse_typed(
+/// Sources for `certificates` certificates all written in the main file (`None`: a string).
+fn single_file(path: Option<&Path>, certificates: usize) -> ConfigSources {
+    ConfigSources {
+        files: path.map(Path::to_path_buf).into_iter().collect(),
+        certificates: (0..certificates)
+            .map(|index| CertificateOrigin {
+                file: path.map(|_| 0),
+                index,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Without `DCVD_` overrides, a document that deserialises cleanly is read straight into
+/// the typed config: none of figment's intermediate value trees (which cost hundreds of
+/// MiB and seconds for 100,000 certificates). A single file without `include` or
+/// `defaults` is parsed in one step. Anything that does not parse returns `None`, and
+/// the figment path reports each problem with its key.
+fn fast_path(
     text: &str,
+    path: Option<&Path>,
     credentials: Option<&Path>,
 ) -> Option<Result<Config, Vec<ConfigProblem>>> {
-    let mut cfg: Config = toml::from_str(text).ok()?;
-    let mut problems = secrets::resolve_secrets(&mut cfg, credentials);
-    problems.extend(validate::validate(&cfg));
-    Some(if problems.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(problems)
-    })
-}
-
-/// Load from TOML text only (no environment layer), with `credentials_dir` standing in
-/// for `$CREDENTIALS_DIRECTORY`. For tests and tools.
-pub fn load_from_str(toml: &str, credentials_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
-    let figment = Figment::new().merge(Toml::string(toml));
-    finish(&figment, credentials_dir).map_err(|p| ConfigErrors::new(None, p))
-}
-
-fn finish(figment: &Figment, credentials: Option<&Path>) -> Result<Config, Vec<ConfigProblem>> {
-    let root: Dict = figment.extract().map_err(|e| describe_all("", e))?;
-    let (mut cfg, mut problems, complete) = parse_sections(&root);
-    if !complete {
-        // An entry is missing altogether: checks across entries (references,
-        // certificate indices) would mislead. Report what parsing found.
-        return Err(problems);
+    // A document that never says `include` or `defaults` needs no assembly. (A mention
+    // elsewhere, in a comment or value, only costs the assembled path below.)
+    if !text.contains("include") && !text.contains("defaults") {
+        let mut cfg: Config = toml::from_str(text).ok()?;
+        cfg.sources = single_file(path, cfg.certificates.len());
+        return Some(check(cfg, Vec::new(), credentials));
     }
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let a = include::assemble(path, table);
+    let mut cfg: Config = toml::Value::Table(a.doc).try_into().ok()?;
+    cfg.sources = a.sources;
+    Some(check(cfg, a.problems, credentials))
+}
+
+/// Secrets and validation of a parsed config; `problems` are those found before.
+fn check(
+    mut cfg: Config,
+    mut problems: Vec<ConfigProblem>,
+    credentials: Option<&Path>,
+) -> Result<Config, Vec<ConfigProblem>> {
     problems.extend(secrets::resolve_secrets(&mut cfg, credentials));
     problems.extend(validate::validate(&cfg));
     if problems.is_empty() {
@@ -120,9 +153,72 @@ fn finish(figment: &Figment, credentials: Option<&Path>) -> Result<Config, Vec<C
     }
 }
 
+/// The typed parse behind the fast path (no environment check), for tests.
+#[cfg(test)]
+pub(super) fn parse_typed(
+    text: &str,
+    credentials: Option<&Path>,
+) -> Option<Result<Config, Vec<ConfigProblem>>> {
+    fast_path(text, None, credentials)
+}
+
+/// Load from TOML text only (no environment layer), with `credentials_dir` standing in
+/// for `$CREDENTIALS_DIRECTORY`. For tests and tools. `include` patterns that are
+/// relative resolve against the current directory.
+pub fn load_from_str(toml: &str, credentials_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let result = match toml::from_str::<toml::Table>(toml) {
+        Ok(table) => {
+            let a = include::assemble(None, table);
+            let figment = Figment::new().merge(Serialized::defaults(&a.doc));
+            finish(&figment, a.sources, a.problems, credentials_dir)
+        }
+        Err(_) => {
+            let figment = Figment::new().merge(Toml::string(toml));
+            finish(
+                &figment,
+                ConfigSources::default(),
+                Vec::new(),
+                credentials_dir,
+            )
+        }
+    };
+    result.map_err(|p| ConfigErrors::new(None, p))
+}
+
+/// Parse the figment document whose certificates came from `sources`, after the
+/// `earlier` problems found while assembling it.
+fn finish(
+    figment: &Figment,
+    sources: ConfigSources,
+    earlier: Vec<ConfigProblem>,
+    credentials: Option<&Path>,
+) -> Result<Config, Vec<ConfigProblem>> {
+    let mut problems = earlier;
+    let root: Dict = match figment.extract() {
+        Ok(r) => r,
+        Err(e) => {
+            problems.extend(describe_all("", e));
+            return Err(problems);
+        }
+    };
+    let (mut cfg, parsed, complete) = parse_sections(&root, &sources);
+    problems.extend(parsed);
+    cfg.sources = sources;
+    if cfg.sources.certificates.len() != cfg.certificates.len() {
+        // The list was replaced through the environment: no file to name.
+        cfg.sources.certificates.clear();
+    }
+    if !complete {
+        // An entry is missing altogether: checks across entries (references,
+        // certificate indices) would mislead. Report what parsing found.
+        return Err(problems);
+    }
+    check(cfg, problems, credentials)
+}
+
 /// The config, the problems found while parsing, and whether every entry made it
 /// (possibly without its bad keys).
-fn parse_sections(root: &Dict) -> (Config, Vec<ConfigProblem>, bool) {
+fn parse_sections(root: &Dict, sources: &ConfigSources) -> (Config, Vec<ConfigProblem>, bool) {
     let mut problems = Vec::new();
     let mut complete = true;
     let mut cfg = Config {
@@ -132,6 +228,7 @@ fn parse_sections(root: &Dict) -> (Config, Vec<ConfigProblem>, bool) {
         dns: DnsConfig::default(),
         http_check: HttpCheckConfig::default(),
         certificates: Vec::new(),
+        sources: ConfigSources::default(),
     };
     for (key, value) in root {
         match key.as_str() {
@@ -172,14 +269,41 @@ fn parse_sections(root: &Dict) -> (Config, Vec<ConfigProblem>, bool) {
                     ));
                     continue;
                 };
+                // Sources describe the assembled list; a list replaced through the
+                // environment has no files to name.
+                let origins = (sources.certificates.len() == list.len())
+                    .then_some(&sources.certificates);
                 for (i, v) in list.iter().enumerate() {
-                    let k = format!("certificates[{i}]");
-                    match parse::<CertificateConfig>(&k, v, &mut problems) {
+                    let origin = origins.map(|o| o[i]);
+                    let file = origin
+                        .and_then(|o| o.file)
+                        .and_then(|f| sources.files.get(f))
+                        .map(|f| f.as_path());
+                    let name = v
+                        .as_dict()
+                        .and_then(|d| d.get("name"))
+                        .and_then(|n| n.as_str());
+                    let loc = certificate_location(file, name, origin.map_or(i, |o| o.index));
+                    let mut found = Vec::new();
+                    let parsed = parse::<CertificateConfig>("", v, &mut found);
+                    problems.extend(found.into_iter().map(|mut p| {
+                        p.key = if p.key == "config" {
+                            loc.clone()
+                        } else {
+                            in_certificate_key(&loc, &p.key)
+                        };
+                        p
+                    }));
+                    match parsed {
                         Some(c) => cfg.certificates.push(c),
                         None => complete = false,
                     }
                 }
             }
+            "include" | "defaults" => problems.push(ConfigProblem::new(
+                key,
+                "cannot be set by a DCVD_ environment variable; write it in the main configuration file",
+            )),
             other => problems.push(ConfigProblem::new(
                 quote(other),
                 format!(
@@ -269,7 +393,7 @@ fn set<T>(slot: &mut T, value: Option<T>, complete: &mut bool) {
 /// problem is recorded, the key is dropped and the rest parsed again, so one mistake
 /// does not hide the next. `None` when the table cannot be parsed even so, e.g. a
 /// required key is missing.
-fn parse<T: DeserializeOwned>(
+pub(super) fn parse<T: DeserializeOwned>(
     key: &str,
     value: &Value,
     problems: &mut Vec<ConfigProblem>,
@@ -369,7 +493,7 @@ fn is_duration_key(field: &str) -> bool {
 
 /// TOML syntax errors quote the offending source line, which may hold a secret:
 /// keep the position and the explanation, drop the quoted source.
-fn without_source_lines(message: &str) -> String {
+pub(super) fn without_source_lines(message: &str) -> String {
     message
         .lines()
         .map(str::trim)

@@ -11,6 +11,7 @@ use crate::model::RateLimit;
 use crate::model::{DcvMethod, DomainName};
 
 mod hostname;
+mod include;
 mod load;
 mod problem;
 mod rules;
@@ -24,6 +25,8 @@ mod tests_limits;
 mod tests_load;
 #[cfg(test)]
 mod tests_refused;
+#[cfg(test)]
+mod tests_split;
 pub mod tls;
 mod validate;
 mod validate_acme;
@@ -53,8 +56,9 @@ pub fn default_path() -> PathBuf {
     }
 }
 
-/// One thing wrong with the configuration: the key it concerns
-/// (e.g. `certificates[2].dcv`, `providers.main.rate_limits[0]`) and what to do about it.
+/// One thing wrong with the configuration: the key it concerns (e.g.
+/// `providers.main.rate_limits[0]`, or for a certificate its file and name:
+/// `/etc/dcvd/certificates.d/shop.toml: certificate "shop": dcv[0]`) and what to do about it.
 /// Never contains a secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -139,6 +143,77 @@ pub fn rate_limits(cfg: &ProviderConfig) -> Vec<RateLimit> {
         None => defaults.iter().filter_map(|s| s.parse().ok()).collect(),
     }
 }
+
+impl Config {
+    /// How problems name `certificates[i]`: its file and name
+    /// (`/etc/dcvd/certificates.d/shop.toml: certificate "shop"`), see [`ConfigSources`].
+    pub fn certificate_key(&self, i: usize) -> String {
+        let origin = self.sources.certificates.get(i);
+        problem::certificate_location(
+            self.certificate_file(i),
+            self.certificates.get(i).map(|c| c.name.as_str()),
+            origin.map_or(i, |o| o.index),
+        )
+    }
+
+    /// The file `certificates[i]` was written in (`None` for a configuration given as a
+    /// string, or one built in code).
+    pub fn certificate_file(&self, i: usize) -> Option<&Path> {
+        let file = self.sources.certificates.get(i)?.file?;
+        self.sources.files.get(file).map(PathBuf::as_path)
+    }
+}
+
+impl ConfigSources {
+    /// What `check-config` says about the files it read, one line each: nothing for a
+    /// single file without `include`; else `read N files: a, b, …` (up to
+    /// [`LISTED_FILES`] files, a count beyond); `verbose`: `read N files:` and one line
+    /// per file with the number of certificates taken from it.
+    pub fn report(&self, verbose: bool) -> Vec<String> {
+        if !self.uses_include {
+            return Vec::new();
+        }
+        let n = self.files.len();
+        let mut out = vec![if verbose {
+            format!("read {n} file{}:", if n == 1 { "" } else { "s" })
+        } else if n <= LISTED_FILES {
+            let list: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+            format!(
+                "read {n} file{}: {}",
+                if n == 1 { "" } else { "s" },
+                list.join(", ")
+            )
+        } else {
+            format!(
+                "read {n} files: {} and {} included (check-config --verbose lists them)",
+                self.files
+                    .first()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+                n - 1
+            )
+        }];
+        if verbose {
+            let mut counts = vec![0usize; n];
+            for o in &self.certificates {
+                if let Some(c) = o.file.and_then(|f| counts.get_mut(f)) {
+                    *c += 1;
+                }
+            }
+            for (f, c) in self.files.iter().zip(counts) {
+                out.push(format!(
+                    "  {}: {c} certificate{}",
+                    f.display(),
+                    if c == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// How many files `check-config` names in its one-line list without `--verbose`.
+pub const LISTED_FILES: usize = 10;
 
 impl CertificateConfig {
     /// `common_name` then `dns_names`, canonical (IDN as punycode, lower case) and without

@@ -24,6 +24,34 @@ pub struct Config {
     pub http_check: HttpCheckConfig,
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+    /// The files this configuration was read from and where each certificate came from
+    /// (not a TOML key: filled by [`super::load`]).
+    #[serde(skip)]
+    pub sources: ConfigSources,
+}
+
+/// Where a loaded configuration came from: the main file, the files its `include`
+/// patterns matched, and each certificate's file, for messages that name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSources {
+    /// Every file read: the main file first (absent when loaded from a string), then
+    /// the included files in the order their certificates were taken.
+    pub files: Vec<PathBuf>,
+    /// Per entry of [`Config::certificates`], in the same order: where it was written.
+    pub certificates: Vec<CertificateOrigin>,
+    /// `include` patterns that matched no file: `(position in include, pattern)`.
+    pub unmatched: Vec<(usize, String)>,
+    /// Whether the main file has an `include` key (`check-config` then lists the files).
+    pub uses_include: bool,
+}
+
+/// Where one `[[certificates]]` entry was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateOrigin {
+    /// Index into [`ConfigSources::files`]; `None` for a configuration given as a string.
+    pub file: Option<usize>,
+    /// Its position among that file's `[[certificates]]` entries, from 0.
+    pub index: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -168,8 +168,8 @@ fn five_problems_are_reported_at_once() {
     for key in [
         "daemon.concurrency: ",
         "publishers.bind.server: ",
-        "certificates[0].provider: ",
-        "certificates[0].output_dir: ",
+        "certificate \"www\": provider: ",
+        "certificate \"www\": output_dir: ",
         "dns.resolvers[0]: ",
     ] {
         assert!(
@@ -189,7 +189,7 @@ fn unknown_keys_in_several_sections_are_all_reported() {
     let keys: Vec<String> = problems(&toml).into_iter().map(|p| p.key).collect();
     for k in [
         "daemon.threads",
-        "certificates[0].colour",
+        "certificate \"www\": colour",
         "publishers.www.root",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");

@@ -36,7 +36,7 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 
 #[test]
 fn names_public_cas_refuse_are_refused_with_the_reason() {
-    let k = "certificates[0].dns_names[1]";
+    let k = "certificate \"www\": dns_names[1]";
     assert_refused(
         &with_name("_one.example.com"),
         k,
@@ -72,7 +72,7 @@ fn names_public_cas_refuse_are_refused_with_the_reason() {
             "common_name = \"example.com\"",
             &format!("common_name = \"{cn_65}\""),
         )]),
-        "certificates[0].common_name",
+        "certificate \"www\": common_name",
         &["65 characters", "at most 64"],
     );
 }
@@ -146,12 +146,12 @@ fn a_private_acme_ca_sets_its_own_name_and_validity_rules() {
     // The same at a public ACME CA (no ca_file) is refused.
     assert_refused(
         &acme(None, "_svc.internal.example", ""),
-        "certificates[0].common_name",
+        "certificate \"svc\": common_name",
         &["`_`"],
     );
     assert_refused(
         &acme(None, "svc.example.com", "validity_days = 100000"),
-        "certificates[0].validity_days",
+        "certificate \"svc\": validity_days",
         &["100000", "at most"],
     );
 }
@@ -163,7 +163,7 @@ fn validity_beyond_the_cap_in_force_is_refused_whatever_the_date() {
             "output_dir = \"/tmp/certs/www\"",
             "output_dir = \"/tmp/certs/www\"\nvalidity_days = 100000",
         )]),
-        "certificates[0].validity_days",
+        "certificate \"www\": validity_days",
         &["is 100000", "CA/B Forum"],
     );
 }
@@ -171,7 +171,7 @@ fn validity_beyond_the_cap_in_force_is_refused_whatever_the_date() {
 #[test]
 fn validity_is_checked_against_the_cap_of_the_day_and_names_the_next_drop() {
     let mut cfg = load_from_str(&base(), None).unwrap();
-    let key = "certificates[0].validity_days";
+    let key = "certificate \"www\": validity_days";
     let at = |cfg: &Config, d: NaiveDate| -> Vec<ConfigProblem> {
         validate_at(cfg, d)
             .into_iter()
@@ -218,7 +218,7 @@ fn a_validity_the_cap_drops_below_before_renewal_is_a_warning_not_a_refusal() {
     assert!(validate_at(&cfg, today).is_empty(), "allowed today");
     let ws = warnings_at(&cfg, today);
     assert_eq!(ws.len(), 1, "{ws:?}");
-    assert_eq!(ws[0].key, "certificates[0].validity_days");
+    assert_eq!(ws[0].key, "certificate \"www\": validity_days");
     assert!(
         ws[0].message.contains("2027-03-15")
             && ws[0].message.contains("100 days")
@@ -242,7 +242,7 @@ fn more_names_than_the_product_takes_are_refused() {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let key = "certificates[0].dns_names";
+    let key = "certificate \"www\": dns_names";
     // R17's 10,000 SANs.
     assert_refused(
         &with(&[(
@@ -301,13 +301,13 @@ fn absurd_durations_are_refused_with_the_bound() {
     };
     assert_refused(
         &cert("method_timeout = \"31d\""),
-        "certificates[0].method_timeout",
+        "certificate \"www\": method_timeout",
         &["is 31d", "sane maximum of 30d"],
     );
     assert_loads(&cert("method_timeout = \"30d\""));
     assert_refused(
         &cert("renew_before = \"10years\""),
-        "certificates[0].renew_before",
+        "certificate \"www\": renew_before",
         &["sane maximum"],
     );
     assert_refused(

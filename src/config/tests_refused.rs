@@ -16,11 +16,11 @@ fn assert_refused(toml: &str, key: &str, needle: &str) {
 
 #[test]
 fn each_refused_case_names_its_key() {
-    let c = "certificates[0]";
+    let c = "certificate \"www\"";
     let cases: Vec<(String, String, &str)> = vec![
         (
             with(&[("output_dir", "colour = \"red\"\noutput_dir")]),
-            format!("{c}.colour"),
+            format!("{c}: colour"),
             "unknown key",
         ),
         (
@@ -43,57 +43,57 @@ fn each_refused_case_names_its_key() {
                 "common_name = \"example.com\"",
                 "common_name = \"exa mple.com\"",
             )]),
-            format!("{c}.common_name"),
+            format!("{c}: common_name"),
             "not a valid DNS name",
         ),
         (
             with(&[("\"www.example.com\"]", "\"www.example.com\", \"a..b.com\"]")]),
-            format!("{c}.dns_names[1]"),
+            format!("{c}: dns_names[1]"),
             "empty label",
         ),
         (
             with(&[("provider = \"main\"", "provider = \"nope\"")]),
-            format!("{c}.provider"),
+            format!("{c}: provider"),
             "main, reseller",
         ),
         (
             with(&[("publisher = \"bind\"", "publisher = \"nope\"")]),
-            format!("{c}.publisher"),
+            format!("{c}: publisher"),
             "not defined",
         ),
         (
             with(&[("http_publisher = \"www\"", "http_publisher = \"nope\"")]),
-            format!("{c}.http_publisher"),
+            format!("{c}: http_publisher"),
             "not defined",
         ),
         (
             with(&[("provider = \"main\"", "provider = \"reseller\"")]),
-            format!("{c}.dcv[0]"),
+            format!("{c}: dcv[0]"),
             "not offered by sectigo",
         ),
         (
             with(&[("\"dns-txt\", \"http\", \"email\"", "\"dns-txt\", \"https\"")]),
-            format!("{c}.dcv[1]"),
+            format!("{c}: dcv[1]"),
             "not offered by digicert",
         ),
         (
             with(&[("\"www.example.com\"]", "\"*.example.com\"]")]),
-            format!("{c}.dcv[1]"),
+            format!("{c}: dcv[1]"),
             "wildcard name `*.example.com`",
         ),
         (
             with(&[("publisher = \"bind\"\n", "")]),
-            format!("{c}.dcv[0]"),
+            format!("{c}: dcv[0]"),
             "needs a publisher",
         ),
         (
             with(&[("publisher = \"bind\"\n", "publisher = \"www\"\n")]),
-            format!("{c}.dcv[0]"),
+            format!("{c}: dcv[0]"),
             "a webroot publisher",
         ),
         (
             with(&[("http_publisher = \"www\"\n", "")]),
-            format!("{c}.dcv[1]"),
+            format!("{c}: dcv[1]"),
             "a rfc2136 publisher",
         ),
         (
@@ -101,7 +101,7 @@ fn each_refused_case_names_its_key() {
                 "output_dir",
                 "approver_emails = { \"example.com\" = \"bob@example.com\" }\noutput_dir",
             )]),
-            format!("{c}.approver_emails.\"example.com\""),
+            format!("{c}: approver_emails.\"example.com\""),
             "approver_contacts",
         ),
         (
@@ -109,7 +109,7 @@ fn each_refused_case_names_its_key() {
                 "output_dir",
                 "approver_emails = { \"example.com\" = \"admin@other.test\" }\noutput_dir",
             )]),
-            format!("{c}.approver_emails.\"example.com\""),
+            format!("{c}: approver_emails.\"example.com\""),
             "admin@",
         ),
         (
@@ -117,7 +117,7 @@ fn each_refused_case_names_its_key() {
                 "output_dir",
                 "approver_emails = { \"example.com\" = \"admin@www.example.com\" }\noutput_dir",
             )]),
-            format!("{c}.approver_emails.\"example.com\""),
+            format!("{c}: approver_emails.\"example.com\""),
             "parent domain",
         ),
         (
@@ -125,22 +125,22 @@ fn each_refused_case_names_its_key() {
                 "output_dir",
                 "approver_emails = { \"other.test\" = \"admin@other.test\" }\noutput_dir",
             )]),
-            format!("{c}.approver_emails.\"other.test\""),
+            format!("{c}: approver_emails.\"other.test\""),
             "neither a name",
         ),
         (
             with(&[("output_dir", "method_timeout = \"soon\"\noutput_dir")]),
-            format!("{c}.method_timeout"),
+            format!("{c}: method_timeout"),
             "90s or 2h",
         ),
         (
             with(&[("output_dir", "renew_before = 30\noutput_dir")]),
-            format!("{c}.renew_before"),
+            format!("{c}: renew_before"),
             "90s or 2h",
         ),
         (
             with(&[("output_dir", "resend_schedule = \"0 9 * * *\"\noutput_dir")]),
-            format!("{c}.resend_schedule"),
+            format!("{c}: resend_schedule"),
             "write \"0 0 9 * * *\"",
         ),
         (
@@ -182,7 +182,7 @@ fn each_refused_case_names_its_key() {
         ),
         (
             with(&[("\"dns-txt\", \"http\", \"email\"", "")]),
-            format!("{c}.dcv"),
+            format!("{c}: dcv"),
             "is empty",
         ),
         (
@@ -190,12 +190,12 @@ fn each_refused_case_names_its_key() {
                 "\"dns-txt\", \"http\", \"email\"",
                 "\"dns-txt\", \"dns-txt\"",
             )]),
-            format!("{c}.dcv[1]"),
+            format!("{c}: dcv[1]"),
             "twice",
         ),
         (
             with(&[("\"dns-txt\", \"http\", \"email\"", "\"dns\"")]),
-            format!("{c}.dcv[0]"),
+            format!("{c}: dcv[0]"),
             "dns-txt, dns-cname",
         ),
         (
@@ -252,7 +252,7 @@ fn each_refused_case_names_its_key() {
                 "output_dir = \"/tmp/certs/www\"",
                 "output_dir = \"certs/www\"",
             )]),
-            format!("{c}.output_dir"),
+            format!("{c}: output_dir"),
             "absolute",
         ),
         (
@@ -275,8 +275,8 @@ fn each_refused_case_names_its_key() {
                     .map(|s| format!("[[certificates]]{s}"))
                     .unwrap_or_default()
             ),
-            "certificates[1].name".into(),
-            "unique",
+            format!("{c}: name"),
+            "is already the name of certificates[0]; this is certificates[1]; certificate names must be unique",
         ),
         (
             with(&[("[daemon]", "[daemon]\nshutdown_timeout = \"0s\"")]),
@@ -318,7 +318,7 @@ output_dir = "/tmp/certs"
         "providers.le.contact[0]:",
         "providers.le.eab_kid: is missing",
         "providers.le.ca_file:",
-        "certificates[0].dcv[1]: `email` is not offered by acme",
+        "certificate \"www\": dcv[1]: `email` is not offered by acme",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }

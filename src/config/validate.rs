@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::model::DomainName;
 use crate::model::RateLimit;
 
-use super::problem::{Problems, join};
+use super::problem::{Problems, in_certificate, join};
 use super::rules::{check_cron, clear_cron_cache, nonzero};
 use super::{Config, ConfigProblem, ProviderConfig, PublisherConfig};
 
@@ -37,13 +37,15 @@ pub fn validate_at(cfg: &Config, today: chrono::NaiveDate) -> Vec<ConfigProblem>
     dns(cfg, &mut p);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, cert) in cfg.certificates.iter().enumerate() {
-        let key = format!("certificates[{i}]");
+        let key = cfg.certificate_key(i);
         match seen.get(cert.name.as_str()) {
-            Some(first) => p.push(
-                format!("{key}.name"),
+            Some(&first) => p.push(
+                in_certificate(&key, "name"),
                 format!(
-                    "`{}` is already the name of certificates[{first}]; certificate names must be unique",
-                    cert.name
+                    "`{}` is already the name of {}; this is {}; certificate names must be unique",
+                    cert.name,
+                    entry_at(cfg, first),
+                    entry_at(cfg, i)
                 ),
             ),
             None => {
@@ -58,6 +60,16 @@ pub fn validate_at(cfg: &Config, today: chrono::NaiveDate) -> Vec<ConfigProblem>
     }
     super::validate_limits::check_durations(cfg, &mut p);
     p.0
+}
+
+/// `certificates[3] in /etc/dcvd/certificates.d/shop.toml` (the index counts that file's
+/// entries from 0), for messages that point at a second entry.
+fn entry_at(cfg: &Config, i: usize) -> String {
+    let index = cfg.sources.certificates.get(i).map_or(i, |o| o.index);
+    match cfg.certificate_file(i) {
+        Some(f) => format!("certificates[{index}] in {}", f.display()),
+        None => format!("certificates[{index}]"),
+    }
 }
 
 fn daemon(cfg: &Config, p: &mut Problems) {

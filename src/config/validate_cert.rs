@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::model::{DcvMethod, DomainName};
 
-use super::problem::{Problems, join};
+use super::problem::{Problems, in_certificate, join};
 use super::rules::{can_publish, check_cron, nonzero, provider_kind, publisher_kind};
 use super::{CertificateConfig, Config};
 
@@ -19,7 +19,7 @@ const CONSTRUCTED: &[&str] = &[
 ];
 
 pub(super) fn check_certificate(cfg: &Config, key: &str, c: &CertificateConfig, p: &mut Problems) {
-    let k = |field: &str| join(key, field);
+    let k = |field: &str| in_certificate(key, field);
     if c.name.is_empty()
         || !c
             .name

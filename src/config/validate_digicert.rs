@@ -14,7 +14,7 @@ pub(super) fn check_certificate(cfg: &Config, key: &str, c: &CertificateConfig, 
         .is_some_and(|pr| provider_kind(pr) == ProviderKind::Digicert);
     if digicert && !LOCALES.contains(&c.locale.as_str()) {
         p.push(
-            format!("{key}.locale"),
+            super::problem::in_certificate(key, "locale"),
             format!(
                 "`{}` is not a DigiCert locale code; use one of: {}",
                 c.locale,
@@ -47,7 +47,7 @@ mod tests {
         assert!(problems(&loc("zh_CN")).is_empty());
         let ps = problems(&loc("fr-FR"));
         assert!(
-            ps.iter().any(|p| p.key == "certificates[0].locale"
+            ps.iter().any(|p| p.key == "certificate \"www\": locale"
                 && p.message.contains("not a DigiCert locale code")),
             "{ps:?}"
         );

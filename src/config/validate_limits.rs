@@ -12,7 +12,7 @@ use crate::model::public_tls_max_validity_days;
 use chrono::NaiveDate;
 
 use super::hostname::check_public_hostname;
-use super::problem::{Problems, join};
+use super::problem::{Problems, in_certificate, join};
 use super::{CertificateConfig, Config, ConfigProblem, ProviderConfig, PublisherConfig};
 
 /// True when `provider` issues publicly trusted certificates, so the CA/B Forum rules hold.
@@ -71,7 +71,7 @@ pub(super) fn check_certificate_limits(
     today: NaiveDate,
     p: &mut Problems,
 ) {
-    let k = |field: &str| join(key, field);
+    let k = |field: &str| in_certificate(key, field);
     let public = is_public(provider);
     if public {
         // Names that do not even parse are reported by the certificate checks.
@@ -143,10 +143,18 @@ pub(super) fn check_certificate_limits(
     }
 }
 
-/// Things that work today but will stop working: a `validity_days` within today's cap
+/// Include patterns that match no file, and things that work today but will stop working: a `validity_days` within today's cap
 /// that the cap will have dropped below by the time the certificate is renewed.
 pub fn warnings_at(cfg: &Config, today: NaiveDate) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
+    for (i, pattern) in &cfg.sources.unmatched {
+        out.push(ConfigProblem::new(
+            format!("include[{i}]"),
+            format!(
+                "`{pattern}` matches no file, so no certificates come from it (fine for an empty directory on a new host)"
+            ),
+        ));
+    }
     for (i, c) in cfg.certificates.iter().enumerate() {
         let (Some(days), Some(provider)) = (c.validity_days, cfg.providers.get(&c.provider)) else {
             continue;
@@ -168,7 +176,7 @@ pub fn warnings_at(cfg: &Config, today: NaiveDate) -> Vec<ConfigProblem> {
                 .map(|(d, _)| d.to_string())
                 .unwrap_or_else(|| "before then".into());
             out.push(ConfigProblem::new(
-                format!("certificates[{i}].validity_days"),
+                in_certificate(&cfg.certificate_key(i), "validity_days"),
                 format!(
                     "is {days}, allowed today, but the public validity cap drops below it on {drop} \
                      ({then} days when certificate `{}` is next renewed, around {renewal}); that \
@@ -266,15 +274,11 @@ pub(super) fn check_durations(cfg: &Config, p: &mut Problems) {
     at_most("dns.query_timeout", cfg.dns.query_timeout, 5 * 60, p);
     at_most("http_check.timeout", cfg.http_check.timeout, 5 * 60, p);
     for (i, c) in cfg.certificates.iter().enumerate() {
-        let key = format!("certificates[{i}]");
+        let key = cfg.certificate_key(i);
         // DigiCert stops re-checking DCV after 10 days and random values live 30 days.
-        at_most(&join(&key, "method_timeout"), c.method_timeout, 30 * DAY, p);
-        at_most(
-            &join(&key, "deploy_hook_timeout"),
-            c.deploy_hook_timeout,
-            HOUR,
-            p,
-        );
-        at_most(&join(&key, "renew_before"), c.renew_before, 398 * DAY, p);
+        let k = |field: &str| in_certificate(&key, field);
+        at_most(&k("method_timeout"), c.method_timeout, 30 * DAY, p);
+        at_most(&k("deploy_hook_timeout"), c.deploy_hook_timeout, HOUR, p);
+        at_most(&k("renew_before"), c.renew_before, 398 * DAY, p);
     }
 }
