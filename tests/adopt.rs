@@ -282,6 +282,13 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
         store.list_orders(None).await.unwrap().is_empty(),
         "nothing ordered"
     );
+    let status = dcvd(&f.config).arg("status").output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("certificate odd (adoption): NEEDS YOU: ")
+            && status.contains("privkey.pem is not the private key"),
+        "{status}"
+    );
 
     // Run again: the adopted one is managed now, the rest as before.
     let again = dcvd(&f.config)
@@ -315,4 +322,6 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
     let odd = recs.iter().find(|r| r.name == "odd").unwrap();
     assert_eq!(odd.adoption_hold, None);
     assert_eq!(odd.source, Some(dcvd::model::CertSource::Adopted));
+    let status = dcvd(&f.config).arg("status").output().unwrap();
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("NEEDS YOU"));
 }

@@ -141,6 +141,16 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
             ),
         });
     }
+    for c in certificates.iter().filter(|c| c.damaged.is_none()) {
+        if let Some(hold) = &c.adoption_hold {
+            attention.push(Attention {
+                order_id: 0,
+                certificate: c.name.clone(),
+                state: "adoption".into(),
+                reason: format!("NEEDS YOU: {hold}"),
+            });
+        }
+    }
     let mut renewals: Vec<Renewal> = certificates
         .into_iter()
         .filter_map(|c| {
@@ -197,13 +207,23 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     } else {
         say!("Attention:");
         for a in &view.attention {
-            say!(
-                "  order {} ({}, {}): {}",
-                a.order_id,
-                a.certificate,
-                a.state,
-                a.reason
-            );
+            if a.order_id == 0 {
+                // No order to name: a certificate-level hold or damage.
+                say!(
+                    "  certificate {} ({}): {}",
+                    a.certificate,
+                    a.state,
+                    a.reason
+                );
+            } else {
+                say!(
+                    "  order {} ({}, {}): {}",
+                    a.order_id,
+                    a.certificate,
+                    a.state,
+                    a.reason
+                );
+            }
         }
     }
     if !view.renewals.is_empty() {
