@@ -5,7 +5,8 @@ ALTER TABLE certificates ADD COLUMN source TEXT;
 ALTER TABLE certificates ADD COLUMN serial TEXT;
 ALTER TABLE certificates ADD COLUMN issuer TEXT;
 UPDATE certificates SET source = 'ordered' WHERE issued_order_id IS NOT NULL;
--- Why dcvd places no first order for this certificate: output_dir holds a certificate it
--- cannot adopt and will not overwrite on a guess (key mismatch, unreadable, ...). NULL
--- otherwise; cleared once the files are fixed (adopted, or safe to replace).
-ALTER TABLE certificates ADD COLUMN adoption_hold TEXT;
+-- Why dcvd places no order for this certificate until the operator acts: its output_dir
+-- holds a certificate it cannot adopt and will not overwrite on a guess (key mismatch,
+-- unreadable, ...), or cannot be written (the certificate would be bought and never
+-- installed). NULL otherwise; cleared once the cause is gone.
+ALTER TABLE certificates ADD COLUMN hold TEXT;

@@ -272,7 +272,7 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
     );
     let odd = recs.iter().find(|r| r.name == "odd").expect("odd recorded");
     assert!(
-        odd.adoption_hold
+        odd.hold
             .as_deref()
             .is_some_and(|h| h.contains("privkey.pem")),
         "{odd:?}"
@@ -285,7 +285,7 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
     let status = dcvd(&f.config).arg("status").output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.contains("certificate odd (adoption): NEEDS YOU: ")
+        status.contains("certificate odd (held): NEEDS YOU: ")
             && status.contains("privkey.pem is not the private key"),
         "{status}"
     );
@@ -320,7 +320,7 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
     );
     let recs = store.certificates().await.unwrap();
     let odd = recs.iter().find(|r| r.name == "odd").unwrap();
-    assert_eq!(odd.adoption_hold, None);
+    assert_eq!(odd.hold, None);
     assert_eq!(odd.source, Some(dcvd::model::CertSource::Adopted));
     let status = dcvd(&f.config).arg("status").output().unwrap();
     assert!(!String::from_utf8_lossy(&status.stdout).contains("NEEDS YOU"));

@@ -598,3 +598,25 @@ async fn open_readonly_does_not_create_a_missing_database() {
     assert!(err.to_string().contains("absent.db"), "{err}");
     assert!(!db.exists());
 }
+
+#[test]
+fn check_config_warns_about_an_output_dir_it_cannot_create() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    // A regular file where a directory of the path must be: fails as root too.
+    std::fs::write(h.path("certs"), "not a directory").unwrap();
+    let cfg = write_config(&h);
+    let out = dcvd(&cfg).arg("check-config").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("dcvd.toml: certificate \"www\": output_dir: installing into")
+            && err.to_lowercase().contains("not a directory")
+            && err.contains("dcvd orders nothing for this certificate"),
+        "{err}"
+    );
+    std::fs::remove_file(h.path("certs")).unwrap();
+    let out = dcvd(&cfg).arg("check-config").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("output_dir"), "{err}");
+    assert!(!h.path("certs").exists(), "check-config created nothing");
+}

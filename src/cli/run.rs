@@ -25,6 +25,19 @@ pub(super) fn check_config(path: &Path, verbose: bool) -> anyhow::Result<ExitCod
             for w in crate::config::warnings(&cfg) {
                 eprintln!("warning: {w}");
             }
+            // A certificate that cannot be installed must not be bought: the daemon holds
+            // its order (see `lifecycle::create`); say so before the first start.
+            for (i, c) in cfg.certificates.iter().enumerate() {
+                if let Err(e) = crate::pki::install::probe_creatable(&c.output_dir) {
+                    eprintln!(
+                        "warning: {}: output_dir: {e}; dcvd orders nothing for this certificate \
+                         while it cannot install it (check as the daemon's user: \
+                         `sudo -u dcvd dcvd check-config`; under the shipped unit, also \
+                         ReadWritePaths=)",
+                        cfg.certificate_key(i)
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -142,11 +142,11 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         });
     }
     for c in certificates.iter().filter(|c| c.damaged.is_none()) {
-        if let Some(hold) = &c.adoption_hold {
+        if let Some(hold) = &c.hold {
             attention.push(Attention {
                 order_id: 0,
                 certificate: c.name.clone(),
-                state: "adoption".into(),
+                state: "held".into(),
                 reason: format!("NEEDS YOU: {hold}"),
             });
         }

@@ -135,7 +135,7 @@ pub async fn first_start(
         }
         FirstStart::Refuse(why) => {
             if store
-                .set_adoption_hold(c.certificate, c.provider, c.names, Some(why), now)
+                .set_hold(c.certificate, c.provider, c.names, Some(why), now)
                 .await?
             {
                 tracing::warn!(
@@ -146,7 +146,7 @@ pub async fn first_start(
         }
         FirstStart::Order { found } => {
             store
-                .set_adoption_hold(c.certificate, c.provider, c.names, None, now)
+                .set_hold(c.certificate, c.provider, c.names, None, now)
                 .await?;
             if let Some(why) = found {
                 tracing::info!(certificate = c.certificate, "ordering: {why}");

@@ -67,6 +67,62 @@ pub fn write_files(
     Ok(())
 }
 
+/// Can the four files be installed into `dir` by this process? Creates `dir` (as the
+/// install would) and writes, syncs and removes a probe file in it. Run before an order
+/// is placed: a certificate that cannot be installed must not be bought (the CA refuses
+/// to cancel an issued order).
+pub fn probe_writable(dir: &Path) -> Result<(), InstallError> {
+    let err = |file: &'static str| {
+        move |source| InstallError {
+            dir: dir.to_path_buf(),
+            file,
+            source,
+        }
+    };
+    create_dir(dir).map_err(err("(directory)"))?;
+    let probe = dir.join(".dcvd-write-probe.tmp");
+    let written = write_synced(&probe, b"dcvd\n", 0o600);
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(err("(a file in it)"))
+}
+
+/// Like [`probe_writable`] without creating anything but a probe file: the nearest
+/// existing directory of `dir` must be one this process may create files in (for
+/// `check-config`, which must not create the certificate's directory).
+pub fn probe_creatable(dir: &Path) -> Result<(), InstallError> {
+    let mut at = dir;
+    let err = |source| InstallError {
+        dir: dir.to_path_buf(),
+        file: "(directory)",
+        source,
+    };
+    loop {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(err(std::io::Error::other(format!(
+                    "{} is not a directory",
+                    at.display()
+                ))));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match at.parent() {
+                Some(p) => at = p,
+                None => return Err(err(e)),
+            },
+            Err(e) => return Err(err(e)),
+        }
+    }
+    let probe = at.join(format!(".dcvd-write-probe-{}.tmp", std::process::id()));
+    let written = write_synced(&probe, b"dcvd\n", 0o600);
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| {
+        err(std::io::Error::new(
+            e.kind(),
+            format!("cannot create files in {}: {e}", at.display()),
+        ))
+    })
+}
+
 fn ensure_newline(s: &str) -> String {
     let t = s.trim_end();
     format!("{t}\n")

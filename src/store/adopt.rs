@@ -34,7 +34,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, 'adopted', ?5, ?6, ?7, ?7)
              ON CONFLICT(name) DO UPDATE SET provider = excluded.provider, names_json = excluded.names_json,
                not_after = excluded.not_after, source = 'adopted', serial = excluded.serial,
-               issuer = excluded.issuer, adoption_hold = NULL, updated_at = excluded.updated_at
+               issuer = excluded.issuer, hold = NULL, updated_at = excluded.updated_at
              WHERE certificates.current_order_id IS NULL AND certificates.issued_order_id IS NULL",
         )
         .bind(&a.certificate)
@@ -49,9 +49,9 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Set (`Some`) or clear (`None`) why the certificate gets no first order. Creates
+    /// Set (`Some`) or clear (`None`) why the certificate gets no order. Creates
     /// the certificate's row if it has none. True when the value changed (log then).
-    pub async fn set_adoption_hold(
+    pub async fn set_hold(
         &self,
         certificate: &str,
         provider: &str,
@@ -61,8 +61,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let Some(hold) = hold else {
             let r = sqlx::query(
-                "UPDATE certificates SET adoption_hold = NULL, updated_at = ?
-                 WHERE name = ? AND adoption_hold IS NOT NULL",
+                "UPDATE certificates SET hold = NULL, updated_at = ?
+                 WHERE name = ? AND hold IS NOT NULL",
             )
             .bind(to_ms(now))
             .bind(certificate)
@@ -73,11 +73,11 @@ impl Store {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let names_json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
         let r = sqlx::query(
-            "INSERT INTO certificates (name, provider, names_json, adoption_hold, created_at, updated_at)
+            "INSERT INTO certificates (name, provider, names_json, hold, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT(name) DO UPDATE SET adoption_hold = excluded.adoption_hold,
+             ON CONFLICT(name) DO UPDATE SET hold = excluded.hold,
                updated_at = excluded.updated_at
-             WHERE certificates.adoption_hold IS NOT excluded.adoption_hold",
+             WHERE certificates.hold IS NOT excluded.hold",
         )
         .bind(certificate)
         .bind(provider)

@@ -127,7 +127,7 @@ struct CertRow {
     source: Option<String>,
     serial: Option<String>,
     issuer: Option<String>,
-    adoption_hold: Option<String>,
+    hold: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,9 +144,10 @@ pub struct CertificateRecord {
     /// whose certificate is in the order row.
     pub serial: Option<String>,
     pub issuer: Option<String>,
-    /// Why dcvd places no first order: `output_dir` holds a certificate it can neither
-    /// adopt nor safely replace (see `lifecycle::adopt`).
-    pub adoption_hold: Option<String>,
+    /// Why dcvd places no order until the operator acts: `output_dir` holds a
+    /// certificate it can neither adopt nor safely replace (see `lifecycle::adopt`), or
+    /// cannot be written.
+    pub hold: Option<String>,
     /// Why the row does not read whole (then `names` is empty): dcvd places no order
     /// for this certificate until the row is repaired.
     pub damaged: Option<String>,
@@ -555,7 +556,7 @@ impl Store {
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
             "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after,
-                    source, serial, issuer, adoption_hold FROM certificates ORDER BY name",
+                    source, serial, issuer, hold FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -593,7 +594,7 @@ impl Store {
                     source,
                     serial: r.serial,
                     issuer: r.issuer,
-                    adoption_hold: r.adoption_hold,
+                    hold: r.hold,
                     damaged,
                 }
             })
