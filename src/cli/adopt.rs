@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::EXIT_CONFIG;
 use super::inspect::{open, open_readonly};
 use crate::config::CertificateConfig;
-use crate::lifecycle::adopt::{Candidate, FirstStart, first_start, look};
+use crate::lifecycle::adopt::{Candidate, FirstStart, first_start, hold, look};
 use crate::lifecycle::engine::cert_names;
 use crate::store::{CertificateRecord, Store};
 
@@ -136,8 +136,12 @@ async fn decide(
         output_dir: &cert.output_dir,
         mode: cert.adopt,
     };
-    Ok(match store {
-        Some(s) => first_start(s, &candidate, now).await?,
-        None => look(&candidate, now).await,
-    })
+    let Some(store) = store else {
+        return Ok(look(&candidate, now).await);
+    };
+    let decision = first_start(store, &candidate, now).await?;
+    if let FirstStart::Refuse(why) = &decision {
+        hold(store, &candidate, Some(why), now).await?;
+    }
+    Ok(decision)
 }

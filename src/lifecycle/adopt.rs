@@ -99,9 +99,8 @@ pub async fn look(c: &Candidate<'_>, now: DateTime<Utc>) -> FirstStart {
     decide(c.mode, existing, c.certificate)
 }
 
-/// Decide and record: an adoption is written as the certificate's issued one, a refusal
-/// as its hold (shown by `status`), an order clears an earlier hold. The caller places
-/// the order for [`FirstStart::Order`].
+/// Decide, and record an adoption as the certificate's issued one. The caller holds the
+/// certificate for a refusal ([`hold`]) and places the order for [`FirstStart::Order`].
 pub async fn first_start(
     store: &Store,
     c: &Candidate<'_>,
@@ -133,27 +132,41 @@ pub async fn first_start(
                 );
             }
         }
-        FirstStart::Refuse(why) => {
-            if store
-                .set_hold(c.certificate, c.provider, c.names, Some(why), now)
-                .await?
-            {
-                tracing::warn!(
-                    certificate = c.certificate,
-                    "no order for this certificate until the operator looks: {why}"
-                );
-            }
-        }
+        FirstStart::Refuse(_) => {}
         FirstStart::Order { found } => {
-            store
-                .set_hold(c.certificate, c.provider, c.names, None, now)
-                .await?;
             if let Some(why) = found {
-                tracing::info!(certificate = c.certificate, "ordering: {why}");
+                tracing::debug!(certificate = c.certificate, "first order: {why}");
             }
         }
     }
     Ok(decision)
+}
+
+/// Hold the certificate (`Some`: no order until the cause is gone, shown by `status`) or
+/// release it (`None`). Logs only when that changes, so a pass over 10,000 certificates
+/// every `renewal_check` does not repeat itself.
+pub async fn hold(
+    store: &Store,
+    c: &Candidate<'_>,
+    why: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if store
+        .set_hold(c.certificate, c.provider, c.names, why, now)
+        .await?
+    {
+        match why {
+            Some(why) => tracing::warn!(
+                certificate = c.certificate,
+                "no order for this certificate until the operator acts: {why}"
+            ),
+            None => tracing::info!(
+                certificate = c.certificate,
+                "the certificate is no longer held; it is ordered as usual"
+            ),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
