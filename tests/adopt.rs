@@ -290,6 +290,42 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
         "{status}"
     );
 
+    // `dcvd certificates` lists each with its state and source.
+    let out = dcvd(&f.config)
+        .args(["certificates", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {list}"))
+            .clone()
+    };
+    let kept = by("kept");
+    assert_eq!(kept["state"], "issued");
+    assert_eq!(kept["source"], "adopted");
+    assert_eq!(kept["names"], serde_json::json!(["kept.example.com"]));
+    let expires: DateTime<Utc> = kept["expires"].as_str().unwrap().parse().unwrap();
+    let renew: DateTime<Utc> = kept["renew_from"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        expires - renew,
+        Duration::days(30),
+        "the default renew_before"
+    );
+    assert_eq!(by("odd")["state"], "held");
+    assert!(
+        by("odd")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("privkey.pem")
+    );
+    assert_eq!(by("fresh")["state"], "not_ordered");
+    assert_eq!(by("fresh")["source"], serde_json::Value::Null);
+
     // Run again: the adopted one is managed now, the rest as before.
     let again = dcvd(&f.config)
         .args(["adopt", "--dry-run", "--json"])
@@ -324,4 +360,26 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
     assert_eq!(odd.source, Some(dcvd::model::CertSource::Adopted));
     let status = dcvd(&f.config).arg("status").output().unwrap();
     assert!(!String::from_utf8_lossy(&status.stdout).contains("NEEDS YOU"));
+
+    // A certificate taken out of the configuration is still listed, as not configured.
+    let toml = std::fs::read_to_string(&f.config).unwrap();
+    let (head, rest) = toml
+        .split_once("\n[[certificates]]\nname = \"kept\"")
+        .unwrap();
+    let rest = &rest[rest.find("[[certificates]]").unwrap()..];
+    std::fs::write(&f.config, format!("{head}\n{rest}")).unwrap();
+    let out = dcvd(&f.config).arg("certificates").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kept = text
+        .lines()
+        .skip_while(|l| !l.starts_with("kept "))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        kept.contains("not_configured")
+            && kept.contains("adopted")
+            && kept.contains("removed from the configuration (was: issued)"),
+        "{text}"
+    );
 }

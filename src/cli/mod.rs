@@ -14,6 +14,7 @@ macro_rules! say {
 }
 
 mod adopt;
+mod certificates;
 pub mod demo;
 mod inspect;
 mod orders;
@@ -64,6 +65,12 @@ pub enum Command {
     /// Inspect and steer orders.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// Every certificate: its names, provider, state, expiry, next renewal, last order and
+    /// source (ordered or adopted); also those only in the database (not_configured).
+    Certificates {
+        #[arg(long)]
+        json: bool,
+    },
     /// What the first start does for each certificate dcvd has not ordered yet: adopt the
     /// valid certificate already in its output_dir, order a new one, or refuse (and
     /// wait for the operator), and why. Without --dry-run the adoptions and refusals
@@ -147,6 +154,7 @@ pub const EXIT_CONFIG: u8 = 2;
 pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Status { json } => status::status(&cli.config, *json).await,
+        Command::Certificates { json } => certificates::certificates(&cli.config, *json).await,
         Command::Adopt { dry_run, json } => adopt::adopt(&cli.config, *dry_run, *json).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
