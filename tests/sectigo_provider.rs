@@ -311,8 +311,12 @@ async fn email_order_issues_after_approval() {
         .json()
         .await
         .unwrap();
-    assert_eq!(orders[0]["state"], "issued");
-    assert_eq!(orders[0]["names"][0]["email"], "admin@example.test");
+    assert_eq!(orders["count"], 1);
+    assert_eq!(orders["orders"][0]["state"], "issued");
+    assert_eq!(
+        orders["orders"][0]["names"][0]["email"],
+        "admin@example.test"
+    );
     let log: serde_json::Value = reqwest::get(admin("requests"))
         .await
         .unwrap()
