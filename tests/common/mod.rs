@@ -86,11 +86,11 @@ timeout = "12h"
         }
     }
 
+    /// The config through `config::load_from_str` (secrets, validation): what
+    /// `dcvd check-config` would accept.
     pub fn config(&self) -> Config {
-        use figment::providers::{Format, Toml};
-        figment::Figment::from(Toml::string(&self.config_toml))
-            .extract()
-            .unwrap()
+        dcvd::config::load_from_str(&self.config_toml, None)
+            .unwrap_or_else(|e| panic!("the test config is refused:\n{e}\n{}", self.config_toml))
     }
 
     /// A fresh engine on the same database: what a restart looks like.
