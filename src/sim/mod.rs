@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod digicert;
 pub mod dns;
+pub mod lab;
 pub mod pebble;
 pub mod sectigo;
 pub mod server;
