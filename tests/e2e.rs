@@ -7,22 +7,21 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use common::lose_submit::LoseSubmitAnswer;
 use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use dcvd::sim::dns::{DnsSim, ZoneSpec};
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 use dcvd::sim::{digicert, sectigo};
-
-const KEY: [u8; 32] = [7u8; 32];
 
 struct World {
     dir: tempfile::TempDir,
-    /// The primary (gets RFC 2136 updates) and a secondary that the test feeds by hand.
-    ns1: DnsSim,
+    /// The secondary that the test feeds by hand (the primary, in `lab`, gets the
+    /// RFC 2136 updates).
     ns2: DnsSim,
     digicert: digicert::DigicertSim,
     sectigo: sectigo::SectigoSim,
+    lab: Lab,
 }
 
 impl World {
@@ -34,76 +33,53 @@ impl World {
     /// `dcv.example.net`, where delegated tokens go.
     async fn start_with(zone: ZoneSpec) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
-        let ns1 = DnsSim::start(&[zone.clone(), ZoneSpec::new("dcv.example.net")], tsig)
-            .await
-            .unwrap();
-        let ns2 = DnsSim::start(&[zone], None).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = LabSpec::new(dir.path(), "example.test");
+        spec.zones = vec![zone];
+        spec.primary_zones = vec![ZoneSpec::new("dcv.example.net")];
+        spec.dns_servers = 2;
+        spec.tsig_key_name = "dcvd-key".into();
         // The CAs look at the primary: they could validate before the secondary has it.
-        let digicert = digicert::start(digicert::DigicertSimOptions {
-            api_keys: vec!["dc-key".into()],
-            nameserver: Some(ns1.addr()),
-            recheck_interval: Duration::ZERO,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let sectigo = sectigo::start(sectigo::SectigoSimOptions {
-            login_name: "acme".into(),
-            login_password: "sectigo-pass".into(),
-            nameserver: Some(ns1.addr()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        spec.digicert = Some(LabCa {
+            name: "dc".into(),
+            options: digicert::DigicertSimOptions {
+                api_keys: vec!["dc-key".into()],
+                recheck_interval: Duration::ZERO,
+                ..Default::default()
+            },
+            settings: "poll_interval = \"200ms\"".into(),
+        });
+        spec.sectigo = Some(LabCa {
+            name: "sec".into(),
+            options: sectigo::SectigoSimOptions {
+                login_name: "acme".into(),
+                login_password: "sectigo-pass".into(),
+                ..Default::default()
+            },
+            settings: "poll_interval = \"200ms\"\ncollect_interval = \"200ms\"".into(),
+        });
+        let mut lab = Lab::start(spec).await.unwrap();
         World {
-            dir: tempfile::tempdir().unwrap(),
-            ns1,
-            ns2,
-            digicert,
-            sectigo,
+            dir,
+            ns2: lab.dns.remove(1),
+            digicert: lab.digicert.take().unwrap(),
+            sectigo: lab.sectigo.take().unwrap(),
+            lab,
         }
     }
 
     fn config(&self, certificates: &str) -> dcvd::config::Config {
-        let d = self.dir.path().display();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
-        let toml = format!(
+        let rest = format!(
             r#"
 [daemon]
-database = "{d}/dcvd.db"
+database = "{{dir}}/dcvd.db"
 listen = "127.0.0.1:0"
 concurrency = 8
-[providers.dc]
-kind = "digicert"
-base_url = "{dc}"
-api_key = "dc-key"
-poll_interval = "200ms"
-[providers.sec]
-kind = "sectigo"
-base_url = "{sec}"
-login_name = "acme"
-login_password = "sectigo-pass"
-poll_interval = "200ms"
-collect_interval = "200ms"
-[publishers.dns]
-kind = "rfc2136"
-server = "{ns1}"
-tsig_key_name = "dcvd-key"
-tsig_secret = "{b64}"
 [dns]
 poll_interval = "100ms"
-[dns.nameserver_overrides]
-"example.test" = ["{ns1}", "{ns2}"]
-"dcv.example.net" = ["{ns1}"]
-{certificates}"#,
-            dc = self.digicert.base_url(),
-            sec = self.sectigo.base_url(),
-            ns1 = self.ns1.addr(),
-            ns2 = self.ns2.addr(),
-        )
-        .replace("{dir}", &d.to_string());
-        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+{certificates}"#
+        );
+        common::lab_config(&self.lab, &rest)
     }
 
     async fn engine(&self, config: dcvd::config::Config) -> Arc<Engine> {

@@ -24,6 +24,18 @@ use dcvd::model::OrderState;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
 
+/// The config of `lab` with `rest` (daemon, certificates, …), written to the lab's
+/// `dcvd.toml` and loaded through `config::load`, as the daemon and `check-config` do.
+/// `{dir}` in `rest` stands for the lab's directory.
+pub fn lab_config(lab: &dcvd::sim::lab::Lab, rest: &str) -> Config {
+    let rest = rest.replace("{dir}", &lab.dir.display().to_string());
+    let path = lab.write_config(&rest).unwrap();
+    dcvd::config::load(&path).unwrap_or_else(|e| {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        panic!("the lab config is refused:\n{e}\n{text}")
+    })
+}
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
