@@ -1,7 +1,7 @@
 //! The DigiCert provider against the CertCentral simulator: every DCV method to an
 //! issued, downloaded chain, method switch, emails, errors, faults, recovery.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

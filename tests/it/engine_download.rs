@@ -2,7 +2,7 @@
 //! intermediate is refused before anything is written, retried with backoff, and the
 //! whole chain is installed once the CA sends it whole.
 
-mod common;
+use crate::support as common;
 
 use common::{Harness, NowUtc, WWW};
 use dcvd::ca::MethodScope;

@@ -3,7 +3,7 @@
 //! operator (adopt / resubmit), duplicates are canceled. And the DCV method timer, which
 //! counts from the method's first attempt and asks the CA before switching.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

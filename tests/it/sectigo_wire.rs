@@ -2,7 +2,7 @@
 //! "issued", wildcards keep `*.`, a wrong base_url is Permanent, CollectSSL survives a raw
 //! `+`, refunds carry a reason, `days` stays within the validity in force.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use dcvd::ca::{CaOrderState, ErrorKind, Provider};
 use dcvd::model::DcvMethod;

@@ -1,7 +1,7 @@
 //! SectigoProvider method changes against the simulator: the exact `!AutoUpdateDCV`
 //! forms (single, multi-domain, mixed with e-mail) and the approver-list rule.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use dcvd::ca::Provider;
 use dcvd::model::{ChallengeKind, DcvMethod};

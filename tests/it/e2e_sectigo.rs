@@ -4,7 +4,7 @@
 //! nothing; a wildcard issues through CNAME_CSR_HASH; a lost submit answer is recovered
 //! from the report with exactly one order at the CA.
 
-mod common;
+use crate::support as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The `dcvd` binary: exit codes and output of check-config, orders, status and dns check.
 
-mod common;
+use crate::support as common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Sectigo error handling: -42, -16 without the password, malformed answers, HTTP 5xx,
 //! the simulator's argument checks, recorded fixtures, serialised CollectSSL.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use std::time::Duration;
 

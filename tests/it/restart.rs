@@ -2,7 +2,7 @@
 //! written" and "submit answered", start a new engine on the same database, and check the
 //! CA saw exactly one order and the certificate got installed.
 
-mod common;
+use crate::support as common;
 
 use std::sync::Arc;
 use std::time::Duration;

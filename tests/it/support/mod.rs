@@ -5,6 +5,7 @@
 pub mod dcv_env;
 pub mod fakes;
 pub mod lose_submit;
+pub mod sectigo;
 
 #[allow(unused_imports)]
 pub use dcv_env::*;
@@ -23,6 +24,13 @@ use dcvd::metrics::Metrics;
 use dcvd::model::OrderState;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
+
+/// Domain names from strings (panics on a bad one: test input).
+pub fn names(list: &[&str]) -> Vec<dcvd::model::DomainName> {
+    list.iter()
+        .map(|n| dcvd::model::DomainName::parse(n).unwrap())
+        .collect()
+}
 
 /// The config of `lab` with `rest` (daemon, certificates, …), written to the lab's
 /// `dcvd.toml` and loaded through `config::load`, as the daemon and `check-config` do.

@@ -1,7 +1,7 @@
 //! Every recorded Sectigo payload in `shared/fixtures/sectigo` is parsed by the client,
 //! and the simulator serves each recorded shape: same key layout, key case, format.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Shared set-up for the Sectigo tests: config, CSRs, requests, order references.
+//! Shared set-up for the Sectigo tests (was `tests/sectigo_common/`): config, CSRs, requests, order references.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -30,19 +30,11 @@ pub fn provider(base_url: &str) -> SectigoProvider {
     SectigoProvider::new("sectigo-test", &config(base_url, PASSWORD)).unwrap()
 }
 
-pub fn names(list: &[&str]) -> Vec<DomainName> {
-    list.iter().map(|n| DomainName::parse(n).unwrap()).collect()
-}
+pub use super::names;
 
-/// A P-256 CSR with CN = the first name; (PEM, DER).
+/// A P-256 CSR with CN = SAN = `cn`; (PEM, DER).
 pub fn csr(cn: &str) -> (String, Vec<u8>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, cn);
-    params.distinguished_name = dn;
-    let req = params.serialize_request(&key).unwrap();
-    (req.pem().unwrap(), req.der().to_vec())
+    super::csr(&[cn])
 }
 
 pub fn request(

@@ -1,7 +1,7 @@
 //! A step that panics must not leave its order claimed (issue 13): the claim is an RAII
 //! guard, so the same order is claimed and stepped again without a restart.
 
-mod common;
+use crate::support as common;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

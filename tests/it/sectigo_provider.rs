@@ -1,8 +1,8 @@
 //! SectigoProvider against the Sectigo simulator: CNAME/HTTP/e-mail DCV to issuance and
 //! download, resend, recovery, cancel, call count, issued-order AutoUpdateDCV answer.
 
-mod common;
-mod sectigo_common;
+use crate::support as common;
+use crate::support::sectigo as sectigo_common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! GET order in the recorded shape (`comments` only in `requests[]`, `certificate.csr`),
 //! plus the client fixes of the wire audit that need a CA to show them.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! other orders issue, `status` and `orders show` say why, and a repaired row resumes.
 //! A damaged key or CSR fails its order before anything is bought.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! in-process authoritative DNS servers (RFC 2136 with TSIG) + webroot, config to
 //! installed files. Also the restart test with each provider and its simulator.
 
-mod common;
+use crate::support as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `!WebHostReport` rows in the public-client shape, confirmed by CollectSSL; the
 //! ambiguous case; `order_by_id`; a submit the CA carries out after the client gave up.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Engine tests with in-memory fakes: config → installed files, method fallback, email
 //! resends, renewal, error handling and cleanup. Time moves by a manual clock.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The CertCentral simulator on the wire: status codes, error bodies, admin endpoints,
 //! email auto-approval, and the `dcvd-sim digicert` binary.
 
-mod common;
+use crate::support as common;
 
 use std::io::{BufRead, BufReader};
 use std::time::Duration;

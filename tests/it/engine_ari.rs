@@ -1,7 +1,7 @@
 //! ACME Renewal Information in the engine: a certificate not yet due by `renew_before`
 //! is renewed once the window its CA suggests has started, and not before.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

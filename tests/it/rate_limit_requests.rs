@@ -2,7 +2,7 @@
 //! windows across a configuration reload (SIGHUP). Counted where the CA counts: the
 //! simulators' request logs, by arrival time.
 
-mod sectigo_common;
+use crate::support::sectigo as sectigo_common;
 
 use std::sync::Arc;
 use std::time::Duration;

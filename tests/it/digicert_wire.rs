@@ -3,7 +3,7 @@
 //! recorded shape for the same endpoint (every JSON path and type of the fixture is in
 //! the simulator's answer; a `null` there stands for any value).
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
