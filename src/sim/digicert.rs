@@ -7,7 +7,7 @@
 //!
 //! Requests are parsed from the documented field tables in `schema.rs` (the seed pages),
 //! never with the client's types: the simulator imports nothing from the client module
-//! (tests/digicert_sim.rs checks). Responses follow the recorded payloads (`render.rs`).
+//! (tests/it/sim_independence.rs checks). Responses follow the recorded payloads (`render.rs`).
 //!
 //! Choices where the docs are silent, each the answer hardest for the client: an
 //! unknown API key gets 403 (not 401) with `access_denied|invalid_api_key`, so a client
