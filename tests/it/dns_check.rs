@@ -1,44 +1,23 @@
 //! Propagation check against in-process authoritative servers: lagging secondaries, CNAME
 //! delegation, SERVFAIL / REFUSED / timeouts / NXDOMAIN per server, zone discovery.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use dcvd::config::{CheckMode, DnsConfig, HttpCheckConfig};
 use dcvd::dcv::check::zone::ZoneFinder;
 use dcvd::dcv::check::{self as dnscheck, ServerOutcome, check_once, render_table};
-use dcvd::model::{Challenge, ChallengeKind};
+use dcvd::model::ChallengeKind;
 use dcvd::sim::dns::{DnsSim, SilentServer, SimMode, ZoneSpec};
+
+use crate::support::{dns_config, txt};
 
 fn config(
     overrides: &[(&str, Vec<SocketAddr>)],
     check: CheckMode,
     resolvers: Vec<SocketAddr>,
 ) -> DnsConfig {
-    let mut map = BTreeMap::new();
-    for (zone, servers) in overrides {
-        map.insert(
-            zone.to_string(),
-            servers.iter().map(|s| s.to_string()).collect(),
-        );
-    }
-    DnsConfig {
-        check,
-        resolvers: resolvers.iter().map(|s| s.to_string()).collect(),
-        query_timeout: Duration::from_millis(300),
-        nameserver_overrides: map,
-        ..DnsConfig::default()
-    }
-}
-
-fn txt(name: &str, value: &str) -> Challenge {
-    Challenge {
-        kind: ChallengeKind::DnsTxt,
-        name: name.into(),
-        path: None,
-        value: value.into(),
-    }
+    dns_config(overrides, check, &resolvers, Duration::from_millis(300))
 }
 
 async fn zone_sim(origin: &str) -> DnsSim {

@@ -1,6 +1,5 @@
 //! rfc2136 publisher against the in-process DNS server, checked with the propagation check.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,6 +10,8 @@ use dcvd::dcv::publish;
 use dcvd::model::{Challenge, ChallengeKind};
 use dcvd::sim::dns::{DnsSim, ZoneSpec};
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+
+use crate::support::{self, txt};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -33,27 +34,13 @@ fn rfc_config(server: &str, secret: &[u8], transport: &str, zone: Option<&str>) 
 }
 
 fn dns_config(zone: &str, servers: &[std::net::SocketAddr]) -> DnsConfig {
-    let mut overrides = BTreeMap::new();
-    overrides.insert(
-        zone.to_string(),
-        servers.iter().map(|s| s.to_string()).collect(),
-    );
-    DnsConfig {
-        check: CheckMode::Authoritative,
-        resolvers: vec!["127.0.0.1:9".into()],
-        query_timeout: Duration::from_millis(500),
-        nameserver_overrides: overrides,
-        ..DnsConfig::default()
-    }
-}
-
-fn txt(name: &str, value: &str) -> Challenge {
-    Challenge {
-        kind: ChallengeKind::DnsTxt,
-        name: name.into(),
-        path: None,
-        value: value.into(),
-    }
+    let resolvers = ["127.0.0.1:9".parse().unwrap()];
+    support::dns_config(
+        &[(zone, servers.to_vec())],
+        CheckMode::Authoritative,
+        &resolvers,
+        Duration::from_millis(500),
+    )
 }
 
 async fn sim() -> DnsSim {

@@ -25,6 +25,41 @@ use dcvd::model::OrderState;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
 
+/// A DNS TXT challenge: `value` at `name`.
+pub fn txt(name: &str, value: &str) -> dcvd::model::Challenge {
+    dcvd::model::Challenge {
+        kind: dcvd::model::ChallengeKind::DnsTxt,
+        name: name.into(),
+        path: None,
+        value: value.into(),
+    }
+}
+
+/// A `[dns]` config: `overrides` (zone → its authoritative servers) checked with `check`,
+/// `resolvers` for everything else, each query waiting at most `query_timeout`.
+pub fn dns_config(
+    overrides: &[(&str, Vec<std::net::SocketAddr>)],
+    check: dcvd::config::CheckMode,
+    resolvers: &[std::net::SocketAddr],
+    query_timeout: Duration,
+) -> dcvd::config::DnsConfig {
+    dcvd::config::DnsConfig {
+        check,
+        resolvers: resolvers.iter().map(|s| s.to_string()).collect(),
+        query_timeout,
+        nameserver_overrides: overrides
+            .iter()
+            .map(|(zone, servers)| {
+                (
+                    zone.to_string(),
+                    servers.iter().map(|s| s.to_string()).collect(),
+                )
+            })
+            .collect(),
+        ..dcvd::config::DnsConfig::default()
+    }
+}
+
 /// Domain names from strings (panics on a bad one: test input).
 pub fn names(list: &[&str]) -> Vec<dcvd::model::DomainName> {
     list.iter()
