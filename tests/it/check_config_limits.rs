@@ -2,7 +2,7 @@
 //! status 2 and one line per problem, naming the key and the value; a config that only
 //! uses edge cases the CAs accept exits 0.
 
-use assert_cmd::Command;
+use crate::support::dcvd_command;
 
 fn check(toml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -12,17 +12,7 @@ fn check(toml: &str) -> (i32, String) {
         toml.replace("{dir}", &dir.path().display().to_string()),
     )
     .unwrap();
-    let mut c = Command::cargo_bin("dcvd").unwrap();
-    c.arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .env_remove("RUST_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DCVD_") {
-            c.env_remove(k);
-        }
-    }
-    let out = c.output().unwrap();
+    let out = dcvd_command(&path).arg("check-config").output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -4,21 +4,9 @@ use crate::support as common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use common::{Harness, WWW};
+use common::{Harness, WWW, dcvd_command as dcvd, run_ok};
 use dcvd::ca::MethodScope;
 use dcvd::model::OrderState;
-
-fn dcvd(config: &Path) -> Command {
-    let mut c = Command::cargo_bin("dcvd").unwrap();
-    c.arg("--config").arg(config).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DCVD_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 fn write_config(h: &Harness) -> std::path::PathBuf {
     let p = h.path("dcvd.toml");
@@ -187,15 +175,7 @@ async fn cancel_and_retry_from_the_command_line() {
     drop(engine);
     let cfg = write_config(&h);
     // Not yet placed at the CA: cancel needs no CA call.
-    let out = dcvd(&cfg)
-        .args(["orders", "cancel", &id.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dcvd(&cfg).args(["orders", "cancel", &id.to_string()]));
     let engine = h.engine().await;
     assert_eq!(
         engine.store().load_order(id).await.unwrap().0.state,
@@ -208,15 +188,7 @@ async fn cancel_and_retry_from_the_command_line() {
         .unwrap();
     assert!(!out.status.success(), "canceling twice is refused");
     // Retry of an ended order places a new one for the certificate.
-    let out = dcvd(&cfg)
-        .args(["orders", "retry", &id.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dcvd(&cfg).args(["orders", "retry", &id.to_string()]));
     let engine = h.engine().await;
     let orders = engine.store().list_orders(None).await.unwrap();
     assert_eq!(orders.len(), 2);
@@ -327,8 +299,7 @@ async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
     let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
 
     // `orders show` explains the reason, the candidates and both ways out.
-    let out = dcvd(&cfg).args(["orders", "show", &ids]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(dcvd(&cfg).args(["orders", "show", &ids]));
     let text = stdout(&out);
     for want in [
         "submit_unknown",
@@ -396,11 +367,7 @@ async fn adopt_and_resubmit_from_the_command_line_with_their_refusals() {
     drop(engine);
 
     // Confirmed: the order goes back to submitting, without a maybe-sent intent.
-    let out = dcvd(&cfg)
-        .args(["orders", "resubmit", &ids, "--yes"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(dcvd(&cfg).args(["orders", "resubmit", &ids, "--yes"]));
     assert!(stdout(&out).contains("second certificate"));
     let engine = h.engine().await;
     let (o, _) = engine.store().load_order(id).await.unwrap();

@@ -25,6 +25,31 @@ use dcvd::model::OrderState;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
 
+/// `dcvd --config <config>`, without `RUST_LOG` or any `DCVD_*` from the environment.
+pub fn dcvd_command(config: &std::path::Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("dcvd").unwrap();
+    c.arg("--config").arg(config).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DCVD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Run `cmd` and assert it exited 0, showing its stderr when it did not; its output.
+pub fn run_ok(cmd: &mut assert_cmd::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} exited with {}: {}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A DNS TXT challenge: `value` at `name`.
 pub fn txt(name: &str, value: &str) -> dcvd::model::Challenge {
     dcvd::model::Challenge {
