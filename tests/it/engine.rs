@@ -188,14 +188,7 @@ async fn a_refused_publisher_switches_method_at_once() {
         !evs.iter()
             .any(|e| e.kind == "cleanup" && e.message.contains("TXT"))
     );
-    assert!(
-        engine
-            .store()
-            .journal_for_order(id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    common::assert_journal_empty(&engine, id).await;
 }
 
 #[tokio::test]
@@ -378,14 +371,7 @@ async fn cleanup_failures_are_retried_until_the_token_is_gone() {
         engine.run_due().await.unwrap();
     }
     assert_eq!(h.world.count(), 0);
-    assert!(
-        engine
-            .store()
-            .journal_for_order(id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    common::assert_journal_empty(&engine, id).await;
 }
 
 #[tokio::test]

@@ -50,6 +50,12 @@ pub fn run_ok(cmd: &mut assert_cmd::Command) -> std::process::Output {
     out
 }
 
+/// Assert that no token of order `id` is left to remove (its cleanup journal is empty).
+pub async fn assert_journal_empty(engine: &Engine, id: i64) {
+    let left = engine.store().journal_for_order(id).await.unwrap();
+    assert!(left.is_empty(), "order {id} still has cleanups: {left:?}");
+}
+
 /// A DNS TXT challenge: `value` at `name`.
 pub fn txt(name: &str, value: &str) -> dcvd::model::Challenge {
     dcvd::model::Challenge {
