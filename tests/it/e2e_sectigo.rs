@@ -9,75 +9,59 @@ use crate::support as common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use common::lose_submit::LoseSubmitAnswer;
 use dcvd::ca::*;
 use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use dcvd::sim::dns::DnsSim;
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 use dcvd::sim::sectigo;
-
-const KEY: [u8; 32] = [9u8; 32];
 
 struct World {
     dir: tempfile::TempDir,
-    ns1: DnsSim,
+    /// The secondary, fed by hand (the primary, in `lab`, gets the RFC 2136 updates).
     ns2: DnsSim,
     sectigo: sectigo::SectigoSim,
+    lab: Lab,
 }
 
 impl World {
     async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let zone = ZoneSpec::new("example.test");
-        let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
-        let ns1 = DnsSim::start(std::slice::from_ref(&zone), tsig)
-            .await
-            .unwrap();
-        let ns2 = DnsSim::start(&[zone], None).await.unwrap();
-        let sectigo = sectigo::start(sectigo::SectigoSimOptions {
-            login_name: "acme".into(),
-            login_password: "sectigo-pass".into(),
-            nameserver: Some(ns1.addr()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = LabSpec::new(dir.path(), "example.test");
+        spec.dns_servers = 2;
+        spec.tsig_key_name = "dcvd-key".into();
+        spec.sectigo = Some(LabCa {
+            name: "sec".into(),
+            options: sectigo::SectigoSimOptions {
+                login_name: "acme".into(),
+                login_password: "sectigo-pass".into(),
+                ..Default::default()
+            },
+            settings: "poll_interval = \"200ms\"".into(),
+        });
+        let mut lab = Lab::start(spec).await.unwrap();
         World {
-            dir: tempfile::tempdir().unwrap(),
-            ns1,
-            ns2,
-            sectigo,
+            dir,
+            ns2: lab.dns.remove(1),
+            sectigo: lab.sectigo.take().unwrap(),
+            lab,
         }
     }
 
     /// `collect_interval` is left at its default (3 h): nothing here may depend on
     /// polling CollectSSL more often than Sectigo asks.
     fn config(&self, product: &str, names: &[&str]) -> dcvd::config::Config {
-        let d = self.dir.path().display();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
         let more: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
-        let toml = format!(
+        let rest = format!(
             r#"
 [daemon]
-database = "{d}/dcvd.db"
+database = "{{dir}}/dcvd.db"
 listen = "127.0.0.1:0"
 concurrency = 4
-[providers.sec]
-kind = "sectigo"
-base_url = "{sec}"
-login_name = "acme"
-login_password = "sectigo-pass"
-poll_interval = "200ms"
-[publishers.dns]
-kind = "rfc2136"
-server = "{ns1}"
-tsig_key_name = "dcvd-key"
-tsig_secret = "{b64}"
 [dns]
 poll_interval = "100ms"
-[dns.nameserver_overrides]
-"example.test" = ["{ns1}", "{ns2}"]
 [[certificates]]
 name = "c"
 provider = "sec"
@@ -86,15 +70,12 @@ common_name = "{cn}"
 dns_names = [{more}]
 dcv = ["dns-cname"]
 publisher = "dns"
-output_dir = "{d}/certs/c"
+output_dir = "{{dir}}/certs/c"
 "#,
-            sec = self.sectigo.base_url(),
-            ns1 = self.ns1.addr(),
-            ns2 = self.ns2.addr(),
             cn = names[0],
             more = more.join(", "),
         );
-        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+        common::lab_config(&self.lab, &rest)
     }
 
     async fn engine_with(
