@@ -9,91 +9,71 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use dcvd::lifecycle::engine::Engine;
 use dcvd::model::OrderState;
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 use dcvd::sim::{digicert, sectigo};
 
-const KEY: [u8; 32] = [5u8; 32];
 const CREATE_DELAY: Duration = Duration::from_secs(3);
+
+/// Both providers: the order request times out after 1 s; recovery may conclude
+/// "no order" only 1 s + 4 s after it was sent, after the CA finished (3 s).
+const SLOW: &str = "poll_interval = \"200ms\"\nrequest_timeout = \"1s\"\nin_flight_margin = \"4s\"";
 
 struct World {
     dir: tempfile::TempDir,
-    ns: DnsSim,
     digicert: digicert::DigicertSim,
     sectigo: sectigo::SectigoSim,
+    lab: Lab,
 }
 
 impl World {
     async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
-        let ns = DnsSim::start(&[ZoneSpec::new("example.test")], tsig)
-            .await
-            .unwrap();
-        let digicert = digicert::start(digicert::DigicertSimOptions {
-            api_keys: vec!["dc-key".into()],
-            nameserver: Some(ns.addr()),
-            create_delay: CREATE_DELAY,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let sectigo = sectigo::start(sectigo::SectigoSimOptions {
-            login_name: "acme".into(),
-            login_password: "sectigo-pass".into(),
-            nameserver: Some(ns.addr()),
-            create_delay: CREATE_DELAY,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = LabSpec::new(dir.path(), "example.test");
+        spec.tsig_key_name = "dcvd-key".into();
+        spec.digicert = Some(LabCa {
+            name: "dc".into(),
+            options: digicert::DigicertSimOptions {
+                api_keys: vec!["dc-key".into()],
+                create_delay: CREATE_DELAY,
+                ..Default::default()
+            },
+            settings: SLOW.into(),
+        });
+        spec.sectigo = Some(LabCa {
+            name: "sec".into(),
+            options: sectigo::SectigoSimOptions {
+                login_name: "acme".into(),
+                login_password: "sectigo-pass".into(),
+                create_delay: CREATE_DELAY,
+                ..Default::default()
+            },
+            settings: SLOW.into(),
+        });
+        let mut lab = Lab::start(spec).await.unwrap();
         World {
-            dir: tempfile::tempdir().unwrap(),
-            ns,
-            digicert,
-            sectigo,
+            dir,
+            digicert: lab.digicert.take().unwrap(),
+            sectigo: lab.sectigo.take().unwrap(),
+            lab,
         }
     }
 
-    /// One certificate at `provider`. The order request times out after 1 s; recovery may
-    /// conclude "no order" only 1 s + 4 s after it was sent, after the CA finished (3 s).
+    /// One certificate at `provider` (see `SLOW` for the timings).
     fn config(&self, provider: &str) -> dcvd::config::Config {
-        let d = self.dir.path().display();
         let (product, dcv) = match provider {
             "dc" => ("ssl_dv_geotrust", "dns-txt"),
             _ => ("287", "dns-cname"),
         };
-        let toml = format!(
+        let rest = format!(
             r#"
 [daemon]
-database = "{d}/dcvd.db"
+database = "{{dir}}/dcvd.db"
 listen = "127.0.0.1:0"
-[providers.dc]
-kind = "digicert"
-base_url = "{dc}"
-api_key = "dc-key"
-poll_interval = "200ms"
-request_timeout = "1s"
-in_flight_margin = "4s"
-[providers.sec]
-kind = "sectigo"
-base_url = "{sec}"
-login_name = "acme"
-login_password = "sectigo-pass"
-poll_interval = "200ms"
-request_timeout = "1s"
-in_flight_margin = "4s"
-[publishers.dns]
-kind = "rfc2136"
-server = "{ns}"
-tsig_key_name = "dcvd-key"
-tsig_secret = "{b64}"
 [dns]
 poll_interval = "100ms"
-[dns.nameserver_overrides]
-"example.test" = ["{ns}"]
 [[certificates]]
 name = "c"
 provider = "{provider}"
@@ -101,14 +81,10 @@ product = "{product}"
 common_name = "slow.example.test"
 dcv = ["{dcv}"]
 publisher = "dns"
-output_dir = "{d}/certs/c"
-"#,
-            dc = self.digicert.base_url(),
-            sec = self.sectigo.base_url(),
-            ns = self.ns.addr(),
-            b64 = base64::engine::general_purpose::STANDARD.encode(KEY),
+output_dir = "{{dir}}/certs/c"
+"#
         );
-        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+        crate::support::lab_config(&self.lab, &rest)
     }
 
     /// A fresh process on the same database.
