@@ -6,67 +6,56 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use dcvd::lifecycle::engine::Engine;
 use dcvd::model::{DomainName, OrderState};
 use dcvd::sim::digicert;
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
-
-const KEY: [u8; 32] = [9u8; 32];
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 
 struct World {
     dir: tempfile::TempDir,
-    ns: DnsSim,
     sim: digicert::DigicertSim,
+    lab: Lab,
 }
 
-async fn world(f: impl FnOnce(&mut digicert::DigicertSimOptions)) -> World {
+/// The lab with a DigiCert simulator set up by `f`; `provider_extra`: more lines for
+/// dcvd's `[providers.dc]`.
+async fn world(f: impl FnOnce(&mut digicert::DigicertSimOptions), provider_extra: &str) -> World {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tsig = Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..]));
-    let ns = DnsSim::start(&[ZoneSpec::new("example.test")], tsig)
-        .await
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let mut opts = digicert::DigicertSimOptions {
         api_keys: vec!["dc-key".into()],
-        nameserver: Some(ns.addr()),
         recheck_interval: Duration::ZERO,
         ..Default::default()
     };
     f(&mut opts);
-    let sim = digicert::start(opts).await.unwrap();
+    let mut spec = LabSpec::new(dir.path(), "example.test");
+    spec.tsig_key_name = "dcvd-key".into();
+    spec.digicert = Some(LabCa {
+        name: "dc".into(),
+        options: opts,
+        settings: format!(
+            "poll_interval = \"200ms\"\n\
+             custom_fields = [{{ metadata_id = 12, value = \"Invoice #12345\" }}]\n{provider_extra}"
+        ),
+    });
+    let mut lab = Lab::start(spec).await.unwrap();
     World {
-        dir: tempfile::tempdir().unwrap(),
-        ns,
-        sim,
+        dir,
+        sim: lab.digicert.take().unwrap(),
+        lab,
     }
 }
 
 impl World {
-    fn config(&self, provider_extra: &str, names: &[&str], product: &str) -> dcvd::config::Config {
-        let d = self.dir.path().display();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+    fn config(&self, names: &[&str], product: &str) -> dcvd::config::Config {
         let more: Vec<String> = names[1..].iter().map(|n| format!("\"{n}\"")).collect();
-        let toml = format!(
+        let rest = format!(
             r#"
 [daemon]
-database = "{d}/dcvd.db"
+database = "{{dir}}/dcvd.db"
 listen = "127.0.0.1:0"
-[providers.dc]
-kind = "digicert"
-base_url = "{dc}"
-api_key = "dc-key"
-poll_interval = "200ms"
-custom_fields = [{{ metadata_id = 12, value = "Invoice #12345" }}]
-{provider_extra}
-[publishers.dns]
-kind = "rfc2136"
-server = "{ns}"
-tsig_key_name = "dcvd-key"
-tsig_secret = "{b64}"
 [dns]
 poll_interval = "100ms"
-[dns.nameserver_overrides]
-"example.test" = ["{ns}"]
 [[certificates]]
 name = "c"
 provider = "dc"
@@ -75,14 +64,12 @@ common_name = "{cn}"
 dns_names = [{more}]
 dcv = ["dns-txt"]
 publisher = "dns"
-output_dir = "{d}/certs/c"
+output_dir = "{{dir}}/certs/c"
 "#,
-            dc = self.sim.base_url(),
-            ns = self.ns.addr(),
             cn = names[0],
             more = more.join(", "),
         );
-        dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"))
+        crate::support::lab_config(&self.lab, &rest)
     }
 
     async fn engine(&self, config: &dcvd::config::Config) -> Arc<Engine> {
@@ -153,9 +140,9 @@ fn assert_installed(w: &World, names: &[&str], key_pem: &secrecy::SecretString) 
 
 #[tokio::test]
 async fn a_wildcard_through_dns_txt_is_issued_and_installed() {
-    let w = world(|_| {}).await;
+    let w = world(|_| {}, "").await;
     let names = ["*.example.test", "example.test"];
-    let config = w.config("", &names, "wildcard_dv_geotrust");
+    let config = w.config(&names, "wildcard_dv_geotrust");
     let engine = w.engine(&config).await;
     let id = engine.ensure_orders().await.unwrap()[0];
     run_to_issued(&engine, id).await;
@@ -177,9 +164,13 @@ async fn a_wildcard_through_dns_txt_is_issued_and_installed() {
 #[tokio::test]
 async fn a_restart_after_the_ca_created_an_unanswered_order_recovers_it_and_orders_once() {
     // The CA takes 1.5 s to place the order; the first process gives up after 300 ms.
-    let w = world(|o| o.create_delay = Duration::from_millis(1500)).await;
+    let w = world(
+        |o| o.create_delay = Duration::from_millis(1500),
+        "request_timeout = \"300ms\"",
+    )
+    .await;
     let names = ["www.example.test"];
-    let config = w.config("request_timeout = \"300ms\"", &names, "ssl_dv_geotrust");
+    let config = w.config(&names, "ssl_dv_geotrust");
     let id = {
         let engine = w.engine(&config).await;
         let id = engine.ensure_orders().await.unwrap()[0];
