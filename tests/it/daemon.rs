@@ -7,10 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
-
-const KEY: [u8; 32] = [9u8; 32];
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 
 fn cert(name: &str, host: &str, dir: &str) -> String {
     format!(
@@ -39,22 +36,20 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dns = DnsSim::start(
-        &[ZoneSpec::new("example.test")],
-        Some(("dcvd-key.", TsigAlgorithm::HmacSha256, &KEY[..])),
-    )
-    .await
-    .unwrap();
-    let sim = dcvd::sim::digicert::start(dcvd::sim::digicert::DigicertSimOptions {
-        api_keys: vec!["dc-key".into()],
-        nameserver: Some(dns.addr()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    std::fs::write(dir.path().join("dc.key"), "dc-key").unwrap();
+    let mut spec = LabSpec::new(dir.path(), "example.test");
+    spec.tsig_key_name = "dcvd-key".into();
+    spec.digicert = Some(LabCa {
+        name: "dc".into(),
+        options: dcvd::sim::digicert::DigicertSimOptions {
+            api_keys: vec!["dc-key".into()],
+            ..Default::default()
+        },
+        settings: "poll_interval = \"200ms\"".into(),
+    });
+    let mut lab = Lab::start(spec).await.unwrap();
+    let sim = lab.digicert.take().unwrap();
     let base = format!(
         r#"
 [daemon]
@@ -62,31 +57,13 @@ database = "{d}/dcvd.db"
 listen = "127.0.0.1:0"
 log_format = "json"
 shutdown_timeout = "5s"
-[providers.dc]
-kind = "digicert"
-base_url = "{url}"
-api_key_file = "{d}/dc.key"
-poll_interval = "200ms"
-[publishers.dns]
-kind = "rfc2136"
-server = "{ns}"
-tsig_key_name = "dcvd-key"
-tsig_secret = "{b64}"
 [dns]
 poll_interval = "100ms"
-[dns.nameserver_overrides]
-"example.test" = ["{ns}"]
-"#,
-        url = sim.base_url(),
-        ns = dns.addr(),
-        b64 = base64::engine::general_purpose::STANDARD.encode(KEY),
+"#
     );
-    let config = dir.path().join("dcvd.toml");
-    std::fs::write(
-        &config,
-        format!("{base}{}", cert("www", "www.example.test", &d)),
-    )
-    .unwrap();
+    // Every version of the config: the test's part, then the lab's (sim::lab).
+    let write_config = |rest: String| lab.write_config(&rest).unwrap();
+    let config = write_config(format!("{base}{}", cert("www", "www.example.test", &d)));
 
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -161,14 +138,10 @@ poll_interval = "100ms"
     );
 
     // An invalid config is rejected on SIGHUP; the daemon keeps running the old one.
-    std::fs::write(
-        &config,
-        format!(
-            "{base}{}bogus_key = 1\n",
-            cert("api", "api.example.test", &d)
-        ),
-    )
-    .unwrap();
+    write_config(format!(
+        "{base}{}bogus_key = 1\n",
+        cert("api", "api.example.test", &d)
+    ));
     signal(pid, "-HUP");
     wait_for(
         "the rejected reload",
@@ -185,15 +158,11 @@ poll_interval = "100ms"
     );
 
     // A valid config with a new certificate is taken on SIGHUP and ordered.
-    std::fs::write(
-        &config,
-        format!(
-            "{base}{}{}",
-            cert("www", "www.example.test", &d),
-            cert("api", "api.example.test", &d)
-        ),
-    )
-    .unwrap();
+    write_config(format!(
+        "{base}{}{}",
+        cert("www", "www.example.test", &d),
+        cert("api", "api.example.test", &d)
+    ));
     signal(pid, "-HUP");
     wait_for("api installed", &installed("api"), &mut logs);
     assert_eq!(sim.orders().len(), 2, "the reload must not re-order www");
