@@ -1,7 +1,7 @@
 //! dcvd orders DV certificates from DigiCert CertCentral, Sectigo and ACME CAs and takes
 //! Domain Control Validation from order to installed certificate without a person.
 //!
-//! # Layout (each module imports only from those above it; `tests/layering.rs` checks)
+//! # Layout (each module imports only from those above it; `tests/it/layering.rs` checks)
 //! - [`model`]: the shared vocabulary: names, DCV methods, order/authorization states,
 //!   `Order`/`Authorization` rows, check reports, `ErrorKind`, rate limits.
 //! - [`clock`]: the one source of "now" (tests and faketime move it); [`metrics`]: the

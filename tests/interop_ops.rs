@@ -1,6 +1,7 @@
 //! Interop with real third-party tools (run by CI after installing them):
 //! `promtool check metrics` on what a running daemon serves at /metrics.
 
+#[path = "it/support/mod.rs"]
 mod common;
 
 use std::io::Write;

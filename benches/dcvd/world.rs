@@ -1,4 +1,4 @@
-//! The bench world, as `dcvd demo` builds it: in-process authoritative DNS (one or two
+//! The bench world, built by `dcvd::sim::lab` as `dcvd demo` builds it: in-process authoritative DNS (one or two
 //! servers for the zone, TSIG-signed RFC 2136 updates), the DigiCert and Sectigo
 //! simulators validating DCV for real, a generated config and the daemon (`App`).
 //! Simulators run on their own runtime so dcvd's CPU time can be measured apart.
@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
-use rand::RngExt;
+use dcvd::sim::dns::DnsSim;
+use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 
 pub const ZONE: &str = "bench.test";
 
@@ -38,59 +37,52 @@ pub struct World {
 }
 
 impl World {
-    /// Start the simulators on `sims` and write the config.
+    /// Start the lab (`dcvd::sim::lab`, as `dcvd demo` does) on `sims` and write the config.
     pub fn start(spec: &Spec, sims: &tokio::runtime::Runtime) -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(dir.path().join("secrets")).map_err(|e| e.to_string())?;
-        let tsig: [u8; 32] = rand::rng().random();
-        let b64 = base64::engine::general_purpose::STANDARD;
-        write(dir.path(), "tsig.key", &b64.encode(tsig))?;
-        write(dir.path(), "digicert.key", "bench-digicert-key")?;
-        write(dir.path(), "sectigo.pass", "bench-sectigo-pass")?;
-        let world = sims.block_on(async {
-            let mut dns = Vec::new();
-            for _ in 0..spec.dns_servers.max(1) {
-                dns.push(
-                    DnsSim::start(
-                        &[ZoneSpec::new(ZONE)],
-                        Some(("dcvd-bench.", TsigAlgorithm::HmacSha256, &tsig)),
-                    )
-                    .await?,
-                );
-            }
-            let digicert = dcvd::sim::digicert::start(dcvd::sim::digicert::DigicertSimOptions {
+        let mut lab_spec = LabSpec::new(dir.path(), ZONE);
+        lab_spec.dns_servers = spec.dns_servers.max(1);
+        lab_spec.tsig_key_name = "dcvd-bench".into();
+        lab_spec.publisher_zone = Some(ZONE.into());
+        lab_spec.digicert = Some(LabCa {
+            name: "digicert".into(),
+            options: dcvd::sim::digicert::DigicertSimOptions {
                 api_keys: vec!["bench-digicert-key".into()],
-                nameserver: Some(dns[0].addr()),
                 rate_limits: spec.digicert_scale.is_some(),
                 rate_limit_scale: spec.digicert_scale.unwrap_or(1.0),
                 recheck_interval: spec.digicert_recheck.unwrap_or(Duration::ZERO),
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            let sectigo = dcvd::sim::sectigo::start(dcvd::sim::sectigo::SectigoSimOptions {
+            },
+            settings: format!(
+                "poll_interval = \"1s\"\nrate_limits = [{}]",
+                spec.digicert_limits
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+        lab_spec.sectigo = Some(LabCa {
+            name: "sectigo".into(),
+            options: dcvd::sim::sectigo::SectigoSimOptions {
                 login_name: "bench".into(),
                 login_password: "bench-sectigo-pass".into(),
-                nameserver: Some(dns[0].addr()),
                 ..Default::default()
-            })
-            .await
+            },
+            settings: "poll_interval = \"1s\"\ncollect_interval = \"1s\"\nrate_limits = []".into(),
+        });
+        let mut lab = sims
+            .block_on(Lab::start(lab_spec))
             .map_err(|e| e.to_string())?;
-            Ok::<_, String>((dns, digicert, sectigo))
-        })?;
-        let (dns, digicert, sectigo) = world;
-        let config_path = dir.path().join("dcvd.toml");
-        let text = config_text(
-            spec,
-            dir.path(),
-            &dns,
-            &digicert.base_url(),
-            &sectigo.base_url(),
-        );
-        std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
+        let config_path = lab
+            .write_config(&config_text(spec, dir.path()))
+            .map_err(|e| e.to_string())?;
+        let (Some(digicert), Some(sectigo)) = (lab.digicert.take(), lab.sectigo.take()) else {
+            return Err("the lab started without its CA simulators".into());
+        };
         Ok(World {
             _dir: dir,
-            dns,
+            dns: std::mem::take(&mut lab.dns),
             digicert,
             sectigo,
             config_path,
@@ -117,23 +109,9 @@ impl World {
     }
 }
 
-fn write(dir: &Path, name: &str, value: &str) -> Result<(), String> {
-    std::fs::write(dir.join("secrets").join(name), value).map_err(|e| e.to_string())
-}
-
-fn config_text(spec: &Spec, dir: &Path, dns: &[DnsSim], digicert: &str, sectigo: &str) -> String {
+/// The bench's part of the config: the lab adds providers, publisher and nameservers.
+fn config_text(spec: &Spec, dir: &Path) -> String {
     let d = dir.display();
-    let limits = |l: &[String]| {
-        l.iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let servers = dns
-        .iter()
-        .map(|s| format!("\"{}\"", s.addr()))
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut s = format!(
         r#"[daemon]
 database = "{d}/dcvd.db"
@@ -141,38 +119,10 @@ listen = "127.0.0.1:0"
 concurrency = {conc}
 shutdown_timeout = "5s"
 
-[providers.digicert]
-kind = "digicert"
-base_url = "{digicert}"
-api_key_file = "{d}/secrets/digicert.key"
-poll_interval = "1s"
-rate_limits = [{dl}]
-
-[providers.sectigo]
-kind = "sectigo"
-base_url = "{sectigo}"
-login_name = "bench"
-login_password_file = "{d}/secrets/sectigo.pass"
-poll_interval = "1s"
-collect_interval = "1s"
-rate_limits = []
-
-[publishers.dns]
-kind = "rfc2136"
-server = "{dns0}"
-zone = "{ZONE}"
-tsig_key_name = "dcvd-bench"
-tsig_algorithm = "hmac-sha256"
-tsig_secret_file = "{d}/secrets/tsig.key"
-
 [dns]
 poll_interval = "{poll}"
-[dns.nameserver_overrides]
-"{ZONE}" = [{servers}]
 "#,
         conc = spec.concurrency,
-        dl = limits(&spec.digicert_limits),
-        dns0 = dns[0].addr(),
         poll = spec.dns_poll,
     );
     let certs = (0..spec.digicert)

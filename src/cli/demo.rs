@@ -16,7 +16,8 @@ use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::OrderState;
-use crate::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
+use crate::sim::dns::ZoneSpec;
+use crate::sim::lab::{Lab, LabCa, LabSpec, TempDirGuard, write_secret};
 
 const ZONE: &str = "demo.test";
 
@@ -114,11 +115,12 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         crate::app::telemetry::init(crate::config::LogFormat::Text);
     }
     let started = Instant::now();
-    let (dir, _keep) = match dir {
+    // Without --dir the demo's state lives in a temporary directory, removed at the end.
+    let (dir, _remove_at_exit) = match dir {
         Some(d) => (d, None),
         None => {
-            let t = tempfile_dir()?;
-            (t.clone(), Some(t))
+            let t = TempDirGuard::new("dcvd-demo")?;
+            (t.path().to_path_buf(), Some(t))
         }
     };
     std::fs::create_dir_all(dir.join("secrets")).context("creating the demo directory")?;
@@ -127,37 +129,11 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         dir.display()
     );
 
-    // DNS: one zone, updates signed with a TSIG key the daemon gets from a file.
-    let tsig_raw: [u8; 32] = rand::rng().random();
     let with_acme = crate::sim::pebble::available();
     let certs: Vec<&DemoCert> = CERTS
         .iter()
         .chain(if with_acme { ACME_CERTS } else { &[] })
         .collect();
-    let mut zone = ZoneSpec::new(ZONE);
-    for host in ACME_CERTS.iter().flat_map(|c| c.names.iter()) {
-        // Pebble connects to the address a name resolves to for http-01.
-        zone.a.push((
-            host.trim_end_matches(&format!(".{ZONE}")).to_string(),
-            std::net::Ipv4Addr::LOCALHOST,
-        ));
-    }
-    let dns = DnsSim::start(
-        &[zone],
-        Some(("dcvd-demo.", TsigAlgorithm::HmacSha256, &tsig_raw)),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("starting the demo DNS server: {e}"))?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    write_secret(&dir, "tsig.key", &b64.encode(tsig_raw))?;
-    write_secret(
-        &dir,
-        "wrong-tsig.key",
-        &b64.encode(rand::rng().random::<[u8; 32]>()),
-    )?;
-    write_secret(&dir, "digicert.key", "demo-digicert-api-key")?;
-    write_secret(&dir, "sectigo.pass", "demo-sectigo-password")?;
-
     // Web server for webroot tokens; every demo host name points at it.
     let webroot = dir.join("www");
     std::fs::create_dir_all(&webroot)?;
@@ -168,56 +144,53 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
         .map(|h| (h.to_string(), web))
         .collect();
 
-    let digicert = crate::sim::digicert::start(crate::sim::digicert::DigicertSimOptions {
-        api_keys: vec!["demo-digicert-api-key".into()],
-        nameserver: Some(dns.addr()),
-        http_addresses: hosts.clone(),
-        ..Default::default()
-    })
-    .await?;
-    let sectigo = crate::sim::sectigo::start(crate::sim::sectigo::SectigoSimOptions {
-        login_name: "demo".into(),
-        login_password: "demo-sectigo-password".into(),
-        nameserver: Some(dns.addr()),
-        http_addresses: hosts.clone(),
-        check_interval: Duration::from_millis(500),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-
-    let pebble = match with_acme {
-        true => Some(
-            crate::sim::pebble::Pebble::start(
-                &dir.join("pebble"),
-                &crate::sim::pebble::PebbleOptions {
-                    dns: dns.addr(),
-                    http_port: web.port(),
-                    eab: Vec::new(),
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("starting pebble: {e}"))?,
-        ),
-        false => None,
-    };
-    let config_path = dir.join("dcvd.toml");
-    let mut text = config_text(
-        &dir,
-        dns.addr(),
-        web,
-        &digicert.base_url(),
-        &sectigo.base_url(),
-        &certs,
-    );
-    if let Some(p) = &pebble {
-        text.push_str(&format!(
-            "\n[providers.pebble]\nkind = \"acme\"\ndirectory_url = \"{}\"\nca_file = \"{}\"\nterms_accepted = true\npoll_interval = \"200ms\"\n",
-            p.directory_url,
-            p.tls_root.display()
+    // The lab: DNS (one zone, updates signed with a TSIG key the daemon reads from a
+    // file), the DigiCert and Sectigo simulators, Pebble when installed.
+    let mut zone = ZoneSpec::new(ZONE);
+    for host in ACME_CERTS.iter().flat_map(|c| c.names.iter()) {
+        // Pebble connects to the address a name resolves to for http-01.
+        zone.a.push((
+            host.trim_end_matches(&format!(".{ZONE}")).to_string(),
+            std::net::Ipv4Addr::LOCALHOST,
         ));
     }
-    std::fs::write(&config_path, text)?;
+    let mut spec = LabSpec::new(&dir, ZONE);
+    spec.zones = vec![zone];
+    spec.tsig_key_name = "dcvd-demo".into();
+    spec.publisher_zone = Some(ZONE.into());
+    spec.digicert = Some(LabCa {
+        name: "digicert".into(),
+        options: crate::sim::digicert::DigicertSimOptions {
+            api_keys: vec!["demo-digicert-api-key".into()],
+            http_addresses: hosts.clone(),
+            ..Default::default()
+        },
+        settings: "poll_interval = \"1s\"".into(),
+    });
+    spec.sectigo = Some(LabCa {
+        name: "sectigo".into(),
+        options: crate::sim::sectigo::SectigoSimOptions {
+            login_name: "demo".into(),
+            login_password: "demo-sectigo-password".into(),
+            http_addresses: hosts.clone(),
+            check_interval: Duration::from_millis(500),
+            ..Default::default()
+        },
+        settings: "poll_interval = \"1s\"\ncollect_interval = \"1s\"".into(),
+    });
+    spec.pebble = with_acme.then(|| LabCa {
+        name: "pebble".into(),
+        options: web.port(),
+        settings: "poll_interval = \"200ms\"".into(),
+    });
+    let mut lab = Lab::start(spec).await?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    write_secret(
+        &dir.join("secrets"),
+        "wrong-tsig.key",
+        &b64.encode(rand::rng().random::<[u8; 32]>()),
+    )?;
+    let config_path = lab.write_config(&config_text(&dir, lab.primary(), web, &certs))?;
     let cfg = crate::config::load(&config_path)
         .map_err(|e| anyhow::anyhow!("the generated demo config is invalid:\n{e}"))?;
     let app = crate::app::App::build(cfg).await?;
@@ -239,6 +212,7 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     say!();
 
     // The approver of the email certificate "clicks the link" after a few seconds.
+    let (digicert, sectigo) = (lab.digicert.take(), lab.sectigo.take());
     let approver = {
         let shutdown = shutdown.clone();
         async move {
@@ -246,8 +220,10 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(Duration::from_secs(3)) => {}
             }
-            for o in digicert.orders() {
-                let _ = digicert.approve(o.id);
+            if let Some(d) = &digicert {
+                for o in d.orders() {
+                    let _ = d.approve(o.id);
+                }
             }
             // Keep the simulators alive until the demo ends.
             shutdown.cancelled().await;
@@ -290,10 +266,10 @@ pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<E
     shutdown.cancel();
     let _ = daemon.await;
     let _ = approver.await;
-    drop(dns);
-    if let Some(p) = pebble {
+    if let Some(p) = lab.pebble.take() {
         p.stop().await;
     }
+    drop(lab);
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -367,14 +343,9 @@ async fn watch(
     }
 }
 
-fn config_text(
-    dir: &Path,
-    dns: SocketAddr,
-    web: SocketAddr,
-    digicert: &str,
-    sectigo: &str,
-    certs: &[&DemoCert],
-) -> String {
+/// The demo's part of the config; the lab adds the providers, `[publishers.dns]` and
+/// the nameservers.
+fn config_text(dir: &Path, dns: SocketAddr, web: SocketAddr, certs: &[&DemoCert]) -> String {
     let d = dir.display();
     let mut s = format!(
         r#"# Generated by `dcvd demo`: simulators and DNS on 127.0.0.1.
@@ -383,28 +354,6 @@ database = "{d}/dcvd.db"
 listen = "127.0.0.1:0"
 concurrency = 16
 shutdown_timeout = "5s"
-
-[providers.digicert]
-kind = "digicert"
-base_url = "{digicert}"
-api_key_file = "{d}/secrets/digicert.key"
-poll_interval = "1s"
-
-[providers.sectigo]
-kind = "sectigo"
-base_url = "{sectigo}"
-login_name = "demo"
-login_password_file = "{d}/secrets/sectigo.pass"
-poll_interval = "1s"
-collect_interval = "1s"
-
-[publishers.dns]
-kind = "rfc2136"
-server = "{dns}"
-zone = "{ZONE}"
-tsig_key_name = "dcvd-demo"
-tsig_algorithm = "hmac-sha256"
-tsig_secret_file = "{d}/secrets/tsig.key"
 
 [publishers.badkey]
 kind = "rfc2136"
@@ -420,8 +369,6 @@ path = "{d}/www/{{host}}"
 
 [dns]
 poll_interval = "300ms"
-[dns.nameserver_overrides]
-"{ZONE}" = ["{dns}"]
 
 [http_check.overrides]
 "#
@@ -467,28 +414,6 @@ output_dir = "{d}/certs/{name}"
         ));
     }
     s
-}
-
-fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join("secrets").join(name);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(value.as_bytes())?;
-    Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("dcvd-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-    Ok(d)
 }
 
 /// Serve `root/<host>/.well-known/{pki-validation,acme-challenge}/*` over HTTP on 127.0.0.1, one document

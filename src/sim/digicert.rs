@@ -7,7 +7,7 @@
 //!
 //! Requests are parsed from the documented field tables in `schema.rs` (the seed pages),
 //! never with the client's types: the simulator imports nothing from the client module
-//! (tests/digicert_sim.rs checks). Responses follow the recorded payloads (`render.rs`).
+//! (tests/it/sim_independence.rs checks). Responses follow the recorded payloads (`render.rs`).
 //!
 //! Choices where the docs are silent, each the answer hardest for the client: an
 //! unknown API key gets 403 (not 401) with `access_denied|invalid_api_key`, so a client
@@ -25,14 +25,13 @@ mod render;
 mod schema;
 mod state;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
@@ -41,6 +40,7 @@ use axum::routing::{get, post, put};
 use self::state::Sim;
 pub use self::state::{SimApprovalEmail, SimDcvEmail, SimOrder, SimResend};
 use super::ca::SimCa;
+use super::server::{self, FaultInjector, Running};
 use super::{DcvLookup, Fault, Faults, RequestLog};
 
 /// How the simulator behaves. `Default` is the real API's behaviour with no faults.
@@ -96,31 +96,22 @@ impl Default for DigicertSimOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("DigiCert simulator: cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("DigiCert simulator: {0}")]
-    Setup(String),
-}
+pub use super::server::{ApproveError, SimError};
+
+const SIM: &str = "DigiCert";
 
 /// A running simulator. Stops when dropped or on `shutdown()`.
 pub struct DigicertSim {
-    addr: SocketAddr,
+    server: Running,
     sim: Arc<Sim>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl DigicertSim {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
     pub fn base_url(&self) -> String {
-        format!("http://{}/services/v2", self.addr)
+        format!("http://{}/services/v2", self.addr())
     }
     pub fn log(&self) -> &RequestLog {
         &self.sim.log
@@ -134,11 +125,10 @@ impl DigicertSim {
     }
     /// The next `n` API requests (after auth) get `fault`, before any random faults.
     pub fn force_faults(&self, fault: Fault, n: usize) {
-        let mut q = self.sim.forced.lock().unwrap_or_else(|p| p.into_inner());
-        q.extend(std::iter::repeat_n(fault, n));
+        self.sim.faults.force(fault, n);
     }
     pub fn set_faults(&self, faults: Faults) {
-        *self.sim.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.sim.faults.set(faults);
     }
     /// Lifetime of random values created from now on (tests: expire values at once).
     pub fn set_random_value_lifetime(&self, d: Duration) {
@@ -152,50 +142,48 @@ impl DigicertSim {
         }
     }
     /// Same as `POST /_sim/approve/{id}`.
-    pub fn approve(&self, order_id: u64) -> Result<(), String> {
+    pub fn approve(&self, order_id: u64) -> Result<(), ApproveError> {
         self.sim.approve_email(order_id)
     }
     /// Run DigiCert's own re-check for every pending order once, now.
     pub async fn recheck_now(&self) {
         self.sim.background_round(true).await;
     }
-    pub fn shutdown(mut self) {
-        self.stop_all();
-    }
-    fn stop_all(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
+    pub fn shutdown(self) {
+        drop(self.server);
     }
 }
 
-impl Drop for DigicertSim {
-    fn drop(&mut self) {
-        self.stop_all();
+impl server::Admin for Sim {
+    fn request_log(&self) -> &RequestLog {
+        &self.log
+    }
+    fn orders_json(&self) -> Vec<serde_json::Value> {
+        self.lock()
+            .values()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect()
+    }
+    fn approve(&self, id: u64) -> Result<(), ApproveError> {
+        self.approve_email(id)
     }
 }
 
 pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let lookup =
-        DcvLookup::new(opts.nameserver, opts.http_addresses.clone()).map_err(SimError::Setup)?;
-    let ca = SimCa::new(&opts.ca_name, opts.clock.clone())
-        .map_err(|e| SimError::Setup(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| SimError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Bind {
-        addr: opts.listen,
-        source,
-    })?;
+    let setup = |what: &'static str| {
+        move |detail: String| SimError::Setup {
+            sim: SIM,
+            what,
+            detail,
+        }
+    };
+    let lookup = DcvLookup::new(opts.nameserver, opts.http_addresses.clone())
+        .map_err(setup("DCV lookup"))?;
+    let ca =
+        SimCa::new(&opts.ca_name, opts.clock.clone()).map_err(|e| setup("CA")(e.to_string()))?;
+    let listener = server::bind(SIM, opts.listen).await?;
     let sim = Arc::new(Sim {
-        faults: Mutex::new(opts.faults.clone()),
+        faults: FaultInjector::new(opts.faults.clone()),
         lifetime: Mutex::new(opts.random_value_lifetime),
         opts,
         ca,
@@ -203,43 +191,23 @@ pub async fn start(opts: DigicertSimOptions) -> Result<DigicertSim, SimError> {
         log: Arc::new(RequestLog::default()),
         orders: Mutex::new(BTreeMap::new()),
         sent: Mutex::new(BTreeMap::new()),
-        forced: Mutex::new(VecDeque::new()),
         next_id: std::sync::atomic::AtomicU64::new(100_001),
     });
-    let app = router(sim.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut tasks = vec![tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::warn!(error = %e, "DigiCert simulator stopped serving");
-        }
-    })];
-    let tick = background_tick(&sim.opts);
-    if let Some(tick) = tick {
+    let mut server = Running::serve(SIM, listener, router(sim.clone()))?;
+    if let Some(tick) = background_tick(&sim.opts) {
         let sim = sim.clone();
-        tasks.push(tokio::spawn(async move {
-            let interval = sim.opts.recheck_interval;
-            let mut last_recheck = tokio::time::Instant::now();
-            let mut every = tokio::time::interval(tick);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let recheck = !interval.is_zero() && last_recheck.elapsed() >= interval;
-                if recheck {
-                    last_recheck = tokio::time::Instant::now();
-                }
-                sim.background_round(recheck).await;
+        let interval = sim.opts.recheck_interval;
+        let mut last_recheck = tokio::time::Instant::now();
+        server.every(tick, move || {
+            let recheck = !interval.is_zero() && last_recheck.elapsed() >= interval;
+            if recheck {
+                last_recheck = tokio::time::Instant::now();
             }
-        }));
+            let sim = sim.clone();
+            async move { sim.background_round(recheck).await }
+        });
     }
-    Ok(DigicertSim {
-        addr,
-        sim,
-        stop: Some(stop),
-        tasks,
-    })
+    Ok(DigicertSim { server, sim })
 }
 
 fn background_tick(o: &DigicertSimOptions) -> Option<Duration> {
@@ -277,9 +245,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route_layer(middleware::from_fn_with_state(sim.clone(), gate));
     Router::new()
         .nest("/services/v2", v2)
-        .route("/_sim/approve/{id}", post(admin_approve))
-        .route("/_sim/requests", get(admin_requests))
-        .route("/_sim/orders", get(admin_orders))
+        .merge(server::admin_routes::<Sim>())
         .fallback(fallback)
         .with_state(sim)
 }
@@ -308,10 +274,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         .get::<MatchedPath>()
         .map(|m| m.as_str().trim_start_matches("/services/v2/").to_string())
         .unwrap_or_else(|| path.clone());
-    let faults = sim.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
-    }
+    sim.faults.delay().await;
     let key = req
         .headers()
         .get("X-DC-DEVKEY")
@@ -329,12 +292,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     } else if !sim.admit(&key) {
         rate_limited(&sim)
     } else {
-        let forced = sim
-            .forced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
-        match forced.unwrap_or_else(|| faults.pick()) {
+        match sim.faults.pick() {
             Fault::None => next.run(req).await,
             Fault::ServerError => api::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -346,7 +304,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
                 "{\"id\": 12, \"status\": [",
             )
                 .into_response(),
-            Fault::Drop => dropped(),
+            Fault::Drop => server::dropped(),
         }
     };
     sim.log
@@ -368,36 +326,4 @@ fn rate_limited(sim: &Sim) -> Response {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
-}
-
-/// A response that promises more body than it sends: hyper aborts the connection
-/// mid-message, which the client sees as a reset (outcome unknown).
-fn dropped() -> Response {
-    let mut r = Response::new(Body::from("{"));
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4096"));
-    r
-}
-
-async fn admin_approve(State(sim): State<Arc<Sim>>, Path(id): Path<u64>) -> Response {
-    let status = match sim.approve_email(id) {
-        Ok(()) => StatusCode::NO_CONTENT,
-        Err(e) => return (StatusCode::CONFLICT, e).into_response(),
-    };
-    sim.log.record(
-        "POST",
-        "_sim/approve/{id}",
-        &format!("/_sim/approve/{id}"),
-        status.as_u16(),
-    );
-    status.into_response()
-}
-
-async fn admin_requests(State(sim): State<Arc<Sim>>) -> Response {
-    Json(sim.log.entries()).into_response()
-}
-
-async fn admin_orders(State(sim): State<Arc<Sim>>) -> Response {
-    let orders: Vec<SimOrder> = sim.lock().values().cloned().collect();
-    Json(serde_json::json!({ "count": orders.len(), "orders": orders })).into_response()
 }

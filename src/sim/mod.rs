@@ -8,8 +8,10 @@
 pub mod ca;
 pub mod digicert;
 pub mod dns;
+pub mod lab;
 pub mod pebble;
 pub mod sectigo;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -139,8 +141,6 @@ impl DcvLookup {
         nameserver: Option<SocketAddr>,
         http_addresses: BTreeMap<String, SocketAddr>,
     ) -> Result<Self, String> {
-        // reqwest needs a rustls crypto provider installed before a client is built.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let resolver = match nameserver {
             None => None,
             Some(ns) => {
@@ -165,7 +165,7 @@ impl DcvLookup {
                 )
             }
         };
-        let http = reqwest::Client::builder()
+        let http = server::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()

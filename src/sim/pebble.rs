@@ -131,12 +131,11 @@ impl Pebble {
 
     /// An HTTPS client trusting Pebble's TLS root.
     pub fn client(&self) -> Result<reqwest::Client, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let pem = std::fs::read(&self.tls_root)
             .map_err(|e| format!("reading {}: {e}", self.tls_root.display()))?;
         let roots = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("{}: {e}", self.tls_root.display()))?;
-        reqwest::Client::builder()
+        super::server::client_builder()
             .tls_certs_only(roots)
             .timeout(Duration::from_secs(5))
             .build()

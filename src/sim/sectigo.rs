@@ -3,8 +3,9 @@
 //!
 //! Differences from the real service, on purpose: plain HTTP; both `HTTP_CSR_HASH` and
 //! `HTTPS_CSR_HASH` files are fetched over `http://`, and only for hosts listed in
-//! `http_addresses` (never the internet); a "dropped connection" fault answers 502;
-//! downloads support `responseType=3` only. E-mail DCV is approved through
+//! `http_addresses` (never the internet); downloads support `responseType=3` only.
+//! Faults (a dropped connection is a real one) and the admin routes come from
+//! [`crate::sim::server`], the same as the DigiCert simulator's. E-mail DCV is approved through
 //! `POST /_sim/approve/{orderNumber}`, a rejection at the CA through
 //! `POST /_sim/reject/{orderNumber}` (body: the CA's words) or [`SectigoSim::reject`].
 //!
@@ -20,6 +21,7 @@ mod report;
 mod routes;
 pub mod state;
 
+pub use crate::sim::server::{ApproveError, SimError};
 pub use cli::{SectigoSimArgs, run_from_args};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -29,20 +31,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{any, get, post};
+use axum::routing::{any, post};
 
 use crate::sim::ca::SimCa;
-use crate::sim::{DcvLookup, Faults, RequestLog};
-use routes::{
-    admin_approve, admin_orders, admin_reject, admin_requests, approve, products, reject,
-};
+use crate::sim::server::{self, FaultInjector, Running};
+use crate::sim::{DcvLookup, Fault, Faults, RequestLog};
+use routes::{admin_reject, approve, products, reject};
 use state::{SimOrder, SimOrderState};
 
 /// How the simulator is set up.
 #[derive(Debug, Clone)]
 pub struct SectigoSimOptions {
-    /// 0 picks a free port. Always binds 127.0.0.1.
-    pub port: u16,
+    /// Port 0 picks a free port.
+    pub listen: SocketAddr,
     pub login_name: String,
     pub login_password: String,
     /// Authoritative DNS server for CNAME checks.
@@ -68,7 +69,7 @@ pub struct SectigoSimOptions {
 impl Default for SectigoSimOptions {
     fn default() -> Self {
         Self {
-            port: 0,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             login_name: "dcvd".into(),
             login_password: "sim-password".into(),
             nameserver: None,
@@ -99,7 +100,7 @@ pub(crate) struct Shared {
     ca: SimCa,
     dcv: DcvLookup,
     calls: Mutex<VecDeque<tokio::time::Instant>>,
-    faults: Mutex<Faults>,
+    faults: FaultInjector,
     collects_in_flight: AtomicUsize,
     max_concurrent_collects: AtomicUsize,
     /// Poked after every DCV check and approval (for `wait_for_state`).
@@ -146,30 +147,42 @@ impl Shared {
 
 /// A running simulator; stops when dropped.
 pub struct SectigoSim {
-    addr: SocketAddr,
+    server: Running,
     shared: Arc<Shared>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("Sectigo simulator: {0}")]
-pub struct SectigoSimError(String);
+const SIM: &str = "Sectigo";
 
-pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimError> {
-    let e = |what: &str, err: String| SectigoSimError(format!("{what}: {err}"));
-    // DcvLookup builds a reqwest client, which needs a process-wide rustls provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+impl server::Admin for Shared {
+    fn request_log(&self) -> &RequestLog {
+        &self.log
+    }
+    fn orders_json(&self) -> Vec<serde_json::Value> {
+        self.orders_lock()
+            .values()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect()
+    }
+    fn approve(&self, id: u64) -> Result<(), ApproveError> {
+        approve(self, id)
+    }
+}
+
+pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SimError> {
+    let setup = |what: &'static str| {
+        move |detail: String| SimError::Setup {
+            sim: SIM,
+            what,
+            detail,
+        }
+    };
     let dcv = DcvLookup::new(opts.nameserver, opts.http_addresses.clone())
-        .map_err(|x| e("DCV lookup", x))?;
-    let ca = SimCa::new("Sectigo Sim", opts.clock.clone()).map_err(|x| e("CA", x.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
-        .await
-        .map_err(|x| e(&format!("bind 127.0.0.1:{}", opts.port), x.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|x| e("local address", x.to_string()))?;
+        .map_err(setup("DCV lookup"))?;
+    let ca =
+        SimCa::new("Sectigo Sim", opts.clock.clone()).map_err(|x| setup("CA")(x.to_string()))?;
+    let listener = server::bind(SIM, opts.listen).await?;
     let shared = Arc::new(Shared {
-        faults: Mutex::new(opts.faults.clone()),
+        faults: FaultInjector::new(opts.faults.clone()),
         opts,
         log: RequestLog::default(),
         forms: Mutex::new(Vec::new()),
@@ -184,23 +197,16 @@ pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimErro
     });
     let app = Router::new()
         .route("/products/{*endpoint}", any(products))
-        .route("/_sim/requests", get(admin_requests))
-        .route("/_sim/orders", get(admin_orders))
-        .route("/_sim/approve/{order}", post(admin_approve))
+        .merge(server::admin_routes::<Shared>())
         .route("/_sim/reject/{order}", post(admin_reject))
         .with_state(shared.clone());
-    let mut tasks = vec![tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(error = %err, "Sectigo simulator stopped");
-        }
-    })];
+    let mut server = Running::serve(SIM, listener, app)?;
     let every = shared.opts.check_interval;
     if !every.is_zero() {
         let sh = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
+        server.every(every, move || {
+            let sh = sh.clone();
+            async move {
                 let pending: Vec<u64> = sh
                     .orders_lock()
                     .values()
@@ -211,22 +217,18 @@ pub async fn start(opts: SectigoSimOptions) -> Result<SectigoSim, SectigoSimErro
                     sh.check(n).await;
                 }
             }
-        }));
+        });
     }
-    Ok(SectigoSim {
-        addr,
-        shared,
-        tasks,
-    })
+    Ok(SectigoSim { server, shared })
 }
 
 impl SectigoSim {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
     /// What to put in `base_url` of a `[providers.x] kind = "sectigo"` block.
     pub fn base_url(&self) -> String {
-        format!("http://{}/products", self.addr)
+        format!("http://{}/products", self.addr())
     }
     pub fn log(&self) -> &RequestLog {
         &self.shared.log
@@ -244,10 +246,15 @@ impl SectigoSim {
         self.shared.orders_lock().values().cloned().collect()
     }
     pub fn set_faults(&self, f: Faults) {
-        *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+        self.shared.faults.set(f);
     }
-    /// Approve every e-mail name of the order (what the approver's click does); may issue.
-    pub fn approve(&self, order_number: u64) -> bool {
+    /// The next `n` API calls get `fault`, before any random faults.
+    pub fn force_faults(&self, fault: Fault, n: usize) {
+        self.shared.faults.force(fault, n);
+    }
+    /// Approve every e-mail name of a pending order (what the approver's click does);
+    /// may issue. Same as `POST /_sim/approve/{orderNumber}`.
+    pub fn approve(&self, order_number: u64) -> Result<(), ApproveError> {
         approve(&self.shared, order_number)
     }
     /// Reject order `number` at the CA while it validates (what a Sectigo validation
@@ -307,13 +314,5 @@ impl SectigoSim {
     }
     pub fn ca_root_pem(&self) -> &str {
         self.shared.ca.root_pem()
-    }
-}
-
-impl Drop for SectigoSim {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }

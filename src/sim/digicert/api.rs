@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -83,8 +84,30 @@ pub(super) fn parse_body(body: &Bytes, fields: &[schema::Field]) -> Result<Value
     }
 }
 
-pub(super) fn order_id(raw: &str) -> Result<u64, Response> {
-    raw.parse().map_err(|_| not_found_order())
+/// The `{id}` of an order path; a path whose id is not a number gets the same
+/// `not_found|order` answer as an unknown order.
+pub(super) struct OrderId(pub u64);
+
+impl<St: Send + Sync> FromRequestParts<St> for OrderId {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found_order())?;
+        raw.parse().map(OrderId).map_err(|_| not_found_order())
+    }
+}
+
+/// Run `f` on order `id` under the orders lock; `not_found|order` when there is none.
+pub(super) fn with_order<R: IntoResponse>(
+    sim: &Sim,
+    id: u64,
+    f: impl FnOnce(&mut SimOrder) -> R,
+) -> Response {
+    match sim.lock().get_mut(&id) {
+        Some(o) => f(o).into_response(),
+        None => not_found_order(),
+    }
 }
 
 pub(super) fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
@@ -99,14 +122,8 @@ pub(super) fn base_domain(name: &str) -> String {
 }
 
 /// `GET /order/certificate/{id}`.
-pub async fn get_order(State(sim): S, Path(id): Path<String>) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
-    match sim.lock().get(&id) {
-        Some(o) => Json(render::order_info(o)).into_response(),
-        None => not_found_order(),
-    }
+pub async fn get_order(State(sim): S, OrderId(id): OrderId) -> Response {
+    with_order(&sim, id, |o| Json(render::order_info(o)))
 }
 
 /// `GET /order/certificate` with `filters[common_name]`, `filters[status]`,
@@ -159,38 +176,33 @@ pub async fn list(State(sim): S, Query(q): Query<BTreeMap<String, String>>) -> R
 }
 
 /// `PUT …/status` (cancel).
-pub async fn update_status(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
+pub async fn update_status(State(sim): S, OrderId(id): OrderId, body: Bytes) -> Response {
     let req = match parse_body(&body, schema::STATUS) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    if str_of(&req, "status") != Some("canceled") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[("invalid_status", "Only `canceled` is supported.")],
-        );
-    }
-    if !matches!(
-        o.status.as_str(),
-        "pending" | "waiting_pickup" | "needs_approval" | "reissue_pending"
-    ) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_order_status",
-                "Only pending orders can be canceled.",
-            )],
-        );
-    }
-    o.status = "canceled".into();
-    StatusCode::NO_CONTENT.into_response()
+    with_order(&sim, id, |o| {
+        if str_of(&req, "status") != Some("canceled") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[("invalid_status", "Only `canceled` is supported.")],
+            );
+        }
+        if !matches!(
+            o.status.as_str(),
+            "pending" | "waiting_pickup" | "needs_approval" | "reissue_pending"
+        ) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[(
+                    "invalid_order_status",
+                    "Only pending orders can be canceled.",
+                )],
+            );
+        }
+        o.status = "canceled".into();
+        StatusCode::NO_CONTENT.into_response()
+    })
 }
 
 /// `GET /domain/{fqdn}/dcv/emails`: constructed addresses at the base domain.

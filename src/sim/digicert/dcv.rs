@@ -3,100 +3,87 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use serde_json::{Value, json};
 
 use super::api::{
-    S, TOKEN_METHODS, base_domain, error, not_found_order, order_id, parse_body, str_of,
+    OrderId, S, TOKEN_METHODS, base_domain, error, not_found_order, parse_body, str_of, with_order,
 };
 use super::render;
 use super::schema::{self, DCV_METHODS, LOCALES};
 use super::state::{SimApprovalEmail, SimResend, random_value};
 
 /// `PUT …/dcv-random-value`: the current value, or a new one once it expired.
-pub async fn dcv_random_value(State(sim): S, Path(id): Path<String>) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
+pub async fn dcv_random_value(State(sim): S, OrderId(id): OrderId) -> Response {
     let lifetime = sim.lifetime();
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    if !TOKEN_METHODS.contains(&o.dcv_method.as_str()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_dcv_method",
-                "The order's DCV method does not use a random value.",
-            )],
-        );
-    }
-    if o.random_value_expires <= sim.now() {
-        o.random_value = random_value();
-        o.random_value_expires = sim.now() + lifetime;
-    }
-    Json(render::random_value(o)).into_response()
+    with_order(&sim, id, |o| {
+        if !TOKEN_METHODS.contains(&o.dcv_method.as_str()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[(
+                    "invalid_dcv_method",
+                    "The order's DCV method does not use a random value.",
+                )],
+            );
+        }
+        if o.random_value_expires <= sim.now() {
+            o.random_value = random_value();
+            o.random_value_expires = sim.now() + lifetime;
+        }
+        Json(render::random_value(o)).into_response()
+    })
 }
 
 /// `PUT …/dcv-method`.
-pub async fn dcv_method(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
+pub async fn dcv_method(State(sim): S, OrderId(id): OrderId, body: Bytes) -> Response {
     let req = match parse_body(&body, schema::DCV_METHOD) {
         Ok(r) => r,
         Err(r) => return r,
     };
     let lifetime = sim.lifetime();
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    let m = str_of(&req, "dcv_method").unwrap_or_default();
-    if !DCV_METHODS.contains(&m) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[("invalid_dcv_method", "Unknown DCV method.")],
-        );
-    }
-    if m == "http-token" && o.is_wildcard() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_wildcard_dcv_method",
-                "Wildcard domains cannot be validated with http-token.",
-            )],
-        );
-    }
-    if o.status != "pending" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_order_status",
-                "Only pending orders can change their DCV method.",
-            )],
-        );
-    }
-    o.dcv_method = m.to_string();
-    o.method_changes += 1;
-    o.random_value = random_value();
-    o.random_value_expires = sim.now() + lifetime;
-    if m == "email" {
-        // Seed: "// empty".
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    Json(render::random_value(o)).into_response()
+    with_order(&sim, id, |o| {
+        let m = str_of(&req, "dcv_method").unwrap_or_default();
+        if !DCV_METHODS.contains(&m) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[("invalid_dcv_method", "Unknown DCV method.")],
+            );
+        }
+        if m == "http-token" && o.is_wildcard() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[(
+                    "invalid_wildcard_dcv_method",
+                    "Wildcard domains cannot be validated with http-token.",
+                )],
+            );
+        }
+        if o.status != "pending" {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &[(
+                    "invalid_order_status",
+                    "Only pending orders can change their DCV method.",
+                )],
+            );
+        }
+        o.dcv_method = m.to_string();
+        o.method_changes += 1;
+        o.random_value = random_value();
+        o.random_value_expires = sim.now() + lifetime;
+        if m == "email" {
+            // Seed: "// empty".
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        Json(render::random_value(o)).into_response()
+    })
 }
 
 /// `PUT …/check-dcv`: looks the tokens up now.
-pub async fn check_dcv(State(sim): S, Path(id): Path<String>) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
+pub async fn check_dcv(State(sim): S, OrderId(id): OrderId) -> Response {
     let (method, status) = match sim.lock().get(&id) {
         Some(o) => (o.dcv_method.clone(), o.status.clone()),
         None => return not_found_order(),
@@ -159,10 +146,7 @@ pub async fn check_dcv(State(sim): S, Path(id): Path<String>) -> Response {
 }
 
 /// `PUT …/resend-emails`.
-pub async fn resend_emails(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let Ok(id) = order_id(&id) else {
-        return not_found_order();
-    };
+pub async fn resend_emails(State(sim): S, OrderId(id): OrderId, body: Bytes) -> Response {
     let req = match parse_body(&body, schema::RESEND) {
         Ok(r) => r,
         Err(r) => return r,
@@ -201,58 +185,56 @@ pub async fn resend_emails(State(sim): S, Path(id): Path<String>, body: Bytes) -
             )],
         );
     }
-    let mut orders = sim.lock();
-    let Some(o) = orders.get_mut(&id) else {
-        return not_found_order();
-    };
-    // Neither resend page says what happens for a token or non-pending order; refused
-    // (the harder answer for a client that resends blindly).
-    if o.dcv_method != "email" || o.status != "pending" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &[(
-                "invalid_dcv_method",
-                "Emails can be resent only for pending orders using email DCV.",
-            )],
-        );
-    }
-    for a in &emails {
-        // `email_domain`: "the base domain to use when verifying DCV email addresses".
-        if a.email_domain
-            .as_deref()
-            .is_some_and(|d| d != base_domain(&a.domain) && d != a.domain)
-        {
+    with_order(&sim, id, |o| {
+        // Neither resend page says what happens for a token or non-pending order; refused
+        // (the harder answer for a client that resends blindly).
+        if o.dcv_method != "email" || o.status != "pending" {
             return error(
                 StatusCode::BAD_REQUEST,
                 &[(
-                    "invalid_value:email_domain",
-                    &format!(
-                        "`{}` is not the base domain of `{}`.",
-                        a.email_domain.as_deref().unwrap_or_default(),
-                        a.domain
-                    ),
+                    "invalid_dcv_method",
+                    "Emails can be resent only for pending orders using email DCV.",
                 )],
             );
         }
-        let scope = a.email_domain.as_deref().unwrap_or(&a.domain);
-        let on_order = o
-            .names
-            .iter()
-            .any(|n| n.strip_prefix("*.").unwrap_or(n) == a.domain);
-        let below = a.domain == scope || a.domain.ends_with(&format!(".{scope}"));
-        if !on_order || !below || !a.email.contains('@') {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &[(
-                    "invalid_email",
-                    &format!("`{}` cannot approve `{}`.", a.email, a.domain),
-                )],
-            );
+        for a in &emails {
+            // `email_domain`: "the base domain to use when verifying DCV email addresses".
+            if a.email_domain
+                .as_deref()
+                .is_some_and(|d| d != base_domain(&a.domain) && d != a.domain)
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &[(
+                        "invalid_value:email_domain",
+                        &format!(
+                            "`{}` is not the base domain of `{}`.",
+                            a.email_domain.as_deref().unwrap_or_default(),
+                            a.domain
+                        ),
+                    )],
+                );
+            }
+            let scope = a.email_domain.as_deref().unwrap_or(&a.domain);
+            let on_order = o
+                .names
+                .iter()
+                .any(|n| n.strip_prefix("*.").unwrap_or(n) == a.domain);
+            let below = a.domain == scope || a.domain.ends_with(&format!(".{scope}"));
+            if !on_order || !below || !a.email.contains('@') {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &[(
+                        "invalid_email",
+                        &format!("`{}` cannot approve `{}`.", a.email, a.domain),
+                    )],
+                );
+            }
         }
-    }
-    o.resent_emails.push(SimResend {
-        domain_approval_emails: emails,
-        locale,
-    });
-    StatusCode::NO_CONTENT.into_response()
+        o.resent_emails.push(SimResend {
+            domain_approval_emails: emails,
+            locale,
+        });
+        StatusCode::NO_CONTENT.into_response()
+    })
 }

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::DigicertSimOptions;
 use crate::sim::ca::SimCa;
-use crate::sim::{DcvLookup, Fault, RequestLog};
+use crate::sim::server::{ApproveError, FaultInjector};
+use crate::sim::{DcvLookup, RequestLog};
 
 /// Where DigiCert looks for tokens (reference/digicert.md §2), written here from the
 /// docs rather than taken from the client.
@@ -96,9 +97,8 @@ pub struct Sim {
     pub orders: Mutex<BTreeMap<u64, SimOrder>>,
     /// Send times per API key, for the sliding-window limits.
     pub sent: Mutex<BTreeMap<String, VecDeque<Instant>>>,
-    /// Faults forced on the next requests, before the random ones.
-    pub forced: Mutex<VecDeque<Fault>>,
-    pub faults: Mutex<crate::sim::Faults>,
+    /// Random and forced faults (`crate::sim::server::FaultInjector`).
+    pub faults: FaultInjector,
     /// Next order id (orders created by delayed tasks may finish in any order).
     pub next_id: std::sync::atomic::AtomicU64,
     /// Lifetime of new random values (starts as `opts.random_value_lifetime`).
@@ -233,13 +233,14 @@ impl Sim {
     }
 
     /// The approver clicked the link: every name of an email order is validated.
-    pub fn approve_email(&self, id: u64) -> Result<(), String> {
+    pub fn approve_email(&self, id: u64) -> Result<(), ApproveError> {
         let mut orders = self.lock();
-        let o = orders
-            .get_mut(&id)
-            .ok_or_else(|| format!("order {id} not found"))?;
+        let o = orders.get_mut(&id).ok_or(ApproveError::NotFound(id))?;
         if o.status != "pending" {
-            return Err(format!("order {id} is {}", o.status));
+            return Err(ApproveError::NotPending {
+                id,
+                state: o.status.clone(),
+            });
         }
         o.validated = o.names.iter().cloned().collect();
         self.issue(o);

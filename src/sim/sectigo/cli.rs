@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{SectigoSimError, SectigoSimOptions, start};
+use super::{SectigoSimOptions, SimError, start};
 use crate::sim::Faults;
 
 /// Command-line options for a `dcvd-sim sectigo` subcommand.
@@ -71,9 +71,9 @@ fn parse_faults(s: &str) -> Result<Faults, String> {
 }
 
 /// Start from command-line options, print the base URL, run until Ctrl-C.
-pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> {
+pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SimError> {
     let sim = start(SectigoSimOptions {
-        port: args.port,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         login_name: args.login_name,
         login_password: args.login_password,
         nameserver: args.nameserver,
@@ -87,9 +87,11 @@ pub async fn run_from_args(args: SectigoSimArgs) -> Result<(), SectigoSimError> 
     })
     .await?;
     println!("Sectigo simulator listening; base_url = {}", sim.base_url());
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| SectigoSimError(format!("waiting for Ctrl-C: {e}")))?;
+    tokio::signal::ctrl_c().await.map_err(|e| SimError::Setup {
+        sim: "Sectigo",
+        what: "waiting for Ctrl-C",
+        detail: e.to_string(),
+    })?;
     Ok(())
 }
 

@@ -9,22 +9,29 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::state::{self, SimOrder, SimOrderState};
+use super::state::{self, SimOrderState};
 use super::{ReceivedForm, Shared, api, args, report};
 use crate::sim::Fault;
+use crate::sim::server::{self, ApproveError};
 
-pub(super) fn approve(sh: &Shared, number: u64) -> bool {
+pub(super) fn approve(sh: &Shared, number: u64) -> Result<(), ApproveError> {
     let mut orders = sh.orders_lock();
     let Some(o) = orders.get_mut(&number) else {
-        return false;
+        return Err(ApproveError::NotFound(number));
     };
+    if o.state != SimOrderState::Pending {
+        return Err(ApproveError::NotPending {
+            id: number,
+            state: format!("{:?}", o.state).to_lowercase(),
+        });
+    }
     for n in o.names.iter_mut().filter(|n| n.method == "EMAIL") {
         n.validated = true;
     }
     state::issue_if_ready(o, &sh.ca);
     drop(orders);
     sh.changed.notify_waiters();
-    true
+    Ok(())
 }
 
 pub(super) fn reject(sh: &Shared, number: u64, reason: &str) -> bool {
@@ -80,24 +87,31 @@ pub(super) async fn products(
         )
             .into_response();
     }
-    let (status, text) = answer(&sh, &method, &endpoint, &body).await;
+    sh.faults.delay().await;
+    let fault = sh.faults.pick();
+    if fault == Fault::Drop {
+        let dropped = server::dropped();
+        sh.log
+            .record(method.as_str(), &endpoint, &path, dropped.status().as_u16());
+        return dropped;
+    }
+    let (status, text) = answer(&sh, fault, &method, &endpoint, &body).await;
     sh.log
         .record(method.as_str(), &endpoint, &path, status.as_u16());
     (status, [("content-type", "text/plain;charset=UTF-8")], text).into_response()
 }
 
+/// The answer to one API call, after `fault` (never `Fault::Drop`, which `products`
+/// carries out) is applied.
 async fn answer(
     sh: &Arc<Shared>,
+    fault: Fault,
     method: &Method,
     endpoint: &str,
     body: &[u8],
 ) -> (StatusCode, String) {
-    let faults = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
-    }
-    match faults.pick() {
-        Fault::None => {}
+    match fault {
+        Fault::None | Fault::Drop => {}
         Fault::ServerError => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,7 +121,6 @@ async fn answer(
         Fault::RateLimited => {
             return (StatusCode::OK, api::error(-42, "Call limit reached!", None));
         }
-        Fault::Drop => return (StatusCode::BAD_GATEWAY, String::new()),
         Fault::Malformed => {
             return (
                 StatusCode::OK,
@@ -205,26 +218,5 @@ pub(super) async fn admin_reject(
         axum::Json(o).into_response()
     } else {
         (StatusCode::NOT_FOUND, format!("no pending order {order}")).into_response()
-    }
-}
-
-pub(super) async fn admin_requests(State(sh): State<Arc<Shared>>) -> Response {
-    axum::Json(sh.log.entries()).into_response()
-}
-
-pub(super) async fn admin_orders(State(sh): State<Arc<Shared>>) -> Response {
-    let orders: Vec<SimOrder> = sh.orders_lock().values().cloned().collect();
-    axum::Json(orders).into_response()
-}
-
-pub(super) async fn admin_approve(
-    State(sh): State<Arc<Shared>>,
-    Path(order): Path<u64>,
-) -> Response {
-    if approve(&sh, order) {
-        let o = sh.orders_lock().get(&order).cloned();
-        axum::Json(o).into_response()
-    } else {
-        (StatusCode::NOT_FOUND, format!("no order {order}")).into_response()
     }
 }
