@@ -30,7 +30,7 @@
 //! - Who removes published tokens? The cleanup journal: written before a token is published
 //!   (`store/journal.rs`), made due when the order ends, worked by `lifecycle/engine.rs`
 //!   `cleanup_due`.
-//! - What are `Services` (`lifecycle/services.rs` `Runtime`)? The config with the providers,
+//! - What are `Services` (`lifecycle/services.rs` `Services`)? The config with the providers,
 //!   publishers and checker built from it; swapped whole on SIGHUP, while the rate limiters
 //!   (`ca::limit::Limiters`) live on across reloads.
 pub mod app;

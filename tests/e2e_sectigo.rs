@@ -338,7 +338,7 @@ async fn two_candidates_in_the_submit_window_wait_for_the_operator_who_adopts_ou
 
     let said = dcvd::lifecycle::reconcile::operator::adopt(
         &engine.ctx,
-        &engine.runtime(),
+        &engine.services(),
         id,
         &ours.to_string(),
     )

@@ -65,7 +65,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert.name
         );
     }
-    let engine = crate::lifecycle::services::engine_for_cli(store, cfg.clone()).await?;
+    let engine = crate::lifecycle::engine::engine_for_cli(store, cfg.clone()).await?;
     let names = crate::lifecycle::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
     let renewal_of = if order.state == crate::model::OrderState::Issued {
         order.ca_order_id.clone()
@@ -151,10 +151,10 @@ pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::
     crate::lifecycle::reconcile::operator::check_in_doubt(&order)
         .map_err(|e| anyhow::anyhow!(e))?;
     let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let engine = crate::lifecycle::services::engine_for_cli(store, cfg).await?;
+    let engine = crate::lifecycle::engine::engine_for_cli(store, cfg).await?;
     let msg = crate::lifecycle::reconcile::operator::adopt(
         &engine.ctx,
-        &engine.runtime(),
+        &engine.services(),
         id,
         ca_order_id,
     )

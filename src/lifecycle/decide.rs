@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::ca::Provider;
+use crate::config::CertificateConfig;
 use crate::model::{Authorization, Order};
 use crate::model::{AuthzState, DcvMethod, OrderState};
 use crate::model::{CaOrderState, MethodScope};
@@ -23,6 +25,27 @@ pub struct Policy {
     pub wildcard_names: Vec<String>,
     /// The provider says the published tokens expire soon: fetch fresh ones.
     pub refresh_tokens: bool,
+}
+
+impl Policy {
+    /// The DCV policy for `order` of certificate `cert` at `provider`.
+    pub fn for_order(cert: &CertificateConfig, provider: &dyn Provider, order: &Order) -> Policy {
+        Policy {
+            dcv: cert.dcv.clone(),
+            method_timeout: cert.method_timeout,
+            scope: provider.method_scope(),
+            status_interval: provider.poll_interval(),
+            max_resends: cert.max_resends,
+            // The order's own names, parsed when it was read: no parsing per step.
+            wildcard_names: order
+                .names
+                .iter()
+                .filter(|n| n.is_wildcard())
+                .map(|n| n.to_string())
+                .collect(),
+            refresh_tokens: provider.tokens_need_refresh(&order.ca_data),
+        }
+    }
 }
 
 /// The one next action for an order.

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::CertificateConfig;
 use crate::lifecycle::reconcile::{self, Action, Ctx};
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
 use crate::model::{DcvMethod, DomainName, OrderState};
 use crate::store::{NewOrder, Store, StoreError};
@@ -27,7 +27,7 @@ pub const DAMAGED_JOURNAL_RETRY: Duration = Duration::from_secs(3600);
 
 pub struct Engine {
     pub ctx: Ctx,
-    runtime: RwLock<Arc<Runtime>>,
+    services: RwLock<Arc<Services>>,
     /// Poked when new work appears (new order, reload, CLI) so the scheduler wakes early.
     pub notify: Notify,
     /// Orders whose step is running now: never two steps of one order at once.
@@ -75,7 +75,7 @@ impl Engine {
         store: Store,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-        runtime: Runtime,
+        services: Services,
     ) -> Self {
         Self {
             ctx: Ctx {
@@ -83,7 +83,7 @@ impl Engine {
                 clock,
                 metrics,
             },
-            runtime: RwLock::new(Arc::new(runtime)),
+            services: RwLock::new(Arc::new(services)),
             notify: Notify::new(),
             running: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -93,22 +93,22 @@ impl Engine {
         &self.ctx.store
     }
 
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
+    pub fn services(&self) -> Arc<Services> {
+        self.services
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Swap in a new validated runtime (SIGHUP). Steps already running finish with the old one.
-    pub fn replace_runtime(&self, rt: Runtime) {
-        *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rt);
+    /// Swap in a new validated `Services` (SIGHUP). Steps already running finish with the old one.
+    pub fn replace_services(&self, rt: Services) {
+        *self.services.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rt);
         self.notify.notify_one();
     }
 
     /// Create orders for every configured certificate that needs one. Returns their ids.
     pub async fn ensure_orders(&self) -> Result<Vec<i64>, StoreError> {
-        let rt = self.runtime();
+        let rt = self.services();
         let now = self.ctx.clock.now();
         let records: BTreeMap<String, _> = self
             .ctx
@@ -173,7 +173,7 @@ impl Engine {
     /// only every `renewal_check`, which spreads renewals already). One provider call.
     async fn renewal_window_need(
         &self,
-        rt: &Runtime,
+        rt: &Services,
         cert: &CertificateConfig,
         latest: Option<&crate::store::LatestOrder>,
         now: DateTime<Utc>,
@@ -294,7 +294,7 @@ impl Engine {
     /// returns an error or panics.
     pub async fn step_claimed(&self, claim: Claim) -> Result<Action, StoreError> {
         let id = claim.id();
-        let rt = self.runtime();
+        let rt = self.services();
         let r = reconcile::reconcile(id, &self.ctx, &rt).await;
         drop(claim);
         if matches!(r, Ok(Action::Done)) && self.ctx.store.failed_before_purchase(id).await? {
@@ -333,7 +333,7 @@ impl Engine {
     /// Remove up to `limit` due tokens. A failure is retried later with backoff.
     pub async fn cleanup_due(&self, limit: u32) -> Result<usize, StoreError> {
         let now = self.ctx.clock.now();
-        let rt = self.runtime();
+        let rt = self.services();
         let entries = self.ctx.store.journal_due(now, limit).await?;
         let n = entries.len();
         for e in entries {
@@ -475,4 +475,16 @@ pub fn need_for(
     let not_after = rec.not_after?;
     let renew_at = not_after - chrono::Duration::from_std(cert.renew_before).unwrap_or_default();
     (renew_at <= now).then_some(Need::RenewalDue(renew_at))
+}
+
+/// An engine for one-off CLI actions (placing an order by hand): services built from
+/// `config` with a fresh metrics registry and the system clock.
+pub async fn engine_for_cli(store: Store, config: crate::config::Config) -> anyhow::Result<Engine> {
+    let metrics = Arc::new(Metrics::new());
+    let clock = crate::clock::system();
+    let services =
+        crate::lifecycle::services::build(&config, metrics.clone(), &store, clock.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Engine::new(store, clock, metrics, services))
 }

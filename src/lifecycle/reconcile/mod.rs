@@ -20,7 +20,7 @@ use crate::ca::{ErrorKind, ProviderError};
 use crate::clock::Clock;
 use crate::dcv::check::DnsError;
 use crate::dcv::publish::PublishError;
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -126,7 +126,7 @@ pub fn error_policy(
 /// Run one step of order `order_id`. Errors returned here are about the database itself;
 /// everything else is recorded on the order (a row that does not parse included: the
 /// order is quarantined, see [`quarantine`]).
-pub async fn reconcile(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
+pub async fn reconcile(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     steps::run(order_id, ctx, rt).await
 }
 

@@ -5,7 +5,7 @@
 
 use super::steps::Step;
 use super::{Ctx, apply};
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
 
@@ -59,7 +59,7 @@ async fn load(
 /// Returns what happened, for the operator.
 pub async fn adopt(
     ctx: &Ctx,
-    rt: &Runtime,
+    rt: &Services,
     order_id: i64,
     ca_order_id: &str,
 ) -> Result<String, OperatorError> {

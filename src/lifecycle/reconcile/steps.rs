@@ -11,7 +11,7 @@ use super::{Action, Ctx, StepError, apply, error_policy};
 use crate::ca::{OrderRef, Provider, SubmitRequest};
 use crate::config::CertificateConfig;
 use crate::lifecycle::decide::{Next, Policy, decide};
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
 use crate::model::{AuthzState, DcvMethod, DomainName, OrderState};
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
@@ -22,7 +22,7 @@ mod submit;
 
 pub(super) struct Step<'a> {
     pub ctx: &'a Ctx,
-    pub rt: &'a Runtime,
+    pub rt: &'a Services,
     pub cert: &'a CertificateConfig,
     pub provider: Arc<dyn Provider>,
     pub policy: Policy,
@@ -41,14 +41,14 @@ impl<'a> Step<'a> {
     /// A step on `order` with the policy its certificate and provider give it.
     pub(super) fn new(
         ctx: &'a Ctx,
-        rt: &'a Runtime,
+        rt: &'a Services,
         cert: &'a CertificateConfig,
         provider: Arc<dyn Provider>,
         order: Order,
         authz: Vec<Authorization>,
         now: DateTime<Utc>,
     ) -> Self {
-        let policy = rt.policy(cert, provider.as_ref(), &order);
+        let policy = Policy::for_order(cert, provider.as_ref(), &order);
         Step {
             ctx,
             rt,
@@ -69,7 +69,7 @@ pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
 
-pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
+pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = match ctx.store.load_order(order_id).await {
         Ok(o) => o,
