@@ -24,9 +24,10 @@
 //! - Where does an order's state change? Decided in `lifecycle/decide.rs` (`decide`), applied
 //!   by the steps in `lifecycle/reconcile/` (`apply.rs` folds CA answers), written once per
 //!   step by `store/orders.rs` `save`.
-//! - What is the retry policy? `lifecycle/reconcile/mod.rs` `error_policy` (capped,
-//!   jittered backoff by `ErrorKind`); check polling backs off in `reconcile/steps/dcv.rs`;
-//!   the CA rate limits are `ca/limit.rs` and `ca/limited.rs`.
+//! - What is the retry policy? `lifecycle/retry.rs`, the only place with retry rules:
+//!   `error_policy` (capped, jittered backoff by `ErrorKind`), `after_step_error` (a failed
+//!   propagation check is never terminal), check polling, damaged rows, cleanups; the CA
+//!   rate limits are `ca/limit.rs` and `ca/limited.rs`.
 //! - Who removes published tokens? The cleanup journal: written before a token is published
 //!   (`store/journal.rs`), made due when the order ends, worked by `lifecycle/engine.rs`
 //!   `cleanup_due`.

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -13,17 +12,11 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::CertificateConfig;
 use crate::lifecycle::reconcile::{self, Action, Ctx};
+use crate::lifecycle::retry;
 use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
 use crate::model::{DcvMethod, DomainName, OrderState};
 use crate::store::{NewOrder, Store, StoreError};
-
-/// After an order failed, wait this long before placing a new one for the certificate
-/// on our own (an operator can do it at once with `dcvd orders retry`).
-pub const FAILED_ORDER_RETRY: Duration = Duration::from_secs(6 * 3600);
-
-/// How often a damaged cleanup journal entry is read again (it may have been repaired).
-pub const DAMAGED_JOURNAL_RETRY: Duration = Duration::from_secs(3600);
 
 pub struct Engine {
     pub ctx: Ctx,
@@ -345,12 +338,13 @@ impl Engine {
                     let StoreError::Corrupt { id, .. } = &err else {
                         continue;
                     };
-                    let retry =
-                        now + chrono::Duration::from_std(DAMAGED_JOURNAL_RETRY).unwrap_or_default();
+                    let again = now
+                        + chrono::Duration::from_std(retry::DAMAGED_JOURNAL_RETRY)
+                            .unwrap_or_default();
                     if self
                         .ctx
                         .store
-                        .journal_quarantine(*id, &err.to_string(), retry)
+                        .journal_quarantine(*id, &err.to_string(), again)
                         .await?
                     {
                         warn!(
@@ -358,14 +352,15 @@ impl Engine {
                             "{err}: this token cannot be removed by dcvd (remove it by hand, then delete \
                              cleanup_journal row {id}, or repair the row); the other tokens are cleaned. \
                              Tried again every {}",
-                            humantime::format_duration(DAMAGED_JOURNAL_RETRY)
+                            humantime::format_duration(retry::DAMAGED_JOURNAL_RETRY)
                         );
                     }
                     continue;
                 }
             };
             let Some(publisher) = rt.publishers.get(&e.publisher) else {
-                let retry = now + chrono::Duration::hours(1);
+                let again =
+                    now + chrono::Duration::from_std(retry::UNCONFIGURED_RETRY).unwrap_or_default();
                 let msg = format!(
                     "publisher `{}` is no longer configured; {} {} stays until it is",
                     e.publisher,
@@ -373,7 +368,7 @@ impl Engine {
                     e.challenge.location()
                 );
                 warn!(order_id = e.order_id, "{msg}");
-                self.ctx.store.journal_failed(e.id, &msg, retry).await?;
+                self.ctx.store.journal_failed(e.id, &msg, again).await?;
                 continue;
             };
             match publisher.cleanup(&e.challenge).await {
@@ -397,13 +392,8 @@ impl Engine {
                         .await?;
                 }
                 Err(err) => {
-                    let delay = reconcile::error_policy(
-                        crate::ca::ErrorKind::Transient,
-                        e.attempts + 1,
-                        None,
-                    )
-                    .unwrap_or(reconcile::BACKOFF_CAP);
-                    let retry = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let delay = retry::cleanup_delay(e.attempts + 1);
+                    let again = now + chrono::Duration::from_std(delay).unwrap_or_default();
                     warn!(
                         order_id = e.order_id,
                         attempt = e.attempts + 1,
@@ -411,7 +401,7 @@ impl Engine {
                     );
                     self.ctx
                         .store
-                        .journal_failed(e.id, &err.to_string(), retry)
+                        .journal_failed(e.id, &err.to_string(), again)
                         .await?;
                 }
             }
@@ -451,11 +441,11 @@ pub fn need_for(
         }
         match o.state {
             // An order that failed or that an operator canceled is not replaced at once:
-            // a new one follows after FAILED_ORDER_RETRY (or `dcvd orders retry`), or
+            // a new one follows after retry::FAILED_ORDER_RETRY (or `dcvd orders retry`), or
             // straight away when the configured names changed.
             OrderState::Failed | OrderState::Canceled if o.names.as_slice() == names => {
                 let retry_at = o.updated_at
-                    + chrono::Duration::from_std(FAILED_ORDER_RETRY).unwrap_or_default();
+                    + chrono::Duration::from_std(retry::FAILED_ORDER_RETRY).unwrap_or_default();
                 if retry_at > now {
                     return None;
                 }

@@ -4,4 +4,5 @@
 pub mod decide;
 pub mod engine;
 pub mod reconcile;
+pub mod retry;
 pub mod services;

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::RngExt;
 
 use crate::ca::{ErrorKind, ProviderError};
 use crate::clock::Clock;
 use crate::dcv::check::DnsError;
 use crate::dcv::publish::PublishError;
+use crate::lifecycle::retry::Failed;
 use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -47,6 +47,8 @@ pub struct StepError {
     pub kind: ErrorKind,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The step's action, or our propagation check (never terminal, see `retry`).
+    pub failed: Failed,
 }
 
 impl From<ProviderError> for StepError {
@@ -55,6 +57,7 @@ impl From<ProviderError> for StepError {
             kind: e.kind,
             message: e.to_string(),
             retry_after: e.retry_after,
+            failed: Failed::Step,
         }
     }
 }
@@ -64,6 +67,7 @@ impl From<PublishError> for StepError {
             kind: e.kind,
             message: e.to_string(),
             retry_after: None,
+            failed: Failed::Step,
         }
     }
 }
@@ -73,6 +77,7 @@ impl From<DnsError> for StepError {
             kind: e.kind,
             message: e.to_string(),
             retry_after: None,
+            failed: Failed::Step,
         }
     }
 }
@@ -82,6 +87,7 @@ impl From<StoreError> for StepError {
             kind: e.kind(),
             message: e.to_string(),
             retry_after: None,
+            failed: Failed::Step,
         }
     }
 }
@@ -92,33 +98,7 @@ impl StepError {
             kind: ErrorKind::Permanent,
             message: message.into(),
             retry_after: None,
-        }
-    }
-}
-
-/// First retry delay and cap for transient errors.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
-/// Wait after "rate limited" without a hint from the CA.
-pub const RATE_LIMIT_DEFAULT: Duration = Duration::from_secs(60);
-
-/// Turn an error's kind into a delay, or `None` when the order must fail.
-/// `attempts` counts consecutive failures of this order, starting at 1.
-pub fn error_policy(
-    kind: ErrorKind,
-    attempts: u32,
-    retry_after: Option<Duration>,
-) -> Option<Duration> {
-    let jitter = |d: Duration| d.mul_f64(rand::rng().random_range(0.8..1.2));
-    match kind {
-        ErrorKind::Permanent => None,
-        ErrorKind::RateLimited => {
-            Some(retry_after.unwrap_or(RATE_LIMIT_DEFAULT) + jitter(Duration::from_secs(1)))
-        }
-        ErrorKind::Transient => {
-            let exp = attempts.saturating_sub(1).min(16);
-            let raw = BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_CAP);
-            Some(jitter(raw).min(BACKOFF_CAP))
+            failed: Failed::Step,
         }
     }
 }
@@ -134,7 +114,7 @@ pub use crate::store::DAMAGED_KEY_REASON;
 
 /// Put order `order_id` on hold because its rows (or its key and CSR, once a CA order may
 /// exist) cannot be used: mark it damaged with `reason` and try it again after a backoff
-/// (5 s doubling up to `BACKOFF_CAP`), one log line each time. Nothing is sent to the CA
+/// (`retry::quarantine_delay`), one log line each time. Nothing is sent to the CA
 /// for it meanwhile; the first step that finds it whole again clears the mark.
 pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
@@ -143,7 +123,7 @@ pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action
         .damaged_attempts(order_id)
         .await?
         .saturating_add(1);
-    let delay = error_policy(ErrorKind::Transient, attempts, None).unwrap_or(BACKOFF_CAP);
+    let delay = crate::lifecycle::retry::quarantine_delay(attempts);
     let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
     let new = ctx
         .store
@@ -165,35 +145,4 @@ pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action
         );
     }
     Ok(Action::Requeue(at))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_policy_by_kind() {
-        assert_eq!(error_policy(ErrorKind::Permanent, 1, None), None);
-        let first = error_policy(ErrorKind::Transient, 1, None).unwrap();
-        assert!(
-            first >= Duration::from_secs(4) && first <= Duration::from_secs(6),
-            "{first:?}"
-        );
-        let later = error_policy(ErrorKind::Transient, 4, None).unwrap();
-        assert!(
-            later >= Duration::from_secs(32) && later <= Duration::from_secs(48),
-            "{later:?}"
-        );
-        // Capped however many failures came before.
-        for n in [20, 100, u32::MAX] {
-            assert!(error_policy(ErrorKind::Transient, n, None).unwrap() <= BACKOFF_CAP);
-        }
-        let told = error_policy(ErrorKind::RateLimited, 1, Some(Duration::from_secs(30))).unwrap();
-        assert!(
-            told >= Duration::from_secs(30) && told < Duration::from_secs(32),
-            "{told:?}"
-        );
-        let untold = error_policy(ErrorKind::RateLimited, 1, None).unwrap();
-        assert!(untold >= RATE_LIMIT_DEFAULT);
-    }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Action, Ctx, StepError, apply, error_policy};
+use super::{Action, Ctx, StepError, apply};
 use crate::ca::{OrderRef, Provider, SubmitRequest};
 use crate::config::CertificateConfig;
 use crate::lifecycle::decide::{Next, Policy, decide};
+use crate::lifecycle::retry::{self, Failed};
 use crate::lifecycle::services::Services;
 use crate::model::{AuthzState, DcvMethod, DomainName, OrderState};
 use crate::store::{Authorization, NewEvent, Order, StoreError};
@@ -158,7 +159,7 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Actio
             );
             warn!(order_id, certificate = %order.certificate, "{msg}");
             order.last_error = Some(msg);
-            order.next_attempt_at = after(now, Duration::from_secs(3600));
+            order.next_attempt_at = after(now, retry::UNCONFIGURED_RETRY);
             if order.state.is_terminal() {
                 order.dup_check_at = Some(order.next_attempt_at);
             }
@@ -348,22 +349,47 @@ impl Step<'_> {
                         kind: e.kind.metric_label().into(),
                     })
                     .inc();
-                match error_policy(e.kind, self.order.attempts, e.retry_after) {
+                let poll = self.rt.config.dns.poll_interval;
+                match retry::after_step_error(
+                    e.failed,
+                    e.kind,
+                    self.order.attempts,
+                    e.retry_after,
+                    poll,
+                ) {
                     None => self.fail(e.message),
                     Some(delay) => {
                         let at = after(self.now, delay);
+                        let (kind, domain, then) = match e.failed {
+                            // Our check could not look: the authorization keeps the reason
+                            // (shown by `status`) and is checked again after the backoff.
+                            Failed::Check { authz } => {
+                                let domain = self.authz_mut(authz).map(|a| {
+                                    a.last_error = Some(e.message.clone());
+                                    a.next_check_at = Some(at);
+                                    a.domain.clone()
+                                });
+                                (
+                                    "check_error",
+                                    domain,
+                                    "the order stays live; checking again",
+                                )
+                            }
+                            Failed::Step => ("error", None, "retrying"),
+                        };
                         warn!(
                             order_id = self.order.id,
                             certificate = %self.order.certificate,
+                            domain = domain.as_ref().map(|d| d.as_str()).unwrap_or(""),
                             kind = e.kind.metric_label(),
                             attempt = self.order.attempts,
                             retry_in_s = delay.as_secs(),
-                            "{}; retrying",
+                            "{}; {then}",
                             e.message
                         );
                         self.events.push(NewEvent {
-                            kind: "error",
-                            domain: None,
+                            kind,
+                            domain: domain.map(|d| d.to_string()),
                             message: format!(
                                 "{} (attempt {}, {}; retry at {})",
                                 e.message,

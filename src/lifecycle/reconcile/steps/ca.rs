@@ -155,6 +155,7 @@ impl Step<'_> {
                     self.order.provider
                 ),
                 retry_after: None,
+                failed: crate::lifecycle::retry::Failed::Step,
             });
         }
         if got == 0 {
@@ -166,6 +167,7 @@ impl Step<'_> {
                     names.len()
                 ),
                 retry_after: None,
+                failed: crate::lifecycle::retry::Failed::Step,
             });
         }
         Ok(())

@@ -101,15 +101,14 @@ impl Step<'_> {
         let dns_cfg = &self.rt.config.dns;
         let report = match self.rt.checker.check(&challenge).await {
             Ok(r) => r,
+            // The check itself could not run: an error for the retry policy, which never
+            // fails the order for it (`retry::after_step_error`); `finish` records it on
+            // this authorization and sets its next check.
             Err(e) => {
-                let now = self.now;
-                let poll = dns_cfg.poll_interval;
-                if let Some(b) = self.authz_mut(id) {
-                    b.last_error = Some(e.to_string());
-                    b.next_check_at = Some(after(now, poll.max(Duration::from_secs(1))));
-                }
-                self.event("check_error", Some(&a.domain), e.to_string());
-                return Ok(());
+                return Err(StepError {
+                    failed: Failed::Check { authz: id },
+                    ..StepError::from(e)
+                });
             }
         };
         for s in &report.servers {
@@ -128,7 +127,7 @@ impl Step<'_> {
             .unwrap_or_default();
         let present = report.present;
         let summary = report.summary();
-        let poll = backoff_poll(dns_cfg.poll_interval, elapsed);
+        let poll = crate::lifecycle::retry::backoff_poll(dns_cfg.poll_interval, elapsed);
         let now = self.now;
         if let Some(b) = self.authz_mut(id) {
             b.check = Some(report);
@@ -172,17 +171,5 @@ impl Step<'_> {
             );
         }
         Ok(())
-    }
-}
-
-/// Poll every `poll` for the first five minutes, then gently less often.
-fn backoff_poll(poll: Duration, elapsed: Duration) -> Duration {
-    let poll = poll.max(Duration::from_millis(100));
-    if elapsed < Duration::from_secs(300) {
-        poll
-    } else if elapsed < Duration::from_secs(1800) {
-        poll.max(Duration::from_secs(10))
-    } else {
-        poll.max(Duration::from_secs(60))
     }
 }

@@ -33,6 +33,7 @@ impl Step<'_> {
                 self.cert.output_dir.display()
             ),
             retry_after: None,
+            failed: crate::lifecycle::retry::Failed::Step,
         })?;
         // Four fsynced files and a directory sync: off the async workers.
         let (dir, key, leaf_pem, chain_pem) = (
@@ -55,6 +56,7 @@ impl Step<'_> {
             kind: crate::ca::ErrorKind::Transient,
             message,
             retry_after: None,
+            failed: crate::lifecycle::retry::Failed::Step,
         })?;
         self.order.cert_pem = Some(chain.leaf_pem.clone());
         self.order.chain_pem = Some(chain.chain_pem.concat());
