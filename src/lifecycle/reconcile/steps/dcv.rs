@@ -17,11 +17,22 @@ impl Step<'_> {
             );
         };
         // A TXT token name that is a CNAME into another zone is published at the target
-        // (the check and the CA follow the CNAME there).
+        // (the check and the CA follow the CNAME there). Not finding that out is a check
+        // error: never terminal (`retry::after_step_error`).
         let mut target = challenge.clone();
-        if challenge.kind == crate::model::ChallengeKind::DnsTxt
-            && let Some(to) = self.rt.checker.delegated_to(&challenge.name).await?
-        {
+        let delegated = match challenge.kind {
+            crate::model::ChallengeKind::DnsTxt => self
+                .rt
+                .checker
+                .delegated_to(&challenge.name)
+                .await
+                .map_err(|e| StepError {
+                    failed: Failed::Check { authz: id },
+                    ..StepError::from(e)
+                })?,
+            _ => None,
+        };
+        if let Some(to) = delegated {
             self.event(
                 "delegated",
                 Some(&a.domain),
