@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 
 use crate::ca::Provider;
 use crate::config::CertificateConfig;
-use crate::model::{Authorization, Order};
+use crate::model::{Authorization, DomainName, Order};
 use crate::model::{AuthzState, DcvMethod, OrderState};
 use crate::model::{CaOrderState, MethodScope};
+use crate::store::NewAuthz;
 
 /// What the certificate's config and provider say about DCV for this order.
 #[derive(Debug, Clone)]
@@ -101,10 +102,47 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
 
+/// Can `method` validate a name? A wildcard cannot be validated over http/https (config
+/// refuses that, but the first method and every fallback skip such methods too).
+fn usable(method: DcvMethod, wildcard: bool) -> bool {
+    !(wildcard && method.is_http())
+}
+
 /// Index of the next method usable for `domain` after `current`, if any.
 pub fn next_method(policy: &Policy, domain: &str, current: usize) -> Option<usize> {
     let wildcard = policy.wildcard_names.iter().any(|w| w == domain);
-    (current + 1..policy.dcv.len()).find(|&i| !(wildcard && policy.dcv[i].is_http()))
+    (current + 1..policy.dcv.len()).find(|&i| usable(policy.dcv[i], wildcard))
+}
+
+/// The state an authorization starts in with `method`, before the CA has the order: an
+/// email method waits for the approval emails that placing the order sends; any other
+/// method needs its token first.
+pub fn initial_state(method: DcvMethod) -> AuthzState {
+    match method {
+        DcvMethod::Email => AuthzState::EmailSent,
+        _ => AuthzState::Publishing,
+    }
+}
+
+/// The authorization of `name` in a new order of `cert`: the first method in its `dcv`
+/// list the name can use (the first of the list when none can; validation refuses such
+/// a config), the state that method starts in, and the approver of an email method.
+pub fn first_method(cert: &CertificateConfig, name: &DomainName) -> NewAuthz {
+    let index = cert
+        .dcv
+        .iter()
+        .position(|m| usable(*m, name.is_wildcard()))
+        .unwrap_or(0);
+    let method = cert.dcv.get(index).copied().unwrap_or(DcvMethod::DnsTxt);
+    NewAuthz {
+        domain: name.clone(),
+        method,
+        method_index: index as u32,
+        state: initial_state(method),
+        approver_email: (method == DcvMethod::Email)
+            .then(|| cert.approver_for(name).map(str::to_string))
+            .flatten(),
+    }
 }
 
 fn pending(a: &Authorization) -> bool {
@@ -635,6 +673,120 @@ mod tests {
         assert_eq!(
             decide(&issued, &a, &policy(MethodScope::PerName), t(1)),
             Next::Download
+        );
+    }
+
+    fn cert(dcv: &str) -> CertificateConfig {
+        toml::from_str(&format!(
+            r#"
+name = "www"
+provider = "ca"
+common_name = "example.com"
+dcv = {dcv}
+output_dir = "/tmp/unused"
+approver_emails = {{ "example.com" = "admin@example.com" }}
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn first_method_table() {
+        use DcvMethod::*;
+        // (dcv list, name, method, index, state, approver)
+        let table: &[(&str, &str, DcvMethod, u32, AuthzState, Option<&str>)] = &[
+            (
+                r#"["dns-txt", "http"]"#,
+                "www.example.com",
+                DnsTxt,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+            (
+                r#"["http", "dns-txt"]"#,
+                "www.example.com",
+                Http,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+            // A wildcard skips http/https, as every fallback does.
+            (
+                r#"["http", "dns-txt"]"#,
+                "*.example.com",
+                DnsTxt,
+                1,
+                AuthzState::Publishing,
+                None,
+            ),
+            (
+                r#"["https", "http", "email"]"#,
+                "*.example.com",
+                Email,
+                2,
+                AuthzState::EmailSent,
+                Some("admin@example.com"),
+            ),
+            // Email waits for the mails placing the order sends; the approver by parent domain.
+            (
+                r#"["email", "dns-txt"]"#,
+                "www.example.com",
+                Email,
+                0,
+                AuthzState::EmailSent,
+                Some("admin@example.com"),
+            ),
+            (
+                r#"["email"]"#,
+                "other.test",
+                Email,
+                0,
+                AuthzState::EmailSent,
+                None,
+            ),
+            // Nothing usable (config validation refuses it): the first of the list.
+            (
+                r#"["http"]"#,
+                "*.example.com",
+                Http,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+        ];
+        for &(dcv, name, method, index, state, approver) in table {
+            let got = first_method(&cert(dcv), &DomainName::parse(name).unwrap());
+            assert_eq!(
+                (
+                    got.method,
+                    got.method_index,
+                    got.state,
+                    got.approver_email.as_deref()
+                ),
+                (method, index, state, approver),
+                "{dcv} {name}"
+            );
+            assert_eq!(got.domain.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn first_method_and_fallback_agree_on_wildcards() {
+        let c = cert(r#"["http", "https", "dns-txt", "email"]"#);
+        let first = first_method(&c, &DomainName::parse("*.example.com").unwrap());
+        let policy = Policy {
+            dcv: c.dcv.clone(),
+            method_timeout: c.method_timeout,
+            scope: MethodScope::PerName,
+            status_interval: Duration::from_secs(60),
+            max_resends: 0,
+            wildcard_names: vec!["*.example.com".into()],
+            refresh_tokens: false,
+        };
+        assert_eq!(
+            next_method(&policy, "*.example.com", 0),
+            Some(first.method_index as usize)
         );
     }
 }

@@ -15,7 +15,7 @@ use crate::lifecycle::reconcile::{self, Action, Ctx};
 use crate::lifecycle::retry;
 use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
-use crate::model::{DcvMethod, DomainName, OrderState};
+use crate::model::{DomainName, OrderState};
 use crate::store::{NewOrder, Store, StoreError};
 
 pub struct Engine {
@@ -206,28 +206,9 @@ impl Engine {
                     certificate: cert.name.clone(),
                     detail: e.to_string(),
                 })?;
-        let methods = names
+        let authz = names
             .iter()
-            .map(|n| {
-                let i = cert
-                    .dcv
-                    .iter()
-                    .position(|m| !(n.is_wildcard() && m.is_http()))
-                    .unwrap_or(0);
-                (
-                    cert.dcv.get(i).copied().unwrap_or(DcvMethod::DnsTxt),
-                    i as u32,
-                )
-            })
-            .collect::<Vec<_>>();
-        let approver_emails = names
-            .iter()
-            .zip(&methods)
-            .map(|(n, (m, _))| {
-                (*m == DcvMethod::Email)
-                    .then(|| cert.approver_for(n).map(str::to_string))
-                    .flatten()
-            })
+            .map(|n| crate::lifecycle::decide::first_method(cert, n))
             .collect();
         let reference = format!("dcvd{}", hex::encode(rand::random::<[u8; 8]>()));
         let new = NewOrder {
@@ -235,8 +216,7 @@ impl Engine {
             provider: cert.provider.clone(),
             reference,
             names,
-            methods,
-            approver_emails,
+            authz,
             key_type,
             private_key_pem: kc.key_pem,
             csr_pem: kc.csr_pem,

@@ -22,7 +22,7 @@ pub use acme::AcmeAccount;
 pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use journal::JournalEntry;
-pub use orders::{CertificateRecord, NewOrder, OrderSummary};
+pub use orders::{CertificateRecord, NewAuthz, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
 pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};
