@@ -6,7 +6,6 @@
 //! (submit: `submitting` + `submit_maybe_sent` are committed with a full sync before the
 //! request leaves, and a maybe-sent submit is always looked up before it is repeated).
 
-mod apply;
 pub mod operator;
 mod steps;
 

@@ -3,8 +3,8 @@
 //! a new submit. Run by the CLI (`dcvd orders adopt` / `dcvd orders resubmit`); the
 //! daemon picks the result up from the database.
 
+use super::Ctx;
 use super::steps::Step;
-use super::{Ctx, apply};
 use crate::lifecycle::services::Services;
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
@@ -118,7 +118,7 @@ pub async fn adopt(
     let bound = s.provider.in_flight_bound();
     s.order.unsure_reason = None;
     s.order.unsure_candidates.clear();
-    apply::adopt(&mut s, sub, "adopted by an operator (dcvd orders adopt)");
+    s.adopt(sub, "adopted by an operator (dcvd orders adopt)");
     if let Some(settled) = sent_at.map(|t| super::steps::after(t, bound))
         && settled > now
     {

@@ -7,13 +7,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Action, Ctx, StepError, apply};
-use crate::ca::{OrderRef, Provider, SubmitRequest};
+use super::{Action, Ctx, StepError};
+use crate::ca::{CaStatus, OrderRef, Provider, SubmitRequest, Submitted};
 use crate::config::CertificateConfig;
-use crate::lifecycle::decide::{Next, Policy, decide};
+use crate::lifecycle::decide::{Change, Next, Policy, decide};
 use crate::lifecycle::retry::{self, Failed};
 use crate::lifecycle::services::Services;
-use crate::model::{AuthzState, DcvMethod, DomainName, OrderState};
+use crate::model::{DcvMethod, DomainName, OrderState};
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
 mod ca;
@@ -113,21 +113,14 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Actio
                 super::DAMAGED_KEY_REASON
             );
             warn!(order_id, certificate = %order.certificate, reason = %reason, "order failed");
-            order.failure_reason = Some(reason.clone());
-            let from = order.state;
-            order.state = OrderState::Failed;
-            let events = [
-                NewEvent {
-                    kind: "state",
-                    domain: None,
-                    message: format!("order {from} → {}", OrderState::Failed),
-                },
-                NewEvent {
-                    kind: "failed",
-                    domain: None,
-                    message: reason,
-                },
-            ];
+            let (mut authz, mut events) = (authz, Vec::new());
+            Change {
+                order: &mut order,
+                authz: &mut authz,
+                events: &mut events,
+                now,
+            }
+            .fail(reason);
             ctx.store.save(&order, &authz, &events, false, now).await?;
             ctx.store.clear_damaged(order_id, now).await?;
             return Ok(Action::Done);
@@ -203,19 +196,58 @@ impl Step<'_> {
     }
 
     pub fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
-        info!(
-            order_id = self.order.id,
-            certificate = %self.order.certificate,
-            provider = %self.order.provider,
-            domain = domain.map(|d| d.as_str()).unwrap_or(""),
-            kind,
-            "{message}"
-        );
         self.events.push(NewEvent {
             kind,
             domain: domain.map(|d| d.to_string()),
             message,
         });
+        self.log_events(self.events.len() - 1);
+    }
+
+    /// Log the events recorded from index `from` on, as they happen.
+    fn log_events(&self, from: usize) {
+        for e in &self.events[from..] {
+            if e.kind == "failed" {
+                warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %e.message, "order failed");
+                continue;
+            }
+            info!(
+                order_id = self.order.id,
+                certificate = %self.order.certificate,
+                provider = %self.order.provider,
+                domain = e.domain.as_deref().unwrap_or(""),
+                kind = e.kind,
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// Change the order and its authorizations by the transitions of `decide.rs`; the
+    /// events they record are logged like every other step event.
+    pub fn apply<R>(&mut self, f: impl FnOnce(&mut Change<'_>) -> R) -> R {
+        let from = self.events.len();
+        let r = f(&mut Change {
+            order: &mut self.order,
+            authz: &mut self.authz,
+            events: &mut self.events,
+            now: self.now,
+        });
+        self.log_events(from);
+        r
+    }
+
+    /// The CA has our order (placed, recovered or adopted by an operator).
+    pub fn adopt(&mut self, sub: Submitted, how: &str) {
+        let resend_at = self.next_resend();
+        self.apply(|c| c.adopt(sub, how, resend_at));
+    }
+
+    /// What the CA says about the order; an approval hold is kept as the order's note.
+    pub fn fold_status(&mut self, st: CaStatus) {
+        if let Some(note) = self.apply(|c| c.status(st)) {
+            self.note = Some(note);
+        }
     }
 
     /// Record a CA call's outcome as an event and a metric.
@@ -247,16 +279,8 @@ impl Step<'_> {
         });
     }
 
-    pub fn authz_mut(&mut self, id: i64) -> Option<&mut Authorization> {
-        self.authz.iter_mut().find(|a| a.id == id)
-    }
-
     pub fn set_state(&mut self, to: OrderState) {
-        if self.order.state != to {
-            let from = self.order.state;
-            self.order.state = to;
-            self.event("state", None, format!("order {from} → {to}"));
-        }
+        self.apply(|c| c.set_state(to));
     }
 
     /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
@@ -307,11 +331,7 @@ impl Step<'_> {
                 self.switch_method(&authz, to, reason).await
             }
             Next::Exhausted { authz, reason } => {
-                if let Some(a) = self.authz_mut(authz) {
-                    a.state = AuthzState::Failed;
-                    a.last_error = Some(reason.clone());
-                }
-                self.fail(reason);
+                self.apply(|c| c.exhausted(authz, reason));
                 Ok(())
             }
             Next::FetchTokens { authz } => self.fetch_tokens(&authz).await,
@@ -326,10 +346,7 @@ impl Step<'_> {
     }
 
     pub fn fail(&mut self, reason: String) {
-        warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %reason, "order failed");
-        self.order.failure_reason = Some(reason.clone());
-        self.set_state(OrderState::Failed);
-        self.event("failed", None, reason);
+        self.apply(|c| c.fail(reason));
     }
 
     /// Apply the outcome (error policy on failure), compute the next run, save.
@@ -364,11 +381,7 @@ impl Step<'_> {
                             // Our check could not look: the authorization keeps the reason
                             // (shown by `status`) and is checked again after the backoff.
                             Failed::Check { authz } => {
-                                let domain = self.authz_mut(authz).map(|a| {
-                                    a.last_error = Some(e.message.clone());
-                                    a.next_check_at = Some(at);
-                                    a.domain.clone()
-                                });
+                                let domain = self.apply(|c| c.check_failed(authz, &e.message, at));
                                 (
                                     "check_error",
                                     domain,

@@ -34,18 +34,7 @@ impl Step<'_> {
             Err(e) if e.kind == crate::ca::ErrorKind::Permanent => {
                 // The CA refuses this method: skip it, the next step moves on to the one after.
                 let msg = format!("the CA refused {method}: {e}");
-                let now = self.now;
-                for id in ids {
-                    if let Some(a) = self.authz_mut(*id) {
-                        a.method_index = to as u32;
-                        a.method = method;
-                        a.method_started_at = now;
-                        a.method_tried_at = None;
-                        a.method_failed = true;
-                        a.last_error = Some(msg.clone());
-                    }
-                }
-                self.event("method_refused", None, msg);
+                self.apply(|c| c.method_refused(ids, to, method, msg));
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -70,40 +59,13 @@ impl Step<'_> {
                     to: method.to_string(),
                 })
                 .inc();
-            let now = self.now;
             let email = emails
                 .iter()
                 .find(|(n, _)| *n == a.domain)
                 .map(|(_, e)| e.clone());
-            if let Some(b) = self.authz_mut(*id) {
-                b.method = method;
-                b.method_index = to as u32;
-                b.method_started_at = now;
-                b.method_failed = false;
-                // Email: changing the method sent the emails (first attempt now); a token
-                // method is first tried when its token is published.
-                b.method_tried_at = (method == DcvMethod::Email).then_some(now);
-                b.challenge = None;
-                b.check = None;
-                b.check_rounds = 0;
-                b.next_check_at = None;
-                b.last_error = None;
-                b.resends = 0;
-                if method == DcvMethod::Email {
-                    b.state = AuthzState::EmailSent;
-                    b.approver_email = email;
-                    b.next_resend_at = Some(resend_at);
-                } else {
-                    b.state = AuthzState::Publishing;
-                }
-            }
-            self.event(
-                "method_switch",
-                Some(&a.domain),
-                format!("DCV method {} → {method}: {reason}", a.method),
-            );
+            self.apply(|c| c.method_switched(*id, to, method, email, resend_at, &reason));
         }
-        for old in apply::tokens(self, tokens) {
+        for old in self.apply(|c| c.tokens(tokens)) {
             self.ctx
                 .store
                 .journal_release(self.order.id, &old, self.now)
@@ -140,7 +102,7 @@ impl Step<'_> {
         self.ca_call("challenges", started, &r);
         let tokens = r?;
         let got = tokens.challenges.len();
-        for old in apply::tokens(self, tokens) {
+        for old in self.apply(|c| c.tokens(tokens)) {
             self.ctx
                 .store
                 .journal_release(self.order.id, &old, self.now)
@@ -184,12 +146,8 @@ impl Step<'_> {
         let r = self.provider.trigger_check(self.order_ref(), &names).await;
         self.ca_call("trigger_check", started, &r);
         let status = r?;
-        for id in ids {
-            if let Some(a) = self.authz_mut(*id) {
-                a.state = AuthzState::Submitted;
-            }
-        }
-        apply::status(self, status);
+        self.apply(|c| c.triggered(ids));
+        self.fold_status(status);
         Ok(())
     }
 
@@ -208,12 +166,7 @@ impl Step<'_> {
         self.ca_call("resend_emails", started, &r);
         r?;
         let next = self.next_resend();
-        for id in ids {
-            if let Some(a) = self.authz_mut(*id) {
-                a.resends += 1;
-                a.next_resend_at = Some(next);
-            }
-        }
+        self.apply(|c| c.resent(ids, next));
         self.ctx
             .metrics
             .emails_resent
@@ -235,7 +188,7 @@ impl Step<'_> {
         let started = std::time::Instant::now();
         let r = self.provider.status(self.order_ref()).await;
         self.ca_call("status", started, &r);
-        apply::status(self, r?);
+        self.fold_status(r?);
         Ok(())
     }
 }

@@ -51,14 +51,6 @@ impl Step<'_> {
             .await?;
         match publisher.present(&challenge).await {
             Ok(()) => {
-                let now = self.now;
-                if let Some(b) = self.authz_mut(id) {
-                    b.state = AuthzState::Propagating;
-                    b.next_check_at = Some(now);
-                    b.last_error = None;
-                    // The method's first attempt: `method_timeout` counts from here.
-                    b.method_tried_at.get_or_insert(now);
-                }
                 let msg = if publisher.is_manual() {
                     format!(
                         "waiting for the operator to publish {} {} = {}",
@@ -74,7 +66,7 @@ impl Step<'_> {
                         publisher.name()
                     )
                 };
-                self.event("published", Some(&a.domain), msg);
+                self.apply(|c| c.published(id, msg));
                 Ok(())
             }
             Err(e) if e.kind == crate::ca::ErrorKind::Permanent => {
@@ -89,27 +81,19 @@ impl Step<'_> {
 
     /// The current method cannot work for this authorization: fall back now.
     pub(super) fn method_failed(&mut self, id: i64, reason: String) -> Result<(), StepError> {
-        let domain = self
-            .authz
-            .iter()
-            .find(|a| a.id == id)
-            .map(|a| a.domain.clone());
-        if let Some(a) = self.authz_mut(id) {
-            a.method_failed = true;
-            a.last_error = Some(reason.clone());
-        }
-        self.event("method_failed", domain.as_ref(), reason);
+        self.apply(|c| c.method_failed(id, reason));
         Ok(())
     }
 
     pub(super) async fn check(&mut self, id: i64) -> Result<(), StepError> {
-        let Some(a) = self.authz.iter().find(|a| a.id == id).cloned() else {
+        let Some(challenge) = self
+            .authz
+            .iter()
+            .find(|a| a.id == id)
+            .and_then(|a| a.challenge.clone())
+        else {
             return Ok(());
         };
-        let Some(challenge) = a.challenge.clone() else {
-            return Ok(());
-        };
-        let dns_cfg = &self.rt.config.dns;
         let report = match self.rt.checker.check(&challenge).await {
             Ok(r) => r,
             // The check itself could not run: an error for the retry policy, which never
@@ -132,55 +116,8 @@ impl Step<'_> {
                 })
                 .inc();
         }
-        let changed = a.check.as_ref().map(|c| c.summary()) != Some(report.summary());
-        let elapsed = (self.now - a.method_tried_at.unwrap_or(self.now))
-            .to_std()
-            .unwrap_or_default();
-        let present = report.present;
-        let summary = report.summary();
-        let poll = crate::lifecycle::retry::backoff_poll(dns_cfg.poll_interval, elapsed);
-        let now = self.now;
-        if let Some(b) = self.authz_mut(id) {
-            b.check = Some(report);
-            b.checked_at = Some(now);
-            b.check_rounds += 1;
-            if present {
-                b.state = AuthzState::Ready;
-                b.next_check_at = None;
-                b.last_error = None;
-            } else {
-                b.next_check_at = Some(after(now, poll));
-                b.last_error = Some(format!("not visible everywhere yet: {summary}"));
-            }
-        }
-        if present {
-            self.event(
-                "check_passed",
-                Some(&a.domain),
-                format!(
-                    "{} visible on every server: {summary}",
-                    challenge.location()
-                ),
-            );
-        } else if elapsed >= dns_cfg.timeout {
-            return self.method_failed(
-                id,
-                format!(
-                    "{} still not visible everywhere after dns.timeout ({}): {summary}",
-                    challenge.location(),
-                    humantime::format_duration(dns_cfg.timeout)
-                ),
-            );
-        } else if changed {
-            self.event(
-                "check_pending",
-                Some(&a.domain),
-                format!(
-                    "{} not visible everywhere yet: {summary}",
-                    challenge.location()
-                ),
-            );
-        }
+        let (poll, timeout) = (self.rt.config.dns.poll_interval, self.rt.config.dns.timeout);
+        self.apply(|c| c.checked(id, report, poll, timeout));
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ impl Step<'_> {
         self.ca_call("submit", started, &r);
         match r {
             Ok(sub) => {
-                apply::adopt(self, sub, "submitted");
+                self.adopt(sub, "submitted");
                 Ok(())
             }
             Err(e) if e.rejected => {
@@ -114,7 +114,7 @@ impl Step<'_> {
             Lookup::Found(subs) if !subs.is_empty() => {
                 let mut subs = subs.into_iter();
                 if let Some(first) = subs.next() {
-                    apply::adopt(self, first, "recovered after an unanswered submit");
+                    self.adopt(first, "recovered after an unanswered submit");
                 }
                 let all_canceled = self.cancel_duplicates(subs.collect()).await?;
                 if self.now < settled_at {
