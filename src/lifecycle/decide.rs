@@ -1048,7 +1048,15 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
     fn first_method_table() {
         use DcvMethod::*;
         // (dcv list, name, method, index, state, approver)
-        let table: &[(&str, &str, DcvMethod, u32, AuthzState, Option<&str>)] = &[
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            DcvMethod,
+            u32,
+            AuthzState,
+            Option<&'a str>,
+        );
+        let table: &[Row] = &[
             (
                 r#"["dns-txt", "http"]"#,
                 "www.example.com",
@@ -1180,13 +1188,14 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
             v.into_iter().map(|(n, d)| (name(n), d)).collect()
         };
         // (CA order state, per-name answers, order state after, authz states after, events)
-        let table: Vec<(
+        type Row<'a> = (
             CaOrderState,
-            Vec<(&str, NameDcv)>,
+            Vec<(&'a str, NameDcv)>,
             OrderState,
             [AuthzState; 2],
-            Vec<&str>,
-        )> = vec![
+            Vec<&'a str>,
+        );
+        let table: Vec<Row> = vec![
             (
                 CaOrderState::InProgress,
                 vec![("a.example.com", NameDcv::Valid)],
@@ -1345,7 +1354,8 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
         let poll = Duration::from_secs(2);
         let timeout = Duration::from_secs(3600);
         // (seconds since the first attempt, visible, state after, next check in s, events)
-        let table: &[(i64, bool, AuthzState, Option<i64>, &[&str])] = &[
+        type Row<'a> = (i64, bool, AuthzState, Option<i64>, &'a [&'a str]);
+        let table: &[Row] = &[
             (10, true, Ready, None, &["check_passed"]),
             (10, false, Propagating, Some(2), &["check_pending"]),
             (600, false, Propagating, Some(10), &["check_pending"]),

@@ -149,7 +149,8 @@ mod tests {
         use ErrorKind::*;
         let poll = Duration::from_secs(2);
         // (what failed, kind, attempts, retry-after, expected delay range in s; None = fail)
-        let table: &[(Failed, ErrorKind, u32, Option<u64>, Option<(u64, u64)>)] = &[
+        type Row = (Failed, ErrorKind, u32, Option<u64>, Option<(u64, u64)>);
+        let table: &[Row] = &[
             (Failed::Step, Permanent, 1, None, None),
             (Failed::Step, Transient, 1, None, Some((4, 6))),
             (CHECK, Permanent, 1, None, Some((4, 6))),
