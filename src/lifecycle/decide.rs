@@ -395,12 +395,57 @@ impl Change<'_> {
         self.fail(reason);
     }
 
+    /// The submit intent, written durably before the request leaves: the order is
+    /// `submitting` and maybe sent, so a crash from here on looks it up before any resend.
+    pub fn submitting(&mut self) {
+        self.set_state(OrderState::Submitting);
+        self.order.submit_maybe_sent = true;
+        self.order.submit_sent_at = Some(self.now);
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
+    }
+
+    /// The submit certainly created nothing at the CA (refused outright, or the lookup
+    /// found nothing once the request could no longer arrive): it may be sent again.
+    pub fn not_sent(&mut self) {
+        self.order.submit_maybe_sent = false;
+    }
+
+    /// Recovery cannot tell whether the CA has the order: it waits for the operator.
+    pub fn submit_unknown(&mut self, reason: String, candidates: Vec<String>) {
+        self.order.unsure_reason = Some(reason);
+        self.order.unsure_candidates = candidates;
+        self.set_state(OrderState::SubmitUnknown);
+    }
+
+    /// An operator allowed a new submit of an order in doubt (`dcvd orders resubmit`):
+    /// it is sent at once, with a fresh attempt count.
+    pub fn resubmit_allowed(&mut self) {
+        self.set_state(OrderState::Submitting);
+        self.order.submit_maybe_sent = false;
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
+        self.order.attempts = 0;
+        self.order.last_error = None;
+        self.order.next_attempt_at = self.now;
+    }
+
+    /// The certificate is verified and installed: the order ends issued.
+    pub fn issued(&mut self, leaf_pem: String, chain_pem: String, not_after: DateTime<Utc>) {
+        self.order.cert_pem = Some(leaf_pem);
+        self.order.chain_pem = Some(chain_pem);
+        self.order.not_after = Some(not_after);
+        self.set_state(OrderState::Issued);
+    }
+
     /// The CA has our order (just placed, or found by recovery): emails went out with it,
     /// its tokens (if any) are taken (nothing was published yet, so none is replaced).
     pub fn adopt(&mut self, sub: Submitted, how: &str, resend_at: DateTime<Utc>) {
         self.order.ca_order_id = Some(sub.ca_order_id.clone());
         self.order.ca_data = sub.ca_data;
         self.order.submit_maybe_sent = false;
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
         let now = self.now;
         for a in self.authz.iter_mut() {
             if a.method == DcvMethod::Email {
@@ -1471,5 +1516,58 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
         assert_eq!(a[0].next_check_at, Some(t(30)));
         assert_eq!(a[0].last_error.as_deref(), Some("no NS answered"));
         assert_eq!(o.state, OrderState::Validating, "never fails the order");
+    }
+
+    #[test]
+    fn submit_intent_doubt_and_issue_transitions() {
+        let mut a = vec![authz(1, "a.example.com", Publishing, DnsTxt, 0)];
+        let mut o = order(OrderState::Pending);
+        o.unsure_reason = Some("old".into());
+        let ((), kinds) = change(&mut o, &mut a, t(4), |c| c.submitting());
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::Submitting);
+        assert!(o.submit_maybe_sent, "maybe sent before the request leaves");
+        assert_eq!(
+            (o.submit_sent_at, o.unsure_reason.as_ref()),
+            (Some(t(4)), None)
+        );
+        // Retrying the intent changes nothing but the send time.
+        let ((), kinds) = change(&mut o, &mut a, t(5), |c| c.submitting());
+        assert!(kinds.is_empty());
+        assert_eq!(o.submit_sent_at, Some(t(5)));
+
+        change(&mut o, &mut a, t(6), |c| c.not_sent());
+        assert!(!o.submit_maybe_sent);
+        assert_eq!(o.state, OrderState::Submitting, "submitted again next");
+
+        let ((), kinds) = change(&mut o, &mut a, t(7), |c| {
+            c.submit_unknown("two candidates".into(), vec!["1".into(), "2".into()])
+        });
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::SubmitUnknown);
+        assert_eq!(o.unsure_candidates, vec!["1".to_string(), "2".to_string()]);
+
+        o.attempts = 3;
+        o.last_error = Some("x".into());
+        change(&mut o, &mut a, t(8), |c| c.resubmit_allowed());
+        assert_eq!(o.state, OrderState::Submitting);
+        assert!(
+            !o.submit_maybe_sent && o.unsure_reason.is_none() && o.unsure_candidates.is_empty()
+        );
+        assert_eq!(
+            (o.attempts, o.last_error.as_ref(), o.next_attempt_at),
+            (0, None, t(8))
+        );
+
+        let mut o = order(OrderState::AwaitingIssuance);
+        let ((), kinds) = change(&mut o, &mut a, t(9), |c| {
+            c.issued("leaf".into(), "chain".into(), t(900))
+        });
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::Issued);
+        assert_eq!(
+            (o.cert_pem.as_deref(), o.chain_pem.as_deref(), o.not_after),
+            (Some("leaf"), Some("chain"), Some(t(900)))
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use super::Ctx;
 use super::steps::Step;
+use crate::lifecycle::decide::Change;
 use crate::lifecycle::services::Services;
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
@@ -116,8 +117,6 @@ pub async fn adopt(
     };
     let sent_at = s.order.submit_sent_at;
     let bound = s.provider.in_flight_bound();
-    s.order.unsure_reason = None;
-    s.order.unsure_candidates.clear();
     s.adopt(sub, "adopted by an operator (dcvd orders adopt)");
     if let Some(settled) = sent_at.map(|t| super::steps::after(t, bound))
         && settled > now
@@ -157,28 +156,23 @@ pub async fn resubmit(ctx: &Ctx, order_id: i64) -> Result<String, OperatorError>
             order.unsure_candidates.join(", ")
         )
     };
-    let from = order.state;
-    order.state = OrderState::Submitting;
-    order.submit_maybe_sent = false;
-    order.unsure_reason = None;
-    order.unsure_candidates.clear();
-    order.attempts = 0;
-    order.last_error = None;
-    order.next_attempt_at = now;
-    let events = [
-        NewEvent {
+    let (mut authz, mut events) = (
+        authz,
+        vec![NewEvent {
             kind: "operator",
             domain: None,
             message: format!(
                 "an operator allowed a new submit (dcvd orders resubmit --yes){candidates}"
             ),
-        },
-        NewEvent {
-            kind: "state",
-            domain: None,
-            message: format!("order {from} → {}", order.state),
-        },
-    ];
+        }],
+    );
+    Change {
+        order: &mut order,
+        authz: &mut authz,
+        events: &mut events,
+        now,
+    }
+    .resubmit_allowed();
     if !ctx
         .store
         .save_operator_decision(&order, &authz, &events, now)

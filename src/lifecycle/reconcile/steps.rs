@@ -279,10 +279,6 @@ impl Step<'_> {
         });
     }
 
-    pub fn set_state(&mut self, to: OrderState) {
-        self.apply(|c| c.set_state(to));
-    }
-
     /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
     /// CA order id dcvd tracks at this provider, so recovery never adopts one twice. (A
     /// plain submit does not need the list, and reading it per submit would cost O(orders).)

@@ -58,10 +58,8 @@ impl Step<'_> {
             retry_after: None,
             failed: crate::lifecycle::retry::Failed::Step,
         })?;
-        self.order.cert_pem = Some(chain.leaf_pem.clone());
-        self.order.chain_pem = Some(chain.chain_pem.concat());
-        self.order.not_after = Some(leaf.not_after);
-        self.set_state(OrderState::Issued);
+        let (leaf_pem, chain_pem) = (chain.leaf_pem.clone(), chain.chain_pem.concat());
+        self.apply(|c| c.issued(leaf_pem, chain_pem, leaf.not_after));
         self.event(
             "installed",
             None,
