@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::fakes::{permanent, transient};
 use common::{Harness, NowUtc, WWW};
 use dcvd::ca::{Lookup, MethodScope, ProviderError};
-use dcvd::lifecycle::reconcile::operator::{self, OperatorError};
+use dcvd::lifecycle::operator::{self, OperatorError};
 use dcvd::model::{AuthzState, ChallengeKind, DcvMethod, OrderState};
 
 /// Wait (bounded) until `cond` holds, yielding to other tasks in between.

@@ -11,9 +11,9 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::CertificateConfig;
-use crate::lifecycle::reconcile::{self, Action, Ctx};
 use crate::lifecycle::retry;
 use crate::lifecycle::services::Services;
+use crate::lifecycle::step::{self, Action, Ctx};
 use crate::metrics::Metrics;
 use crate::model::{DomainName, OrderState};
 use crate::store::{NewOrder, Store, StoreError};
@@ -268,7 +268,7 @@ impl Engine {
     pub async fn step_claimed(&self, claim: Claim) -> Result<Action, StoreError> {
         let id = claim.id();
         let rt = self.services();
-        let r = reconcile::reconcile(id, &self.ctx, &rt).await;
+        let r = step::reconcile(id, &self.ctx, &rt).await;
         drop(claim);
         if matches!(r, Ok(Action::Done)) && self.ctx.store.failed_before_purchase(id).await? {
             // Its key or CSR was damaged and nothing was bought: a fresh order now.

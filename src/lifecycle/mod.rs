@@ -3,6 +3,7 @@
 
 pub mod decide;
 pub mod engine;
-pub mod reconcile;
+pub mod operator;
 pub mod retry;
 pub mod services;
+pub mod step;

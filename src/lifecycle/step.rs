@@ -1,4 +1,14 @@
-//! Carrying out one `state::Next` for one order.
+//! One step of one order: read it, decide (`decide::decide`), do at most one outside
+//! action, write the new state, next attempt time and events in one transaction.
+//!
+//! Every step is safe to run again after a crash at any `.await`: the outside action is
+//! either idempotent (publish, check, status, download) or guarded by a durable intent
+//! (submit: `submitting` + `submit_maybe_sent` are committed with a full sync before the
+//! request leaves, and a maybe-sent submit is always looked up before it is repeated).
+//!
+//! `step/` carries out one `decide::Next` for one order: `submit.rs` (placing and
+//! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
+//! check), `issue.rs` (download, verify, install).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -7,19 +17,147 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Action, Ctx, StepError};
 use crate::ca::{CaStatus, OrderRef, Provider, SubmitRequest, Submitted};
+use crate::ca::{ErrorKind, ProviderError};
+use crate::clock::Clock;
 use crate::config::CertificateConfig;
+use crate::dcv::check::DnsError;
+use crate::dcv::publish::PublishError;
 use crate::lifecycle::decide::{Change, Next, Policy, decide};
 use crate::lifecycle::retry::{self, Failed};
 use crate::lifecycle::services::Services;
+use crate::metrics::Metrics;
 use crate::model::{DcvMethod, DomainName, OrderState};
+use crate::store::Store;
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
 mod ca;
 mod dcv;
 mod issue;
 mod submit;
+
+/// What the scheduler does with the order after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run again at this time (may be now).
+    Requeue(DateTime<Utc>),
+    /// The order ended.
+    Done,
+}
+
+/// Shared by all steps.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A step failed. Keeps the kind for the retry decision and a message for the operator.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// The step's action, or our propagation check (never terminal, see `retry`).
+    pub failed: Failed,
+}
+
+impl From<ProviderError> for StepError {
+    fn from(e: ProviderError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: e.retry_after,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<PublishError> for StepError {
+    fn from(e: PublishError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<DnsError> for StepError {
+    fn from(e: DnsError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+
+impl StepError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+
+/// Run one step of order `order_id`. Errors returned here are about the database itself;
+/// everything else is recorded on the order (a row that does not parse included: the
+/// order is quarantined, see [`quarantine`]).
+pub async fn reconcile(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
+    run(order_id, ctx, rt).await
+}
+
+pub use crate::store::DAMAGED_KEY_REASON;
+
+/// Put order `order_id` on hold because its rows (or its key and CSR, once a CA order may
+/// exist) cannot be used: mark it damaged with `reason` and try it again after a backoff
+/// (`retry::quarantine_delay`), one log line each time. Nothing is sent to the CA
+/// for it meanwhile; the first step that finds it whole again clears the mark.
+pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action, StoreError> {
+    let now = ctx.clock.now();
+    let attempts = ctx
+        .store
+        .damaged_attempts(order_id)
+        .await?
+        .saturating_add(1);
+    let delay = crate::lifecycle::retry::quarantine_delay(attempts);
+    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+    let new = ctx
+        .store
+        .quarantine_order(order_id, reason, now, at)
+        .await?;
+    let next = at.format("%Y-%m-%d %H:%M:%S UTC");
+    if new {
+        tracing::error!(
+            order_id,
+            "order {order_id} is on hold: {reason}; nothing is sent to the CA for it and its \
+             certificate gets no other order meanwhile. Repair the row (dcvd picks the fix up at its \
+             next look, or at once with `dcvd orders retry {order_id}`). Next look at {next}"
+        );
+    } else {
+        tracing::warn!(
+            order_id,
+            attempt = attempts,
+            "order {order_id} is still damaged ({reason}); next look at {next}"
+        );
+    }
+    Ok(Action::Requeue(at))
+}
 
 pub(super) struct Step<'a> {
     pub ctx: &'a Ctx,
@@ -70,13 +208,13 @@ pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
 
-pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
+async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = match ctx.store.load_order(order_id).await {
         Ok(o) => o,
         // A row that does not parse: on hold with backoff, never a busy loop.
         Err(e @ StoreError::Corrupt { .. }) => {
-            return super::quarantine(order_id, ctx, &e.to_string()).await;
+            return quarantine(order_id, ctx, &e.to_string()).await;
         }
         Err(e) => return Err(e),
     };
@@ -102,15 +240,14 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Actio
                 let reason = format!(
                     "{}: {why}; a CA order for reference {} may already exist, so dcvd neither \
                      adopts it nor places another",
-                    super::DAMAGED_KEY_REASON,
-                    order.reference
+                    DAMAGED_KEY_REASON, order.reference
                 );
-                return super::quarantine(order_id, ctx, &reason).await;
+                return quarantine(order_id, ctx, &reason).await;
             }
             let reason = format!(
                 "{}: {why}; nothing was ordered at the CA, so the certificate gets a fresh order \
                  with a fresh key",
-                super::DAMAGED_KEY_REASON
+                DAMAGED_KEY_REASON
             );
             warn!(order_id, certificate = %order.certificate, reason = %reason, "order failed");
             let (mut authz, mut events) = (authz, Vec::new());

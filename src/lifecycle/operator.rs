@@ -3,10 +3,9 @@
 //! a new submit. Run by the CLI (`dcvd orders adopt` / `dcvd orders resubmit`); the
 //! daemon picks the result up from the database.
 
-use super::Ctx;
-use super::steps::Step;
 use crate::lifecycle::decide::Change;
 use crate::lifecycle::services::Services;
+use crate::lifecycle::step::{Ctx, Step};
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
 
@@ -118,7 +117,7 @@ pub async fn adopt(
     let sent_at = s.order.submit_sent_at;
     let bound = s.provider.in_flight_bound();
     s.adopt(sub, "adopted by an operator (dcvd orders adopt)");
-    if let Some(settled) = sent_at.map(|t| super::steps::after(t, bound))
+    if let Some(settled) = sent_at.map(|t| crate::lifecycle::step::after(t, bound))
         && settled > now
     {
         // The unanswered request may still land as a second order: look once more then.
