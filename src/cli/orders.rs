@@ -66,7 +66,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         );
     }
     let engine = crate::lifecycle::engine::engine_for_cli(store, cfg.clone()).await?;
-    let names = crate::lifecycle::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
+    let names = crate::lifecycle::renew::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
     let renewal_of = if order.state == crate::model::OrderState::Issued {
         order.ca_order_id.clone()
     } else {
@@ -77,7 +77,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert,
             names,
             renewal_of,
-            &crate::lifecycle::engine::Need::RetryAfterFailure,
+            &crate::lifecycle::renew::Need::RetryAfterFailure,
         )
         .await?;
     say!(
