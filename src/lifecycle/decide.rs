@@ -1,5 +1,8 @@
-//! Pure decisions: given an order, its authorizations, the certificate's DCV policy and
-//! the time, which single action comes next. No I/O here; `reconcile` carries it out.
+//! Pure decisions and transitions of an order and its authorizations. `decide`: given an
+//! order, its authorizations, the certificate's DCV policy and the time, which single
+//! action comes next. `Change`: every write of their states, as the steps apply the
+//! answers they got (table-tested here). `first_method`: a new order's first methods. No
+//! I/O here; `step.rs` carries the actions out and commits the changes.
 
 use std::time::Duration;
 

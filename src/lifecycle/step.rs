@@ -1,5 +1,9 @@
-//! One step of one order: read it, decide (`decide::decide`), do at most one outside
-//! action, write the new state, next attempt time and events in one transaction.
+//! One step of one order: read it, decide (`decide::decide`), carry out that one `Next`,
+//! and write the new state, next attempt time and events in one transaction (`finish`,
+//! after the retry rules of `retry.rs` on failure). A step is one outside action, except
+//! where noted at the step: `download` (download, install files, hook), `publish` (a
+//! delegation lookup, then the publisher) and `switch_method` (approver lookup, then the
+//! change).
 //!
 //! Every step is safe to run again after a crash at any `.await`: the outside action is
 //! either idempotent (publish, check, status, download) or guarded by a durable intent

@@ -4,6 +4,11 @@
 use super::*;
 
 impl Step<'_> {
+    /// Move authorizations `ids` to method `to` at the CA (an email method first finds
+    /// each name's approver). Safe to run twice: the request names the target method, so
+    /// a repeat after a crash asks for the same end state (for email, the approval emails
+    /// go out once more); the method is recorded only in the step's commit, and replaced
+    /// tokens are handed to the cleanup journal, never removed here.
     pub(super) async fn switch_method(
         &mut self,
         ids: &[i64],
@@ -90,6 +95,8 @@ impl Step<'_> {
         })
     }
 
+    /// Ask the CA for the tokens of `ids`. Safe to run twice: a read (a repeat gets the
+    /// same or fresher tokens); a replaced token goes to the cleanup journal.
     pub(super) async fn fetch_tokens(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let names: Vec<(DomainName, DcvMethod)> = self
             .authz
@@ -135,6 +142,9 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Our check saw every token: ask the CA to validate `ids` now. Safe to run twice:
+    /// asking again for names the CA is validating changes nothing there, and its answer
+    /// is folded like any status.
     pub(super) async fn trigger_check(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let names: Vec<DomainName> = self
             .authz
@@ -151,6 +161,9 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Resend the approval emails of `ids`. Safe to run twice: a repeat after a crash
+    /// sends one more email per name (the count is saved with the step, so `max_resends`
+    /// still bounds them).
     pub(super) async fn resend(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let pairs: Vec<(DomainName, String)> = self
             .authz
@@ -184,6 +197,8 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Ask the CA for the order's status. Safe to run twice: a read, and folding the same
+    /// answer twice gives the same rows.
     pub(super) async fn poll_status(&mut self) -> Result<(), StepError> {
         let started = std::time::Instant::now();
         let r = self.provider.status(self.order_ref()).await;

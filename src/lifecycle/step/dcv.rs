@@ -3,6 +3,11 @@
 use super::*;
 
 impl Step<'_> {
+    /// Put the token of authorization `id` in place (at the target of a delegation
+    /// CNAME). Safe to run twice: the token is in the cleanup journal (committed) before it
+    /// is published, so nothing is left behind that dcvd does not know of, and publishing
+    /// the same token again is idempotent (an RFC 2136 add of an existing record, the same
+    /// webroot file, the same hook call, the same note to the operator).
     pub(super) async fn publish(&mut self, id: i64) -> Result<(), StepError> {
         let Some(a) = self.authz.iter().find(|a| a.id == id).cloned() else {
             return Ok(());
@@ -85,6 +90,8 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// One round of our propagation check of authorization `id` on every authoritative
+    /// server (or the HTTP URL). Safe to run twice: only reads.
     pub(super) async fn check(&mut self, id: i64) -> Result<(), StepError> {
         let Some(challenge) = self
             .authz

@@ -3,6 +3,12 @@
 use super::*;
 
 impl Step<'_> {
+    /// Download the chain, verify it against our key and names, install the files and run
+    /// the deploy hook. Safe to run twice: the download is a read of an issued certificate
+    /// and nothing is written before it verifies; the files are written to temporaries and
+    /// renamed (a reader sees the old set or the new one); the order is marked issued only
+    /// in the step's commit, so a crash before it downloads and installs the same
+    /// certificate again (and runs the hook once more), never orders anything.
     pub(super) async fn download(&mut self) -> Result<(), StepError> {
         let started = std::time::Instant::now();
         let r = self.provider.download(self.order_ref()).await;
