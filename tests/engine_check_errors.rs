@@ -93,6 +93,9 @@ async fn a_failing_check_backs_off_keeps_the_order_and_issues_once_dns_answers()
     let bought = h.ca.order_count();
     assert_eq!(bought, 1);
     let calls_before = h.ca.calls().len();
+    let authz_domain = engine.store().load_order(id).await.unwrap().1[0]
+        .domain
+        .to_string();
 
     // Six more failed checks, each at the order's next attempt.
     let mut waits = Vec::new();
@@ -147,7 +150,16 @@ async fn a_failing_check_backs_off_keeps_the_order_and_issues_once_dns_answers()
     let events = engine.store().events(id).await.unwrap();
     let errors: Vec<_> = events.iter().filter(|e| e.kind == "check_error").collect();
     assert_eq!(errors.len(), 7);
-    assert!(errors[6].message.contains("attempt 7"), "{:?}", errors[6]);
+    assert!(
+        errors[6].message.contains("attempt 7") && errors[6].message.contains("stays live"),
+        "{:?}",
+        errors[6]
+    );
+    assert_eq!(
+        errors[6].domain.as_deref(),
+        Some(authz_domain.as_str()),
+        "the event names the name whose check failed"
+    );
     assert!(events.iter().all(|e| e.kind != "failed"));
     // The CA was not asked anything while our check could not look.
     assert_eq!(h.ca.calls().len(), calls_before, "{:?}", h.ca.calls());

@@ -537,16 +537,23 @@ impl Step<'_> {
                             "{}; {then}",
                             e.message
                         );
+                        let at_s = at.format("%Y-%m-%d %H:%M:%S UTC");
+                        let message = match e.failed {
+                            Failed::Check { .. } => format!(
+                                "{} (attempt {}; the order stays live, dcvd checks again at {at_s})",
+                                e.message, self.order.attempts
+                            ),
+                            Failed::Step => format!(
+                                "{} (attempt {}, {}; retry at {at_s})",
+                                e.message,
+                                self.order.attempts,
+                                e.kind.metric_label()
+                            ),
+                        };
                         self.events.push(NewEvent {
                             kind,
                             domain: domain.map(|d| d.to_string()),
-                            message: format!(
-                                "{} (attempt {}, {}; retry at {})",
-                                e.message,
-                                self.order.attempts,
-                                e.kind.metric_label(),
-                                at.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
+                            message,
                         });
                         self.order.last_error = Some(e.message);
                         retry_at = Some(at);
