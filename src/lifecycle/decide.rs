@@ -101,7 +101,8 @@ pub enum Next {
 /// operator's command (`dcvd orders adopt` / `resubmit`), which makes it due at once.
 pub const OPERATOR_WAIT: Duration = Duration::from_secs(24 * 3600);
 
-fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+/// `t` plus `d` (ten years when `d` does not fit: "not in this lifetime").
+pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
 }
 
@@ -161,7 +162,7 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
         },
         OrderState::Canceled => Next::Done,
         OrderState::Pending => Next::Submit,
-        OrderState::SubmitUnknown => Next::Wait(add(now, OPERATOR_WAIT)),
+        OrderState::SubmitUnknown => Next::Wait(after(now, OPERATOR_WAIT)),
         OrderState::Submitting if order.submit_maybe_sent => Next::Recover,
         OrderState::Submitting => Next::Submit,
         OrderState::AwaitingIssuance => {
@@ -198,8 +199,8 @@ fn earliest(next: Next, also: Option<DateTime<Utc>>) -> Next {
 
 fn poll_or_wait(order: &Order, policy: &Policy, now: DateTime<Utc>) -> Next {
     match order.last_status_at {
-        Some(t) if add(t, policy.status_interval) > now => {
-            Next::Wait(add(t, policy.status_interval))
+        Some(t) if after(t, policy.status_interval) > now => {
+            Next::Wait(after(t, policy.status_interval))
         }
         _ => Next::PollStatus,
     }
@@ -221,7 +222,7 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             let Some(tried) = a.method_tried_at else {
                 continue;
             };
-            let deadline = add(tried, policy.method_timeout);
+            let deadline = after(tried, policy.method_timeout);
             if deadline > now {
                 continue;
             }
@@ -338,12 +339,12 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             .iter()
             .filter(|a| pending(a) && !a.method_failed)
             .filter_map(|a| a.method_tried_at)
-            .map(|t| add(t, policy.method_timeout)),
+            .map(|t| after(t, policy.method_timeout)),
     );
     Next::Wait(
         wake.into_iter()
             .min()
-            .unwrap_or_else(|| add(now, policy.status_interval)),
+            .unwrap_or_else(|| after(now, policy.status_interval)),
     )
 }
 
@@ -688,7 +689,7 @@ impl Change<'_> {
             a.next_check_at = None;
             a.last_error = None;
         } else {
-            a.next_check_at = Some(add(now, poll));
+            a.next_check_at = Some(after(now, poll));
             a.last_error = Some(format!("not visible everywhere yet: {summary}"));
         }
         let domain = a.domain.clone();

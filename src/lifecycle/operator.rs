@@ -117,7 +117,7 @@ pub async fn adopt(
     let sent_at = s.order.submit_sent_at;
     let bound = s.provider.in_flight_bound();
     s.adopt(sub, "adopted by an operator (dcvd orders adopt)");
-    if let Some(settled) = sent_at.map(|t| crate::lifecycle::step::after(t, bound))
+    if let Some(settled) = sent_at.map(|t| crate::lifecycle::decide::after(t, bound))
         && settled > now
     {
         // The unanswered request may still land as a second order: look once more then.

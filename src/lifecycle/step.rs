@@ -208,9 +208,7 @@ impl<'a> Step<'a> {
     }
 }
 
-pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
-}
+pub(super) use crate::lifecycle::decide::after;
 
 async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
