@@ -164,6 +164,26 @@ async fn a_failing_check_backs_off_keeps_the_order_and_issues_once_dns_answers()
     // The CA was not asked anything while our check could not look.
     assert_eq!(h.ca.calls().len(), calls_before, "{:?}", h.ca.calls());
 
+    // `dcvd status` names the order and why it is stuck.
+    let cfg = h.path("dcvd.toml");
+    std::fs::write(&cfg, &h.config_toml).unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("dcvd").unwrap();
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DCVD_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("order {id} (www, validating)"))
+            && text.contains("no authoritative nameserver answered"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The DNS answers again: it issues, with the one order bought.
     checker.down.store(false, Ordering::SeqCst);
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
