@@ -13,24 +13,26 @@
 //! - [`ca`]: the CA-neutral `Provider` trait, errors, the rate limiter; `digicert`,
 //!   `sectigo`, `acme` clients.
 //! - [`store`]: SQLite: orders, authorizations, events, the cleanup journal, ACME accounts.
-//! - [`lifecycle`]: an order's life: renewal, creation, the decision table, the steps.
+//! - [`lifecycle`]: an order's life: renewal, creation, decisions and transitions, steps,
+//!   retries, token cleanup (its `mod.rs` answers the questions below, file by file).
 //! - [`app`]: the daemon: scheduler loop, HTTP API and metrics endpoint, systemd, reload.
 //! - [`cli`]: the `dcvd` commands, including `dcvd demo`.
 //! - [`sim`]: CA and DNS simulators for the demo, tests and benches (uses no CA client).
 //!
 //! # Where to look
-//! - When is a certificate renewed? `lifecycle/engine.rs` `need_for` (changed names,
-//!   renewal window, ARI), run by `ensure_orders` on `renewal_check`.
-//! - Where does an order's state change? Decided in `lifecycle/decide.rs` (`decide`), applied
-//!   by the steps in `lifecycle/reconcile/` (`apply.rs` folds CA answers), written once per
-//!   step by `store/orders.rs` `save`.
-//! - What is the retry policy? `lifecycle/reconcile/mod.rs` `error_policy` (capped,
-//!   jittered backoff by `ErrorKind`); check polling backs off in `reconcile/steps/dcv.rs`;
-//!   the CA rate limits are `ca/limit.rs` and `ca/limited.rs`.
-//! - Who removes published tokens? The cleanup journal: written before a token is published
-//!   (`store/journal.rs`), made due when the order ends, worked by `lifecycle/engine.rs`
-//!   `cleanup_due`.
-//! - What are `Services` (`lifecycle/services.rs` `Runtime`)? The config with the providers,
+//! - When is a certificate renewed? `lifecycle/renew.rs` `need_for` (first order, changed
+//!   names, `renew_before`, retry after a failure) and the ACME ARI window, run by
+//!   `ensure_orders` at start-up and on `renewal_check`.
+//! - Where does an order's state change? `lifecycle/decide.rs`: `decide` picks the next
+//!   action, its `Change` transitions are every state write (`first_method` for a new
+//!   order); `lifecycle/step.rs` applies them and writes once per step (`store/orders.rs`).
+//! - What is the retry policy? `lifecycle/retry.rs`, the only place with retry rules:
+//!   `error_policy` (capped, jittered backoff by `ErrorKind`), `after_step_error` (a failed
+//!   propagation check is never terminal), check polling, damaged rows, cleanups; the CA
+//!   rate limits are `ca/limit.rs` and `ca/limited.rs`.
+//! - Who removes published tokens? `lifecycle/cleanup.rs` `cleanup_due`, working the
+//!   cleanup journal (`store/journal.rs`) that each token enters before it is published.
+//! - What is `Services`? `lifecycle/services.rs`: the config with the providers,
 //!   publishers and checker built from it; swapped whole on SIGHUP, while the rate limiters
 //!   (`ca::limit::Limiters`) live on across reloads.
 pub mod app;

@@ -24,15 +24,15 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
         ..h
     };
     let engine = h.engine().await;
-    let rt = engine.runtime();
-    let rt = dcvd::lifecycle::services::Runtime::new(
+    let rt = engine.services();
+    let rt = dcvd::lifecycle::services::Services::new(
         rt.config.clone(),
         rt.providers.clone(),
         rt.publishers.clone(),
         rt.checker.clone(),
     );
     drop(engine);
-    let app = dcvd::app::App::with_runtime(rt, Arc::new(dcvd::metrics::Metrics::new()))
+    let app = dcvd::app::App::with_services(rt, Arc::new(dcvd::metrics::Metrics::new()))
         .await
         .unwrap();
     let addr = app.local_addr().unwrap();

@@ -92,7 +92,7 @@ impl World {
     /// Load the config and build the runtime; `adjust` may wrap publishers or the checker.
     pub async fn app(
         &self,
-        adjust: impl FnOnce(&mut dcvd::lifecycle::services::Runtime),
+        adjust: impl FnOnce(&mut dcvd::lifecycle::services::Services),
     ) -> Result<dcvd::app::App, String> {
         let cfg = dcvd::config::load(&self.config_path).map_err(|e| e.to_string())?;
         let metrics = Arc::new(dcvd::metrics::Metrics::new());

@@ -45,7 +45,7 @@ pub async fn render_metrics(engine: &Engine) -> String {
         // Every configured provider gets a sample (0 when none wait), so an alert can
         // tell "none" from "no data".
         m.awaiting_operator.clear();
-        for p in engine.runtime().config.providers.keys() {
+        for p in engine.services().config.providers.keys() {
             m.awaiting_operator
                 .get_or_create(&crate::metrics::ProviderLabels {
                     provider: p.clone(),

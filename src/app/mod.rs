@@ -1,4 +1,4 @@
-//! The daemon as a value: `App::build(config)` opens the database, builds the runtime and
+//! The daemon as a value: `App::build(config)` opens the database, builds the services and
 //! binds the listener; `app.run(shutdown)` runs the scheduler and the HTTP endpoint until
 //! the token is cancelled. Tests and `dcvd demo` use the same path as `dcvd run`.
 
@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::lifecycle::engine::Engine;
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -48,17 +48,17 @@ impl App {
         Self::with_store(store, rt, metrics).await
     }
 
-    /// As `build`, with a runtime made by the caller (tests, the demo).
-    pub async fn with_runtime(rt: Runtime, metrics: Arc<Metrics>) -> anyhow::Result<App> {
+    /// As `build`, with services made by the caller (tests, the demo).
+    pub async fn with_services(rt: Services, metrics: Arc<Metrics>) -> anyhow::Result<App> {
         let store = open_store(&rt.config).await?;
         Self::with_store(store, rt, metrics).await
     }
 
-    /// As `with_runtime`, on a database the caller opened (the one the runtime's ACME
+    /// As `with_services`, on a database the caller opened (the one the services' ACME
     /// providers keep their accounts in).
     pub async fn with_store(
         store: Store,
-        rt: Runtime,
+        rt: Services,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<App> {
         let listen = rt.config.daemon.listen.clone();
@@ -101,7 +101,7 @@ impl App {
         self.scheduler_running.store(true, Ordering::SeqCst);
         notify_systemd(&[sd_notify::NotifyState::Ready]);
         let started = std::time::Instant::now();
-        let checked = self.engine.runtime().config.certificates.len();
+        let checked = self.engine.services().config.certificates.len();
         let placed = self.engine.ensure_orders().await;
         notify_systemd(&[sd_notify::NotifyState::Status(&format!(
             "start-up: {checked} certificates checked in {} ms",
@@ -150,14 +150,14 @@ pub async fn reload(engine: &Engine, path: &Path) {
             );
         }
         Ok(cfg) => {
-            // The running runtime's limiters: windows keep counting across the reload,
-            // and steps still running on the old runtime share them with new ones.
+            // The running services' limiters: windows keep counting across the reload,
+            // and steps still running on the old services share them with new ones.
             match crate::lifecycle::services::build_reusing(
                 &cfg,
                 engine.ctx.metrics.clone(),
                 engine.store(),
                 engine.ctx.clock.clone(),
-                engine.runtime().limiters.clone(),
+                engine.services().limiters.clone(),
             )
             .await
             {
@@ -165,11 +165,11 @@ pub async fn reload(engine: &Engine, path: &Path) {
                     "configuration reload rejected ({e}); still running the previous configuration"
                 ),
                 Ok(rt) => {
-                    let old_db = engine.runtime().config.daemon.database.clone();
+                    let old_db = engine.services().config.daemon.database.clone();
                     if cfg.daemon.database != old_db {
                         warn!("daemon.database changed; that takes effect only after a restart");
                     }
-                    engine.replace_runtime(rt);
+                    engine.replace_services(rt);
                     for w in crate::config::warnings(&cfg) {
                         warn!(key = %w.key, "configuration: {}", w.message);
                     }

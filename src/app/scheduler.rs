@@ -34,7 +34,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken, drain: Durati
             break;
         }
         let now = engine.ctx.clock.now();
-        let rt = engine.runtime();
+        let rt = engine.services();
         let cap = rt.config.daemon.concurrency.max(1);
         // Renewal check (cron).
         if next_renewal.is_some_and(|t| t <= now) {
@@ -207,7 +207,7 @@ fn reaped(
 }
 
 fn next_cron(engine: &Engine) -> Option<DateTime<Utc>> {
-    let rt = engine.runtime();
+    let rt = engine.services();
     let schedule = cron::Schedule::from_str(&rt.config.daemon.renewal_check).ok()?;
     schedule.after(&engine.ctx.clock.now()).next()
 }

@@ -11,7 +11,7 @@ use super::EXIT_CONFIG;
 use super::inspect::{open, open_readonly};
 use crate::config::CertificateConfig;
 use crate::lifecycle::adopt::{Candidate, FirstStart, first_start, hold, look};
-use crate::lifecycle::engine::cert_names;
+use crate::lifecycle::renew::cert_names;
 use crate::store::{CertificateRecord, Store};
 
 #[derive(Serialize)]

@@ -50,7 +50,7 @@ pub(super) async fn certificates(config: &Path, json: bool) -> anyhow::Result<Ex
     let mut rows = Vec::new();
     for c in &cfg.certificates {
         let rec = records.remove(&c.name);
-        let names = crate::lifecycle::engine::cert_names(c)
+        let names = crate::lifecycle::renew::cert_names(c)
             .map(|n| n.iter().map(|d| d.to_string()).collect())
             .unwrap_or_else(|_| {
                 std::iter::once(c.common_name.clone())

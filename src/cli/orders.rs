@@ -65,8 +65,8 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert.name
         );
     }
-    let engine = crate::lifecycle::services::engine_for_cli(store, cfg.clone()).await?;
-    let names = crate::lifecycle::engine::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
+    let engine = crate::lifecycle::engine::engine_for_cli(store, cfg.clone()).await?;
+    let names = crate::lifecycle::renew::cert_names(cert).map_err(|e| anyhow::anyhow!(e))?;
     let renewal_of = if order.state == crate::model::OrderState::Issued {
         order.ca_order_id.clone()
     } else {
@@ -77,7 +77,7 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
             cert,
             names,
             renewal_of,
-            &crate::lifecycle::engine::Need::RetryAfterFailure,
+            &crate::lifecycle::renew::Need::RetryAfterFailure,
         )
         .await?;
     say!(
@@ -126,8 +126,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         .await?;
     if done {
         say!("order {id} canceled; its published tokens will be removed by the daemon");
-        if order.ca_order_id.is_none()
-            && crate::lifecycle::reconcile::operator::check_in_doubt(&order).is_ok()
+        if order.ca_order_id.is_none() && crate::lifecycle::operator::check_in_doubt(&order).is_ok()
         {
             say!(
                 "note: its submit was unanswered, so the CA may hold an order for it (reference {}{}); \
@@ -148,26 +147,19 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
 
 pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
-    crate::lifecycle::reconcile::operator::check_in_doubt(&order)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let engine = crate::lifecycle::services::engine_for_cli(store, cfg).await?;
-    let msg = crate::lifecycle::reconcile::operator::adopt(
-        &engine.ctx,
-        &engine.runtime(),
-        id,
-        ca_order_id,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let engine = crate::lifecycle::engine::engine_for_cli(store, cfg).await?;
+    let msg = crate::lifecycle::operator::adopt(&engine.ctx, &engine.services(), id, ca_order_id)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     say!("{msg} (the running daemon picks it up within seconds)");
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Result<ExitCode> {
     let (store, order) = open_order(config, id).await?;
-    crate::lifecycle::reconcile::operator::check_in_doubt(&order)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     if !yes {
         anyhow::bail!(
             "order {id} may already exist at the CA{}; submitting it again may buy a second \
@@ -180,12 +172,12 @@ pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Resul
             }
         );
     }
-    let ctx = crate::lifecycle::reconcile::Ctx {
+    let ctx = crate::lifecycle::step::Ctx {
         store,
         clock: crate::clock::system(),
         metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
     };
-    let msg = crate::lifecycle::reconcile::operator::resubmit(&ctx, id)
+    let msg = crate::lifecycle::operator::resubmit(&ctx, id)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     say!("{msg} (the running daemon picks it up within seconds)");

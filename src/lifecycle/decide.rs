@@ -1,13 +1,19 @@
-//! Pure decisions: given an order, its authorizations, the certificate's DCV policy and
-//! the time, which single action comes next. No I/O here; `reconcile` carries it out.
+//! Pure decisions and transitions of an order and its authorizations. `decide`: given an
+//! order, its authorizations, the certificate's DCV policy and the time, which single
+//! action comes next. `Change`: every write of their states, as the steps apply the
+//! answers they got (table-tested here). `first_method`: a new order's first methods. No
+//! I/O here; `step.rs` carries the actions out and commits the changes.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Authorization, Order};
+use crate::ca::{CaStatus, Provider, Submitted, Tokens};
+use crate::config::CertificateConfig;
+use crate::model::{Authorization, Challenge, CheckReport, DomainName, NameDcv, Order};
 use crate::model::{AuthzState, DcvMethod, OrderState};
 use crate::model::{CaOrderState, MethodScope};
+use crate::store::{NewAuthz, NewEvent};
 
 /// What the certificate's config and provider say about DCV for this order.
 #[derive(Debug, Clone)]
@@ -23,6 +29,27 @@ pub struct Policy {
     pub wildcard_names: Vec<String>,
     /// The provider says the published tokens expire soon: fetch fresh ones.
     pub refresh_tokens: bool,
+}
+
+impl Policy {
+    /// The DCV policy for `order` of certificate `cert` at `provider`.
+    pub fn for_order(cert: &CertificateConfig, provider: &dyn Provider, order: &Order) -> Policy {
+        Policy {
+            dcv: cert.dcv.clone(),
+            method_timeout: cert.method_timeout,
+            scope: provider.method_scope(),
+            status_interval: provider.poll_interval(),
+            max_resends: cert.max_resends,
+            // The order's own names, parsed when it was read: no parsing per step.
+            wildcard_names: order
+                .names
+                .iter()
+                .filter(|n| n.is_wildcard())
+                .map(|n| n.to_string())
+                .collect(),
+            refresh_tokens: provider.tokens_need_refresh(&order.ca_data),
+        }
+    }
 }
 
 /// The one next action for an order.
@@ -74,14 +101,52 @@ pub enum Next {
 /// operator's command (`dcvd orders adopt` / `resubmit`), which makes it due at once.
 pub const OPERATOR_WAIT: Duration = Duration::from_secs(24 * 3600);
 
-fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+/// `t` plus `d` (ten years when `d` does not fit: "not in this lifetime").
+pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
+}
+
+/// Can `method` validate a name? A wildcard cannot be validated over http/https (config
+/// refuses that, but the first method and every fallback skip such methods too).
+fn usable(method: DcvMethod, wildcard: bool) -> bool {
+    !(wildcard && method.is_http())
 }
 
 /// Index of the next method usable for `domain` after `current`, if any.
 pub fn next_method(policy: &Policy, domain: &str, current: usize) -> Option<usize> {
     let wildcard = policy.wildcard_names.iter().any(|w| w == domain);
-    (current + 1..policy.dcv.len()).find(|&i| !(wildcard && policy.dcv[i].is_http()))
+    (current + 1..policy.dcv.len()).find(|&i| usable(policy.dcv[i], wildcard))
+}
+
+/// The state an authorization starts in with `method`, before the CA has the order: an
+/// email method waits for the approval emails that placing the order sends; any other
+/// method needs its token first.
+pub fn initial_state(method: DcvMethod) -> AuthzState {
+    match method {
+        DcvMethod::Email => AuthzState::EmailSent,
+        _ => AuthzState::Publishing,
+    }
+}
+
+/// The authorization of `name` in a new order of `cert`: the first method in its `dcv`
+/// list the name can use (the first of the list when none can; validation refuses such
+/// a config), the state that method starts in, and the approver of an email method.
+pub fn first_method(cert: &CertificateConfig, name: &DomainName) -> NewAuthz {
+    let index = cert
+        .dcv
+        .iter()
+        .position(|m| usable(*m, name.is_wildcard()))
+        .unwrap_or(0);
+    let method = cert.dcv.get(index).copied().unwrap_or(DcvMethod::DnsTxt);
+    NewAuthz {
+        domain: name.clone(),
+        method,
+        method_index: index as u32,
+        state: initial_state(method),
+        approver_email: (method == DcvMethod::Email)
+            .then(|| cert.approver_for(name).map(str::to_string))
+            .flatten(),
+    }
 }
 
 fn pending(a: &Authorization) -> bool {
@@ -97,7 +162,7 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
         },
         OrderState::Canceled => Next::Done,
         OrderState::Pending => Next::Submit,
-        OrderState::SubmitUnknown => Next::Wait(add(now, OPERATOR_WAIT)),
+        OrderState::SubmitUnknown => Next::Wait(after(now, OPERATOR_WAIT)),
         OrderState::Submitting if order.submit_maybe_sent => Next::Recover,
         OrderState::Submitting => Next::Submit,
         OrderState::AwaitingIssuance => {
@@ -134,8 +199,8 @@ fn earliest(next: Next, also: Option<DateTime<Utc>>) -> Next {
 
 fn poll_or_wait(order: &Order, policy: &Policy, now: DateTime<Utc>) -> Next {
     match order.last_status_at {
-        Some(t) if add(t, policy.status_interval) > now => {
-            Next::Wait(add(t, policy.status_interval))
+        Some(t) if after(t, policy.status_interval) > now => {
+            Next::Wait(after(t, policy.status_interval))
         }
         _ => Next::PollStatus,
     }
@@ -157,7 +222,7 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             let Some(tried) = a.method_tried_at else {
                 continue;
             };
-            let deadline = add(tried, policy.method_timeout);
+            let deadline = after(tried, policy.method_timeout);
             if deadline > now {
                 continue;
             }
@@ -274,13 +339,412 @@ fn validating(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             .iter()
             .filter(|a| pending(a) && !a.method_failed)
             .filter_map(|a| a.method_tried_at)
-            .map(|t| add(t, policy.method_timeout)),
+            .map(|t| after(t, policy.method_timeout)),
     );
     Next::Wait(
         wake.into_iter()
             .min()
-            .unwrap_or_else(|| add(now, policy.status_interval)),
+            .unwrap_or_else(|| after(now, policy.status_interval)),
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Transitions: every write of an order's or an authorization's state, applied by the step
+// that got the answer. Pure: each changes the rows in memory and records what changed as
+// events; the step saves them in its one commit.
+
+/// An order and its authorizations as one step changes them.
+pub struct Change<'a> {
+    pub order: &'a mut Order,
+    pub authz: &'a mut [Authorization],
+    pub events: &'a mut Vec<NewEvent>,
+    pub now: DateTime<Utc>,
+}
+
+impl Change<'_> {
+    fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
+        self.events.push(NewEvent {
+            kind,
+            domain: domain.map(|d| d.to_string()),
+            message,
+        });
+    }
+
+    fn authz_mut(&mut self, id: i64) -> Option<&mut Authorization> {
+        self.authz.iter_mut().find(|a| a.id == id)
+    }
+
+    /// The order moves to `to` (an event when it changes).
+    pub fn set_state(&mut self, to: OrderState) {
+        if self.order.state != to {
+            let from = self.order.state;
+            self.order.state = to;
+            self.event("state", None, format!("order {from} → {to}"));
+        }
+    }
+
+    /// The order fails for `reason`.
+    pub fn fail(&mut self, reason: String) {
+        self.order.failure_reason = Some(reason.clone());
+        self.set_state(OrderState::Failed);
+        self.event("failed", None, reason);
+    }
+
+    /// No method is left for authorization `id`: it fails, and with it the order.
+    pub fn exhausted(&mut self, id: i64, reason: String) {
+        if let Some(a) = self.authz_mut(id) {
+            a.state = AuthzState::Failed;
+            a.last_error = Some(reason.clone());
+        }
+        self.fail(reason);
+    }
+
+    /// The submit intent, written durably before the request leaves: the order is
+    /// `submitting` and maybe sent, so a crash from here on looks it up before any resend.
+    pub fn submitting(&mut self) {
+        self.set_state(OrderState::Submitting);
+        self.order.submit_maybe_sent = true;
+        self.order.submit_sent_at = Some(self.now);
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
+    }
+
+    /// The submit certainly created nothing at the CA (refused outright, or the lookup
+    /// found nothing once the request could no longer arrive): it may be sent again.
+    pub fn not_sent(&mut self) {
+        self.order.submit_maybe_sent = false;
+    }
+
+    /// Recovery cannot tell whether the CA has the order: it waits for the operator.
+    pub fn submit_unknown(&mut self, reason: String, candidates: Vec<String>) {
+        self.order.unsure_reason = Some(reason);
+        self.order.unsure_candidates = candidates;
+        self.set_state(OrderState::SubmitUnknown);
+    }
+
+    /// An operator allowed a new submit of an order in doubt (`dcvd orders resubmit`):
+    /// it is sent at once, with a fresh attempt count.
+    pub fn resubmit_allowed(&mut self) {
+        self.set_state(OrderState::Submitting);
+        self.order.submit_maybe_sent = false;
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
+        self.order.attempts = 0;
+        self.order.last_error = None;
+        self.order.next_attempt_at = self.now;
+    }
+
+    /// The certificate is verified and installed: the order ends issued.
+    pub fn issued(&mut self, leaf_pem: String, chain_pem: String, not_after: DateTime<Utc>) {
+        self.order.cert_pem = Some(leaf_pem);
+        self.order.chain_pem = Some(chain_pem);
+        self.order.not_after = Some(not_after);
+        self.set_state(OrderState::Issued);
+    }
+
+    /// The CA has our order (just placed, or found by recovery): emails went out with it,
+    /// its tokens (if any) are taken (nothing was published yet, so none is replaced).
+    pub fn adopt(&mut self, sub: Submitted, how: &str, resend_at: DateTime<Utc>) {
+        self.order.ca_order_id = Some(sub.ca_order_id.clone());
+        self.order.ca_data = sub.ca_data;
+        self.order.submit_maybe_sent = false;
+        self.order.unsure_reason = None;
+        self.order.unsure_candidates.clear();
+        let now = self.now;
+        for a in self.authz.iter_mut() {
+            if a.method == DcvMethod::Email {
+                // Placing the order sent the approval emails: the method's first attempt.
+                a.state = AuthzState::EmailSent;
+                a.next_resend_at = Some(resend_at);
+                a.method_tried_at.get_or_insert(now);
+            }
+        }
+        self.set_state(OrderState::Validating);
+        self.event(
+            "ca_order",
+            None,
+            format!("CA order {} {how}", sub.ca_order_id),
+        );
+        self.tokens(Tokens {
+            challenges: sub.challenges,
+            ca_data: None,
+        });
+        if sub.issued {
+            self.order.ca_state = Some(CaOrderState::Issued);
+            self.set_state(OrderState::AwaitingIssuance);
+        }
+    }
+
+    /// New tokens: an authorization still publishing takes the token for its name; one
+    /// further along whose token changed (renewed before expiry) publishes the new one,
+    /// and the old one is returned, to be released for cleanup.
+    pub fn tokens(&mut self, t: Tokens) -> Vec<Challenge> {
+        if let Some(d) = t.ca_data {
+            self.order.ca_data = d;
+        }
+        let mut released = Vec::new();
+        let mut renewed = Vec::new();
+        for (name, ch) in t.challenges {
+            let Some(a) = self.authz.iter_mut().find(|a| {
+                a.domain == name
+                    && !matches!(
+                        a.state,
+                        AuthzState::Valid | AuthzState::Failed | AuthzState::EmailSent
+                    )
+            }) else {
+                continue;
+            };
+            match (&a.challenge, a.state) {
+                (_, AuthzState::Publishing) => a.challenge = Some(ch),
+                (Some(old), _) if *old != ch => {
+                    released.push(old.clone());
+                    a.challenge = Some(ch);
+                    a.state = AuthzState::Publishing;
+                    a.check = None;
+                    a.next_check_at = None;
+                    renewed.push(a.domain.clone());
+                }
+                _ => {}
+            }
+        }
+        for d in renewed {
+            self.event(
+                "token_renewed",
+                Some(&d),
+                "the CA issued a new token before the old one expired; publishing it".into(),
+            );
+        }
+        released
+    }
+
+    /// What the CA says about the order and each name. Returns the note to keep on the
+    /// order while it waits (an approval hold), if any.
+    pub fn status(&mut self, st: CaStatus) -> Option<String> {
+        self.order.last_status_at = Some(self.now);
+        if let Some(d) = st.ca_data {
+            self.order.ca_data = d;
+        }
+        let mut said = Vec::new();
+        for (name, dcv) in &st.names {
+            let Some(a) = self.authz.iter_mut().find(|a| &a.domain == name) else {
+                continue;
+            };
+            match dcv {
+                NameDcv::Valid if a.state != AuthzState::Valid => {
+                    a.state = AuthzState::Valid;
+                    a.last_error = None;
+                    said.push((
+                        "validated",
+                        a.domain.clone(),
+                        "the CA validated this name".into(),
+                    ));
+                }
+                NameDcv::Invalid(why) if a.state != AuthzState::Valid => {
+                    // The CA gave up on this method for this name: fall back at once.
+                    a.method_failed = true;
+                    let m = format!("the CA reports {} failed: {why}", a.method);
+                    a.last_error = Some(m.clone());
+                    said.push(("ca_invalid", a.domain.clone(), m));
+                }
+                _ => {}
+            }
+        }
+        for (kind, d, m) in said {
+            self.event(kind, Some(&d), m);
+        }
+        if self.order.ca_state.as_ref() != Some(&st.order) {
+            self.event(
+                "ca_state",
+                None,
+                format!("CA reports the order as {:?}", st.order),
+            );
+        }
+        let mut note = None;
+        match &st.order {
+            CaOrderState::Failed(why) => {
+                let reason = format!("the CA ended the order: {why}");
+                self.order.ca_state = Some(st.order.clone());
+                self.fail(reason);
+                return None;
+            }
+            CaOrderState::NeedsApproval => {
+                note = Some(
+                    "the CA holds the order for approval by an administrator of the CA account; \
+                     dcvd keeps polling and continues once it is approved"
+                        .into(),
+                );
+            }
+            CaOrderState::Issued | CaOrderState::InProgress => {}
+        }
+        self.order.ca_state = Some(st.order.clone());
+        let all_valid = self.authz.iter().all(|a| a.state == AuthzState::Valid);
+        if st.order == CaOrderState::Issued || all_valid {
+            self.set_state(OrderState::AwaitingIssuance);
+        }
+        note
+    }
+
+    /// The current method cannot work for authorization `id`: fall back at the next step.
+    pub fn method_failed(&mut self, id: i64, reason: String) {
+        let domain = self.authz_mut(id).map(|a| {
+            a.method_failed = true;
+            a.last_error = Some(reason.clone());
+            a.domain.clone()
+        });
+        self.event("method_failed", domain.as_ref(), reason);
+    }
+
+    /// The CA refused `method` (index `to`) for authorizations `ids`: recorded as tried and
+    /// failed, so the next step moves on to the method after it.
+    pub fn method_refused(&mut self, ids: &[i64], to: usize, method: DcvMethod, msg: String) {
+        let now = self.now;
+        for a in self.authz.iter_mut().filter(|a| ids.contains(&a.id)) {
+            a.method_index = to as u32;
+            a.method = method;
+            a.method_started_at = now;
+            a.method_tried_at = None;
+            a.method_failed = true;
+            a.last_error = Some(msg.clone());
+        }
+        self.event("method_refused", None, msg);
+    }
+
+    /// Authorization `id` now uses `method` (index `to`): an email method has sent its
+    /// emails to `email` (its first attempt, now); a token method needs its token.
+    pub fn method_switched(
+        &mut self,
+        id: i64,
+        to: usize,
+        method: DcvMethod,
+        email: Option<String>,
+        resend_at: DateTime<Utc>,
+        reason: &str,
+    ) {
+        let now = self.now;
+        let Some(b) = self.authz_mut(id) else {
+            return;
+        };
+        let (from, domain) = (b.method, b.domain.clone());
+        b.method = method;
+        b.method_index = to as u32;
+        b.method_started_at = now;
+        b.method_failed = false;
+        b.method_tried_at = (method == DcvMethod::Email).then_some(now);
+        b.challenge = None;
+        b.check = None;
+        b.check_rounds = 0;
+        b.next_check_at = None;
+        b.last_error = None;
+        b.resends = 0;
+        if method == DcvMethod::Email {
+            b.state = AuthzState::EmailSent;
+            b.approver_email = email;
+            b.next_resend_at = Some(resend_at);
+        } else {
+            b.state = AuthzState::Publishing;
+        }
+        self.event(
+            "method_switch",
+            Some(&domain),
+            format!("DCV method {from} → {method}: {reason}"),
+        );
+    }
+
+    /// The token of authorization `id` is in place (or the operator was asked to put it
+    /// there): check it from now on; `method_timeout` counts from its first attempt.
+    pub fn published(&mut self, id: i64, message: String) {
+        let now = self.now;
+        let domain = self.authz_mut(id).map(|b| {
+            b.state = AuthzState::Propagating;
+            b.next_check_at = Some(now);
+            b.last_error = None;
+            b.method_tried_at.get_or_insert(now);
+            b.domain.clone()
+        });
+        self.event("published", domain.as_ref(), message);
+    }
+
+    /// One round of our propagation check of authorization `id` saw `report`. Visible on
+    /// every server: ready for the CA. Not yet: checked again after `poll`, and once
+    /// `timeout` has passed since the method's first attempt, the method has failed.
+    pub fn checked(&mut self, id: i64, report: CheckReport, poll: Duration, timeout: Duration) {
+        let now = self.now;
+        let Some(a) = self.authz_mut(id) else {
+            return;
+        };
+        let Some(location) = a.challenge.as_ref().map(|c| c.location()) else {
+            return;
+        };
+        let changed = a.check.as_ref().map(|c| c.summary()) != Some(report.summary());
+        let elapsed = (now - a.method_tried_at.unwrap_or(now))
+            .to_std()
+            .unwrap_or_default();
+        let (present, summary) = (report.present, report.summary());
+        let poll = crate::lifecycle::retry::backoff_poll(poll, elapsed);
+        a.check = Some(report);
+        a.checked_at = Some(now);
+        a.check_rounds += 1;
+        if present {
+            a.state = AuthzState::Ready;
+            a.next_check_at = None;
+            a.last_error = None;
+        } else {
+            a.next_check_at = Some(after(now, poll));
+            a.last_error = Some(format!("not visible everywhere yet: {summary}"));
+        }
+        let domain = a.domain.clone();
+        if present {
+            self.event(
+                "check_passed",
+                Some(&domain),
+                format!("{location} visible on every server: {summary}"),
+            );
+        } else if elapsed >= timeout {
+            self.method_failed(
+                id,
+                format!(
+                    "{location} still not visible everywhere after dns.timeout ({}): {summary}",
+                    humantime::format_duration(timeout)
+                ),
+            );
+        } else if changed {
+            self.event(
+                "check_pending",
+                Some(&domain),
+                format!("{location} not visible everywhere yet: {summary}"),
+            );
+        }
+    }
+
+    /// Our check of authorization `id` could not run (`retry::after_step_error`): the
+    /// reason stays on it (for `status`) and it is checked again at `again`. Returns its name.
+    pub fn check_failed(
+        &mut self,
+        id: i64,
+        reason: &str,
+        again: DateTime<Utc>,
+    ) -> Option<DomainName> {
+        self.authz_mut(id).map(|a| {
+            a.last_error = Some(reason.to_string());
+            a.next_check_at = Some(again);
+            a.domain.clone()
+        })
+    }
+
+    /// The CA was asked to validate authorizations `ids`.
+    pub fn triggered(&mut self, ids: &[i64]) {
+        for a in self.authz.iter_mut().filter(|a| ids.contains(&a.id)) {
+            a.state = AuthzState::Submitted;
+        }
+    }
+
+    /// The approval emails of `ids` went out again; the next resend is due at `next`.
+    pub fn resent(&mut self, ids: &[i64], next: DateTime<Utc>) {
+        for a in self.authz.iter_mut().filter(|a| ids.contains(&a.id)) {
+            a.resends += 1;
+            a.next_resend_at = Some(next);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -612,6 +1076,502 @@ mod tests {
         assert_eq!(
             decide(&issued, &a, &policy(MethodScope::PerName), t(1)),
             Next::Download
+        );
+    }
+
+    fn cert(dcv: &str) -> CertificateConfig {
+        toml::from_str(&format!(
+            r#"
+name = "www"
+provider = "ca"
+common_name = "example.com"
+dcv = {dcv}
+output_dir = "/tmp/unused"
+approver_emails = {{ "example.com" = "admin@example.com" }}
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn first_method_table() {
+        use DcvMethod::*;
+        // (dcv list, name, method, index, state, approver)
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            DcvMethod,
+            u32,
+            AuthzState,
+            Option<&'a str>,
+        );
+        let table: &[Row] = &[
+            (
+                r#"["dns-txt", "http"]"#,
+                "www.example.com",
+                DnsTxt,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+            (
+                r#"["http", "dns-txt"]"#,
+                "www.example.com",
+                Http,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+            // A wildcard skips http/https, as every fallback does.
+            (
+                r#"["http", "dns-txt"]"#,
+                "*.example.com",
+                DnsTxt,
+                1,
+                AuthzState::Publishing,
+                None,
+            ),
+            (
+                r#"["https", "http", "email"]"#,
+                "*.example.com",
+                Email,
+                2,
+                AuthzState::EmailSent,
+                Some("admin@example.com"),
+            ),
+            // Email waits for the mails placing the order sends; the approver by parent domain.
+            (
+                r#"["email", "dns-txt"]"#,
+                "www.example.com",
+                Email,
+                0,
+                AuthzState::EmailSent,
+                Some("admin@example.com"),
+            ),
+            (
+                r#"["email"]"#,
+                "other.test",
+                Email,
+                0,
+                AuthzState::EmailSent,
+                None,
+            ),
+            // Nothing usable (config validation refuses it): the first of the list.
+            (
+                r#"["http"]"#,
+                "*.example.com",
+                Http,
+                0,
+                AuthzState::Publishing,
+                None,
+            ),
+        ];
+        for &(dcv, name, method, index, state, approver) in table {
+            let got = first_method(&cert(dcv), &DomainName::parse(name).unwrap());
+            assert_eq!(
+                (
+                    got.method,
+                    got.method_index,
+                    got.state,
+                    got.approver_email.as_deref()
+                ),
+                (method, index, state, approver),
+                "{dcv} {name}"
+            );
+            assert_eq!(got.domain.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn first_method_and_fallback_agree_on_wildcards() {
+        let c = cert(r#"["http", "https", "dns-txt", "email"]"#);
+        let first = first_method(&c, &DomainName::parse("*.example.com").unwrap());
+        let policy = Policy {
+            dcv: c.dcv.clone(),
+            method_timeout: c.method_timeout,
+            scope: MethodScope::PerName,
+            status_interval: Duration::from_secs(60),
+            max_resends: 0,
+            wildcard_names: vec!["*.example.com".into()],
+            refresh_tokens: false,
+        };
+        assert_eq!(
+            next_method(&policy, "*.example.com", 0),
+            Some(first.method_index as usize)
+        );
+    }
+
+    /// Run one transition on `order`/`authz` at `now`; the event kinds it recorded.
+    fn change<R>(
+        order: &mut Order,
+        authz: &mut [Authorization],
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut Change<'_>) -> R,
+    ) -> (R, Vec<&'static str>) {
+        let mut events = Vec::new();
+        let r = f(&mut Change {
+            order,
+            authz,
+            events: &mut events,
+            now,
+        });
+        (r, events.iter().map(|e| e.kind).collect())
+    }
+
+    fn name(n: &str) -> DomainName {
+        DomainName::parse(n).unwrap()
+    }
+
+    fn token(n: &str, value: &str) -> Challenge {
+        Challenge {
+            kind: ChallengeKind::DnsTxt,
+            name: format!("_dnsauth.{n}"),
+            path: None,
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn status_fold_table() {
+        let names = |v: Vec<(&str, NameDcv)>| -> Vec<(DomainName, NameDcv)> {
+            v.into_iter().map(|(n, d)| (name(n), d)).collect()
+        };
+        // (CA order state, per-name answers, order state after, authz states after, events)
+        type Row<'a> = (
+            CaOrderState,
+            Vec<(&'a str, NameDcv)>,
+            OrderState,
+            [AuthzState; 2],
+            Vec<&'a str>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                CaOrderState::InProgress,
+                vec![("a.example.com", NameDcv::Valid)],
+                OrderState::Validating,
+                [Valid, Submitted],
+                vec!["validated", "ca_state"],
+            ),
+            (
+                CaOrderState::InProgress,
+                vec![
+                    ("a.example.com", NameDcv::Valid),
+                    ("b.example.com", NameDcv::Valid),
+                ],
+                OrderState::AwaitingIssuance,
+                [Valid, Valid],
+                vec!["validated", "validated", "ca_state", "state"],
+            ),
+            (
+                CaOrderState::InProgress,
+                vec![("b.example.com", NameDcv::Invalid("no TXT".into()))],
+                OrderState::Validating,
+                [Submitted, Submitted],
+                vec!["ca_invalid", "ca_state"],
+            ),
+            (
+                CaOrderState::Issued,
+                vec![],
+                OrderState::AwaitingIssuance,
+                [Submitted, Submitted],
+                vec!["ca_state", "state"],
+            ),
+            (
+                CaOrderState::Failed("revoked".into()),
+                vec![],
+                OrderState::Failed,
+                [Submitted, Submitted],
+                vec!["ca_state", "state", "failed"],
+            ),
+            (
+                CaOrderState::NeedsApproval,
+                vec![],
+                OrderState::Validating,
+                [Submitted, Submitted],
+                vec!["ca_state"],
+            ),
+        ];
+        for (ca, answers, state, authz_after, kinds) in table {
+            let mut o = order(OrderState::Validating);
+            let mut a = vec![
+                authz(1, "a.example.com", Submitted, DnsTxt, 0),
+                authz(2, "b.example.com", Submitted, DnsTxt, 0),
+            ];
+            let st = CaStatus {
+                order: ca.clone(),
+                names: names(answers),
+                ca_data: None,
+            };
+            let (note, got) = change(&mut o, &mut a, t(5), |c| c.status(st));
+            assert_eq!(o.state, state, "{ca:?}");
+            assert_eq!([a[0].state, a[1].state], authz_after, "{ca:?}");
+            assert_eq!(got, kinds, "{ca:?}");
+            assert_eq!(o.last_status_at, Some(t(5)));
+            assert_eq!(note.is_some(), ca == CaOrderState::NeedsApproval, "{ca:?}");
+            if let CaOrderState::Failed(_) = ca {
+                assert!(o.failure_reason.as_deref().unwrap().contains("revoked"));
+            } else {
+                assert_eq!(o.ca_state, Some(ca.clone()));
+            }
+        }
+        // An invalid name falls back at once, with the CA's reason.
+        let mut o = order(OrderState::Validating);
+        let mut a = vec![authz(1, "a.example.com", Submitted, DnsTxt, 0)];
+        let st = CaStatus {
+            order: CaOrderState::InProgress,
+            names: vec![(name("a.example.com"), NameDcv::Invalid("no TXT".into()))],
+            ca_data: None,
+        };
+        change(&mut o, &mut a, t(5), |c| c.status(st));
+        assert!(a[0].method_failed);
+        assert!(a[0].last_error.as_deref().unwrap().contains("no TXT"));
+    }
+
+    #[test]
+    fn token_fold_takes_new_tokens_and_releases_replaced_ones() {
+        let mut o = order(OrderState::Validating);
+        let mut publishing = authz(1, "a.example.com", Publishing, DnsTxt, 0);
+        publishing.challenge = None;
+        let mut a = vec![
+            publishing,
+            authz(2, "b.example.com", Propagating, DnsTxt, 0),
+            authz(3, "c.example.com", EmailSent, Email, 2),
+            authz(4, "d.example.com", Ready, DnsTxt, 0),
+        ];
+        a[2].challenge = None;
+        let t2 = Tokens {
+            challenges: vec![
+                (name("a.example.com"), token("a.example.com", "new-a")),
+                (name("b.example.com"), token("b.example.com", "new-b")),
+                (name("c.example.com"), token("c.example.com", "new-c")),
+                // Unchanged: nothing to do.
+                (name("d.example.com"), token("d.example.com", "v")),
+            ],
+            ca_data: Some(serde_json::json!({"k": 1})),
+        };
+        let (released, kinds) = change(&mut o, &mut a, t(1), |c| c.tokens(t2));
+        assert_eq!(released, vec![token("b.example.com", "v")]);
+        assert_eq!(kinds, vec!["token_renewed"]);
+        assert_eq!(a[0].challenge, Some(token("a.example.com", "new-a")));
+        assert_eq!(a[0].state, Publishing);
+        assert_eq!(a[1].state, Publishing, "a renewed token is published again");
+        assert_eq!(a[1].challenge, Some(token("b.example.com", "new-b")));
+        assert_eq!(a[2].challenge, None, "an email name takes no token");
+        assert_eq!(a[3].state, Ready);
+        assert_eq!(o.ca_data, serde_json::json!({"k": 1}));
+    }
+
+    #[test]
+    fn adopt_starts_validation_and_emails() {
+        for issued in [false, true] {
+            let mut o = order(OrderState::Submitting);
+            o.submit_maybe_sent = true;
+            let mut a = vec![
+                authz(1, "a.example.com", Publishing, DnsTxt, 0),
+                authz(2, "b.example.com", EmailSent, Email, 2),
+            ];
+            a[1].method_tried_at = None;
+            let sub = crate::ca::Submitted {
+                ca_order_id: "77".into(),
+                ca_data: serde_json::json!({}),
+                challenges: vec![],
+                issued,
+            };
+            let ((), kinds) = change(&mut o, &mut a, t(3), |c| c.adopt(sub, "submitted", t(99)));
+            assert_eq!(o.ca_order_id.as_deref(), Some("77"));
+            assert!(!o.submit_maybe_sent);
+            assert_eq!(a[1].next_resend_at, Some(t(99)));
+            assert_eq!(a[1].method_tried_at, Some(t(3)), "the emails went out now");
+            assert_eq!(a[0].next_resend_at, None);
+            if issued {
+                assert_eq!(o.state, OrderState::AwaitingIssuance);
+                assert_eq!(kinds, vec!["state", "ca_order", "state"]);
+            } else {
+                assert_eq!(o.state, OrderState::Validating);
+                assert_eq!(kinds, vec!["state", "ca_order"]);
+            }
+        }
+    }
+
+    #[test]
+    fn check_results_table() {
+        let report = |present: bool| CheckReport {
+            present,
+            final_name: "_dnsauth.a.example.com".into(),
+            servers: vec![],
+        };
+        let poll = Duration::from_secs(2);
+        let timeout = Duration::from_secs(3600);
+        // (seconds since the first attempt, visible, state after, next check in s, events)
+        type Row<'a> = (i64, bool, AuthzState, Option<i64>, &'a [&'a str]);
+        let table: &[Row] = &[
+            (10, true, Ready, None, &["check_passed"]),
+            (10, false, Propagating, Some(2), &["check_pending"]),
+            (600, false, Propagating, Some(10), &["check_pending"]),
+            (3600, false, Propagating, Some(60), &["method_failed"]),
+        ];
+        for &(since, present, state, next, kinds) in table {
+            let mut o = order(OrderState::Validating);
+            let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+            let now = t(since);
+            let ((), got) = change(&mut o, &mut a, now, |c| {
+                c.checked(1, report(present), poll, timeout)
+            });
+            assert_eq!(a[0].state, state, "{since} {present}");
+            assert_eq!(
+                a[0].next_check_at,
+                next.map(|s| now + chrono::Duration::seconds(s)),
+                "{since} {present}"
+            );
+            assert_eq!(got, kinds, "{since} {present}");
+            assert_eq!(a[0].check_rounds, 1);
+            assert_eq!(a[0].method_failed, since >= 3600 && !present);
+        }
+        // The same pending answer again is not a new event.
+        let mut o = order(OrderState::Validating);
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        a[0].check = Some(report(false));
+        let ((), got) = change(&mut o, &mut a, t(10), |c| {
+            c.checked(1, report(false), poll, timeout)
+        });
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn method_switch_and_publish_transitions() {
+        let mut o = order(OrderState::Validating);
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        a[0].method_failed = true;
+        a[0].resends = 1;
+        let ((), kinds) = change(&mut o, &mut a, t(7), |c| {
+            c.method_switched(
+                1,
+                2,
+                Email,
+                Some("admin@example.com".into()),
+                t(50),
+                "timeout",
+            )
+        });
+        assert_eq!(kinds, vec!["method_switch"]);
+        let b = &a[0];
+        assert_eq!((b.method, b.method_index, b.state), (Email, 2, EmailSent));
+        assert_eq!(b.approver_email.as_deref(), Some("admin@example.com"));
+        assert_eq!(b.method_tried_at, Some(t(7)));
+        assert_eq!(b.next_resend_at, Some(t(50)));
+        assert!(!b.method_failed && b.challenge.is_none() && b.resends == 0);
+
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        change(&mut o, &mut a, t(7), |c| {
+            c.method_switched(1, 1, Http, None, t(50), "x")
+        });
+        assert_eq!((a[0].state, a[0].method_tried_at), (Publishing, None));
+
+        let mut a = vec![authz(1, "a.example.com", Publishing, Http, 1)];
+        a[0].method_tried_at = None;
+        let ((), kinds) = change(&mut o, &mut a, t(8), |c| c.published(1, "published".into()));
+        assert_eq!(kinds, vec!["published"]);
+        assert_eq!(a[0].state, Propagating);
+        assert_eq!(a[0].next_check_at, Some(t(8)));
+        assert_eq!(
+            a[0].method_tried_at,
+            Some(t(8)),
+            "method_timeout counts from here"
+        );
+
+        let ((), kinds) = change(&mut o, &mut a, t(9), |c| {
+            c.method_refused(&[1], 2, Email, "no".into())
+        });
+        assert_eq!(kinds, vec!["method_refused"]);
+        assert!(a[0].method_failed);
+        assert_eq!(
+            (a[0].method, a[0].method_index, a[0].method_tried_at),
+            (Email, 2, None)
+        );
+
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        let ((), kinds) = change(&mut o, &mut a, t(9), |c| {
+            c.exhausted(1, "nothing left".into())
+        });
+        assert_eq!(kinds, vec!["state", "failed"]);
+        assert_eq!(
+            (a[0].state, o.state),
+            (AuthzState::Failed, OrderState::Failed)
+        );
+        assert_eq!(o.failure_reason.as_deref(), Some("nothing left"));
+    }
+
+    #[test]
+    fn trigger_resend_and_check_failure_transitions() {
+        let mut o = order(OrderState::Validating);
+        let mut a = vec![
+            authz(1, "a.example.com", Ready, DnsTxt, 0),
+            authz(2, "b.example.com", EmailSent, Email, 2),
+        ];
+        change(&mut o, &mut a, t(1), |c| c.triggered(&[1]));
+        assert_eq!(a[0].state, Submitted);
+        change(&mut o, &mut a, t(1), |c| c.resent(&[2], t(40)));
+        assert_eq!((a[1].resends, a[1].next_resend_at), (1, Some(t(40))));
+        let (d, kinds) = change(&mut o, &mut a, t(1), |c| {
+            c.check_failed(1, "no NS answered", t(30))
+        });
+        assert_eq!(d, Some(name("a.example.com")));
+        assert!(kinds.is_empty());
+        assert_eq!(a[0].next_check_at, Some(t(30)));
+        assert_eq!(a[0].last_error.as_deref(), Some("no NS answered"));
+        assert_eq!(o.state, OrderState::Validating, "never fails the order");
+    }
+
+    #[test]
+    fn submit_intent_doubt_and_issue_transitions() {
+        let mut a = vec![authz(1, "a.example.com", Publishing, DnsTxt, 0)];
+        let mut o = order(OrderState::Pending);
+        o.unsure_reason = Some("old".into());
+        let ((), kinds) = change(&mut o, &mut a, t(4), |c| c.submitting());
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::Submitting);
+        assert!(o.submit_maybe_sent, "maybe sent before the request leaves");
+        assert_eq!(
+            (o.submit_sent_at, o.unsure_reason.as_ref()),
+            (Some(t(4)), None)
+        );
+        // Retrying the intent changes nothing but the send time.
+        let ((), kinds) = change(&mut o, &mut a, t(5), |c| c.submitting());
+        assert!(kinds.is_empty());
+        assert_eq!(o.submit_sent_at, Some(t(5)));
+
+        change(&mut o, &mut a, t(6), |c| c.not_sent());
+        assert!(!o.submit_maybe_sent);
+        assert_eq!(o.state, OrderState::Submitting, "submitted again next");
+
+        let ((), kinds) = change(&mut o, &mut a, t(7), |c| {
+            c.submit_unknown("two candidates".into(), vec!["1".into(), "2".into()])
+        });
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::SubmitUnknown);
+        assert_eq!(o.unsure_candidates, vec!["1".to_string(), "2".to_string()]);
+
+        o.attempts = 3;
+        o.last_error = Some("x".into());
+        change(&mut o, &mut a, t(8), |c| c.resubmit_allowed());
+        assert_eq!(o.state, OrderState::Submitting);
+        assert!(
+            !o.submit_maybe_sent && o.unsure_reason.is_none() && o.unsure_candidates.is_empty()
+        );
+        assert_eq!(
+            (o.attempts, o.last_error.as_ref(), o.next_attempt_at),
+            (0, None, t(8))
+        );
+
+        let mut o = order(OrderState::AwaitingIssuance);
+        let ((), kinds) = change(&mut o, &mut a, t(9), |c| {
+            c.issued("leaf".into(), "chain".into(), t(900))
+        });
+        assert_eq!(kinds, vec!["state"]);
+        assert_eq!(o.state, OrderState::Issued);
+        assert_eq!(
+            (o.cert_pem.as_deref(), o.chain_pem.as_deref(), o.not_after),
+            (Some("leaf"), Some("chain"), Some(t(900)))
         );
     }
 }

@@ -1,33 +1,24 @@
-//! The engine: turns configured certificates into orders when they need one (first
-//! issuance, changed names, renewal due), runs due steps, and removes published tokens
-//! recorded in the cleanup journal. The scheduler loop (`scheduler`) drives it.
+//! The `Engine` handle: the store, clock and metrics (`Ctx`), the current `Services`
+//! (swapped whole on SIGHUP), the claims that keep two steps of one order apart, and step
+//! dispatch. What it does lives beside it: `renew.rs` (which certificates need an order),
+//! `create.rs` (creating one), `step.rs` (one step of one order), `cleanup.rs` (removing
+//! published tokens). The scheduler loop (`app/scheduler.rs`) drives it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::clock::Clock;
-use crate::config::CertificateConfig;
-use crate::lifecycle::reconcile::{self, Action, Ctx};
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::services::Services;
+use crate::lifecycle::step::{self, Action, Ctx};
 use crate::metrics::Metrics;
-use crate::model::{DcvMethod, DomainName, OrderState};
-use crate::store::{NewOrder, Store, StoreError};
-
-/// After an order failed, wait this long before placing a new one for the certificate
-/// on our own (an operator can do it at once with `dcvd orders retry`).
-pub const FAILED_ORDER_RETRY: Duration = Duration::from_secs(6 * 3600);
-
-/// How often a damaged cleanup journal entry is read again (it may have been repaired).
-pub const DAMAGED_JOURNAL_RETRY: Duration = Duration::from_secs(3600);
+use crate::store::{Store, StoreError};
 
 pub struct Engine {
     pub ctx: Ctx,
-    runtime: RwLock<Arc<Runtime>>,
+    services: RwLock<Arc<Services>>,
     /// Poked when new work appears (new order, reload, CLI) so the scheduler wakes early.
     pub notify: Notify,
     /// Orders whose step is running now: never two steps of one order at once.
@@ -57,25 +48,12 @@ impl Drop for Claim {
     }
 }
 
-/// Why a certificate needs a new order, if it does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
-    First,
-    NamesChanged,
-    RenewalDue(DateTime<Utc>),
-    /// The CA's suggested renewal window (ACME ARI) started at this time.
-    RenewalWindow(DateTime<Utc>),
-    RetryAfterFailure,
-    /// The last order failed before anything was bought: its stored key or CSR was damaged.
-    DamagedKey,
-}
-
 impl Engine {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-        runtime: Runtime,
+        services: Services,
     ) -> Self {
         Self {
             ctx: Ctx {
@@ -83,7 +61,7 @@ impl Engine {
                 clock,
                 metrics,
             },
-            runtime: RwLock::new(Arc::new(runtime)),
+            services: RwLock::new(Arc::new(services)),
             notify: Notify::new(),
             running: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -93,170 +71,17 @@ impl Engine {
         &self.ctx.store
     }
 
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
+    pub fn services(&self) -> Arc<Services> {
+        self.services
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Swap in a new validated runtime (SIGHUP). Steps already running finish with the old one.
-    pub fn replace_runtime(&self, rt: Runtime) {
-        *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rt);
+    /// Swap in a new validated `Services` (SIGHUP). Steps already running finish with the old one.
+    pub fn replace_services(&self, rt: Services) {
+        *self.services.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rt);
         self.notify.notify_one();
-    }
-
-    /// Create orders for every configured certificate that needs one. Returns their ids.
-    pub async fn ensure_orders(&self) -> Result<Vec<i64>, StoreError> {
-        let rt = self.runtime();
-        let now = self.ctx.clock.now();
-        let records: BTreeMap<String, _> = self
-            .ctx
-            .store
-            .certificates()
-            .await?
-            .into_iter()
-            .map(|r| (r.name.clone(), r))
-            .collect();
-        let overview = self.ctx.store.order_overview().await?;
-        let mut created = Vec::new();
-        for cert in &rt.config.certificates {
-            let rec = records.get(&cert.name);
-            if rec.is_some_and(|r| r.current_order_id.is_some()) {
-                continue;
-            }
-            // A damaged row: dcvd cannot tell what the certificate has, so it orders
-            // nothing for it (a second order would be a second purchase) until repaired.
-            let damaged = rec
-                .and_then(|r| r.damaged.as_deref())
-                .or_else(|| overview.get(&cert.name).and_then(|o| o.damaged.as_deref()));
-            if let Some(why) = damaged {
-                warn!(
-                    certificate = %cert.name,
-                    "no new order or renewal for this certificate until its row is repaired: {why}"
-                );
-                continue;
-            }
-            let names = match cert_names(cert) {
-                Ok(n) => n,
-                Err(e) => {
-                    warn!(certificate = %cert.name, "skipping certificate: {e}");
-                    continue;
-                }
-            };
-            let ov = overview.get(&cert.name);
-            let latest = ov.and_then(|o| o.latest.as_ref());
-            let need = match need_for(cert, &names, rec, latest, now) {
-                Some(n) => Some(n),
-                None => self.renewal_window_need(&rt, cert, latest, now).await,
-            };
-            let Some(need) = need else {
-                continue;
-            };
-            let renewal_of = match rec.and_then(|r| r.issued_order_id) {
-                Some(_) => ov.and_then(|o| o.issued_ca_order_id.clone()),
-                None => None,
-            };
-            match self.create_order(cert, names, renewal_of, &need).await {
-                Ok(id) => created.push(id),
-                Err(e) => warn!(certificate = %cert.name, "could not create an order: {e}"),
-            }
-        }
-        if !created.is_empty() {
-            self.notify.notify_one();
-        }
-        Ok(created)
-    }
-
-    /// ARI: renew an issued, otherwise not yet due certificate once the window its CA
-    /// suggests has started (at its start rather than a random point in it: dcvd checks
-    /// only every `renewal_check`, which spreads renewals already). One provider call.
-    async fn renewal_window_need(
-        &self,
-        rt: &Runtime,
-        cert: &CertificateConfig,
-        latest: Option<&crate::store::LatestOrder>,
-        now: DateTime<Utc>,
-    ) -> Option<Need> {
-        let issued = latest.filter(|o| o.state == OrderState::Issued)?;
-        let provider = rt.providers.get(&cert.provider)?;
-        // Only providers that can suggest a window cost a database read here.
-        if !provider.suggests_renewal_windows() {
-            return None;
-        }
-        let (order, _) = self.ctx.store.load_order(issued.id).await.ok()?;
-        if order.provider != cert.provider {
-            return None;
-        }
-        let (start, _end) = provider.renewal_window(order.cert_pem.as_deref()?).await?;
-        window_need(start, now)
-    }
-
-    /// Generate the key and CSR and write a pending order for `cert`.
-    pub async fn create_order(
-        &self,
-        cert: &CertificateConfig,
-        names: Vec<DomainName>,
-        renewal_of: Option<String>,
-        need: &Need,
-    ) -> Result<i64, StoreError> {
-        let key_type = cert.key.0;
-        let csr_names = names.clone();
-        let kc =
-            tokio::task::spawn_blocking(move || crate::pki::key::generate(key_type, &csr_names))
-                .await
-                .map_err(|e| StoreError::KeyGeneration {
-                    certificate: cert.name.clone(),
-                    detail: format!("the key generation task ended: {e}"),
-                })?
-                .map_err(|e| StoreError::KeyGeneration {
-                    certificate: cert.name.clone(),
-                    detail: e.to_string(),
-                })?;
-        let methods = names
-            .iter()
-            .map(|n| {
-                let i = cert
-                    .dcv
-                    .iter()
-                    .position(|m| !(n.is_wildcard() && m.is_http()))
-                    .unwrap_or(0);
-                (
-                    cert.dcv.get(i).copied().unwrap_or(DcvMethod::DnsTxt),
-                    i as u32,
-                )
-            })
-            .collect::<Vec<_>>();
-        let approver_emails = names
-            .iter()
-            .zip(&methods)
-            .map(|(n, (m, _))| {
-                (*m == DcvMethod::Email)
-                    .then(|| cert.approver_for(n).map(str::to_string))
-                    .flatten()
-            })
-            .collect();
-        let reference = format!("dcvd{}", hex::encode(rand::random::<[u8; 8]>()));
-        let new = NewOrder {
-            certificate: cert.name.clone(),
-            provider: cert.provider.clone(),
-            reference,
-            names,
-            methods,
-            approver_emails,
-            key_type,
-            private_key_pem: kc.key_pem,
-            csr_pem: kc.csr_pem,
-            csr_der: kc.csr_der,
-            renewal_of,
-        };
-        let id = self
-            .ctx
-            .store
-            .create_order(&new, self.ctx.clock.now())
-            .await?;
-        info!(order_id = id, certificate = %cert.name, provider = %cert.provider, reason = ?need, "new order");
-        Ok(id)
     }
 
     /// Try to claim an order for a step. None when a step of it is already running.
@@ -294,8 +119,8 @@ impl Engine {
     /// returns an error or panics.
     pub async fn step_claimed(&self, claim: Claim) -> Result<Action, StoreError> {
         let id = claim.id();
-        let rt = self.runtime();
-        let r = reconcile::reconcile(id, &self.ctx, &rt).await;
+        let rt = self.services();
+        let r = step::reconcile(id, &self.ctx, &rt).await;
         drop(claim);
         if matches!(r, Ok(Action::Done)) && self.ctx.store.failed_before_purchase(id).await? {
             // Its key or CSR was damaged and nothing was bought: a fresh order now.
@@ -329,150 +154,16 @@ impl Engine {
             }
         }
     }
-
-    /// Remove up to `limit` due tokens. A failure is retried later with backoff.
-    pub async fn cleanup_due(&self, limit: u32) -> Result<usize, StoreError> {
-        let now = self.ctx.clock.now();
-        let rt = self.runtime();
-        let entries = self.ctx.store.journal_due(now, limit).await?;
-        let n = entries.len();
-        for e in entries {
-            let e = match e {
-                Ok(e) => e,
-                Err((order_id, err)) => {
-                    // One damaged entry: skip it (retried later, in case it is repaired)
-                    // and clean the others.
-                    let StoreError::Corrupt { id, .. } = &err else {
-                        continue;
-                    };
-                    let retry =
-                        now + chrono::Duration::from_std(DAMAGED_JOURNAL_RETRY).unwrap_or_default();
-                    if self
-                        .ctx
-                        .store
-                        .journal_quarantine(*id, &err.to_string(), retry)
-                        .await?
-                    {
-                        warn!(
-                            order_id,
-                            "{err}: this token cannot be removed by dcvd (remove it by hand, then delete \
-                             cleanup_journal row {id}, or repair the row); the other tokens are cleaned. \
-                             Tried again every {}",
-                            humantime::format_duration(DAMAGED_JOURNAL_RETRY)
-                        );
-                    }
-                    continue;
-                }
-            };
-            let Some(publisher) = rt.publishers.get(&e.publisher) else {
-                let retry = now + chrono::Duration::hours(1);
-                let msg = format!(
-                    "publisher `{}` is no longer configured; {} {} stays until it is",
-                    e.publisher,
-                    e.challenge.kind,
-                    e.challenge.location()
-                );
-                warn!(order_id = e.order_id, "{msg}");
-                self.ctx.store.journal_failed(e.id, &msg, retry).await?;
-                continue;
-            };
-            match publisher.cleanup(&e.challenge).await {
-                Ok(()) => {
-                    self.ctx.store.journal_done(e.id).await?;
-                    self.ctx
-                        .store
-                        .add_event(
-                            e.order_id,
-                            &crate::store::NewEvent {
-                                kind: "cleanup",
-                                domain: None,
-                                message: format!(
-                                    "removed {} {}",
-                                    e.challenge.kind,
-                                    e.challenge.location()
-                                ),
-                            },
-                            now,
-                        )
-                        .await?;
-                }
-                Err(err) => {
-                    let delay = reconcile::error_policy(
-                        crate::ca::ErrorKind::Transient,
-                        e.attempts + 1,
-                        None,
-                    )
-                    .unwrap_or(reconcile::BACKOFF_CAP);
-                    let retry = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                    warn!(
-                        order_id = e.order_id,
-                        attempt = e.attempts + 1,
-                        "cleanup failed: {err}; retrying"
-                    );
-                    self.ctx
-                        .store
-                        .journal_failed(e.id, &err.to_string(), retry)
-                        .await?;
-                }
-            }
-        }
-        Ok(n)
-    }
 }
 
-/// The certificate's names, common name first, without duplicates.
-pub fn cert_names(cert: &CertificateConfig) -> Result<Vec<DomainName>, String> {
-    let mut out: Vec<DomainName> = Vec::new();
-    for n in std::iter::once(&cert.common_name).chain(cert.dns_names.iter()) {
-        let d = DomainName::parse(n).map_err(|e| e.to_string())?;
-        if !out.contains(&d) {
-            out.push(d);
-        }
-    }
-    Ok(out)
-}
-
-/// Renewal by the CA's suggested window: due once the window has started.
-pub fn window_need(start: DateTime<Utc>, now: DateTime<Utc>) -> Option<Need> {
-    (start <= now).then_some(Need::RenewalWindow(start))
-}
-
-/// Does `cert` need a new order now? Pure, so it is tested directly.
-pub fn need_for(
-    cert: &CertificateConfig,
-    names: &[DomainName],
-    rec: Option<&crate::store::CertificateRecord>,
-    latest: Option<&crate::store::LatestOrder>,
-    now: DateTime<Utc>,
-) -> Option<Need> {
-    if let Some(o) = latest {
-        if o.replace_now {
-            return Some(Need::DamagedKey);
-        }
-        match o.state {
-            // An order that failed or that an operator canceled is not replaced at once:
-            // a new one follows after FAILED_ORDER_RETRY (or `dcvd orders retry`), or
-            // straight away when the configured names changed.
-            OrderState::Failed | OrderState::Canceled if o.names.as_slice() == names => {
-                let retry_at = o.updated_at
-                    + chrono::Duration::from_std(FAILED_ORDER_RETRY).unwrap_or_default();
-                if retry_at > now {
-                    return None;
-                }
-                return Some(Need::RetryAfterFailure);
-            }
-            _ => {}
-        }
-    }
-    let Some(rec) = rec.filter(|r| r.issued_order_id.is_some()) else {
-        return Some(Need::First);
-    };
-    let issued_names: Vec<String> = rec.names.clone();
-    let want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    if issued_names != want {
-        return Some(Need::NamesChanged);
-    }
-    let not_after = rec.not_after?;
-    let renew_at = not_after - chrono::Duration::from_std(cert.renew_before).unwrap_or_default();
-    (renew_at <= now).then_some(Need::RenewalDue(renew_at))
+/// An engine for one-off CLI actions (placing an order by hand): services built from
+/// `config` with a fresh metrics registry and the system clock.
+pub async fn engine_for_cli(store: Store, config: crate::config::Config) -> anyhow::Result<Engine> {
+    let metrics = Arc::new(Metrics::new());
+    let clock = crate::clock::system();
+    let services =
+        crate::lifecycle::services::build(&config, metrics.clone(), &store, clock.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Engine::new(store, clock, metrics, services))
 }

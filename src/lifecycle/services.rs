@@ -1,4 +1,4 @@
-//! `Runtime`: the validated config together with the providers, publishers and checker
+//! `Services`: the validated config together with the providers, publishers and checker
 //! built from it. Replaced as a whole on SIGHUP; each step uses one snapshot.
 
 use std::collections::HashMap;
@@ -8,21 +8,20 @@ use crate::ca::{MethodScope, Provider};
 use crate::config::{CertificateConfig, Config};
 use crate::dcv::check::PropagationCheck;
 use crate::dcv::publish::Publisher;
-use crate::lifecycle::decide::Policy;
 
-pub struct Runtime {
+pub struct Services {
     pub config: Config,
     pub providers: HashMap<String, Arc<dyn Provider>>,
     pub publishers: HashMap<String, Arc<dyn Publisher>>,
     pub checker: Arc<dyn PropagationCheck>,
-    /// The rate limiters by provider name: handed on to the runtime a reload builds
+    /// The rate limiters by provider name: handed on to the `Services` a reload builds
     /// (`build_reusing`), so every window keeps counting across SIGHUP.
     pub limiters: Arc<crate::ca::limit::Limiters>,
     /// Certificate name → index in `config.certificates` (every step looks one up).
     by_name: HashMap<String, usize>,
 }
 
-impl Runtime {
+impl Services {
     pub fn new(
         config: Config,
         providers: HashMap<String, Arc<dyn Provider>>,
@@ -49,30 +48,6 @@ impl Runtime {
         self.by_name
             .get(name)
             .and_then(|&i| self.config.certificates.get(i))
-    }
-
-    /// The DCV policy for `order` of certificate `cert` at `provider`.
-    pub fn policy(
-        &self,
-        cert: &CertificateConfig,
-        provider: &dyn Provider,
-        order: &crate::store::Order,
-    ) -> Policy {
-        Policy {
-            dcv: cert.dcv.clone(),
-            method_timeout: cert.method_timeout,
-            scope: provider.method_scope(),
-            status_interval: provider.poll_interval(),
-            max_resends: cert.max_resends,
-            // The order's own names, parsed when it was read: no parsing per step.
-            wildcard_names: order
-                .names
-                .iter()
-                .filter(|n| n.is_wildcard())
-                .map(|n| n.to_string())
-                .collect(),
-            refresh_tokens: provider.tokens_need_refresh(&order.ca_data),
-        }
     }
 
     /// The publisher for a token of this method: `http_publisher` for HTTP methods when set.
@@ -104,22 +79,22 @@ pub async fn build(
     metrics: Arc<crate::metrics::Metrics>,
     store: &crate::store::Store,
     clock: crate::clock::SharedClock,
-) -> Result<Runtime, String> {
+) -> Result<Services, String> {
     let limiters = Arc::new(crate::ca::limit::Limiters::new());
     build_reusing(config, metrics, store, clock, limiters).await
 }
 
 /// As `build`, taking each provider's rate limiter from `limiters` (a reload passes the
-/// running runtime's): the limiter of a provider of the same name is kept, with the new
+/// running `Services`): the limiter of a provider of the same name is kept, with the new
 /// `rate_limits` in force if they changed, so requests sent before the reload and by
-/// steps still running on the old runtime count against the same windows.
+/// steps still running on the old `Services` count against the same windows.
 pub async fn build_reusing(
     config: &Config,
     metrics: Arc<crate::metrics::Metrics>,
     store: &crate::store::Store,
     clock: crate::clock::SharedClock,
     limiters: Arc<crate::ca::limit::Limiters>,
-) -> Result<Runtime, String> {
+) -> Result<Services, String> {
     use crate::ca::limit::Limiter;
     use crate::ca::limited::Limited;
     use crate::config::ProviderConfig;
@@ -174,7 +149,7 @@ pub async fn build_reusing(
     }
     let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
     limiters.retain(&names);
-    let mut rt = Runtime::new(config.clone(), providers, publishers, checker);
+    let mut rt = Services::new(config.clone(), providers, publishers, checker);
     rt.limiters = limiters;
     Ok(rt)
 }
@@ -183,19 +158,4 @@ pub async fn build_reusing(
 enum Pending {
     Digicert(crate::ca::digicert::DigicertProvider),
     Sectigo(crate::ca::sectigo::SectigoProvider),
-}
-
-/// An engine for one-off CLI actions (placing an order by hand).
-pub async fn engine_for_cli(
-    store: crate::store::Store,
-    config: Config,
-) -> anyhow::Result<crate::lifecycle::engine::Engine> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let clock = crate::clock::system();
-    let rt = build(&config, metrics.clone(), &store, clock.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(crate::lifecycle::engine::Engine::new(
-        store, clock, metrics, rt,
-    ))
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How the engine reacts to an error (see `reconcile::error_policy`).
+/// How the engine reacts to an error (see `lifecycle::retry::error_policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {

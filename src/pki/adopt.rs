@@ -182,11 +182,13 @@ fn chain(dir: &Path, cert_path: &Path, leaf_pem: &str) -> Result<String, Unusabl
     }
 }
 
-/// The file's text; `None` when it does not exist.
+/// The file's text; `None` when it does not exist (nor does its directory: a path
+/// through a regular file holds nothing either; installing there is what fails).
 fn read(path: &Path) -> Result<Option<String>, Unusable> {
+    use std::io::ErrorKind;
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
         Err(e) => Err(Unusable::Unreadable {
             path: path.to_path_buf(),
             reason: e.to_string(),

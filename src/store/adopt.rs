@@ -95,8 +95,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::model::{CertSource, DcvMethod, KeyType};
-    use crate::store::NewOrder;
+    use crate::model::CertSource;
 
     fn adoption() -> Adoption {
         Adoption {
@@ -137,22 +136,7 @@ mod tests {
         let store = Store::open(&dir.path().join("dcvd.db")).await.unwrap();
         let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
         store
-            .create_order(
-                &NewOrder {
-                    certificate: "www".into(),
-                    provider: "main".into(),
-                    reference: "r1".into(),
-                    names: adoption().names,
-                    methods: vec![(DcvMethod::DnsTxt, 0)],
-                    approver_emails: vec![None],
-                    key_type: KeyType::EcdsaP256,
-                    private_key_pem: secrecy::SecretString::from("k".to_string()),
-                    csr_pem: String::new(),
-                    csr_der: Vec::new(),
-                    renewal_of: None,
-                },
-                now,
-            )
+            .create_order(&crate::store::orders::tests::new_order("r1"), now)
             .await
             .unwrap();
         assert!(!store.record_adopted(&adoption(), now).await.unwrap());

@@ -24,7 +24,7 @@ pub use adopt::Adoption;
 pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use journal::JournalEntry;
-pub use orders::{CertificateRecord, ListedState, NewOrder, OrderSummary};
+pub use orders::{CertificateRecord, ListedState, NewAuthz, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
 pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};

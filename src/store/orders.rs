@@ -24,9 +24,9 @@ pub struct NewOrder {
     pub provider: String,
     pub reference: String,
     pub names: Vec<DomainName>,
-    /// Initial method per name (same order as `names`) and its index in the preference list.
-    pub methods: Vec<(DcvMethod, u32)>,
-    pub approver_emails: Vec<Option<String>>,
+    /// One authorization per name, as `lifecycle::decide::first_method` chose it: written
+    /// as given.
+    pub authz: Vec<NewAuthz>,
     pub key_type: KeyType,
     pub private_key_pem: secrecy::SecretString,
     pub csr_pem: String,
@@ -93,6 +93,18 @@ impl sqlx::Type<sqlx::Sqlite> for ListedState {
     fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
         <String as sqlx::Type<sqlx::Sqlite>>::type_info()
     }
+}
+
+/// A new order's authorization of one name: its first method, that method's index in
+/// the certificate's `dcv` list, the state it starts in and the approver address of an
+/// email method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuthz {
+    pub domain: DomainName,
+    pub method: DcvMethod,
+    pub method_index: u32,
+    pub state: AuthzState,
+    pub approver_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -217,24 +229,18 @@ impl Store {
         .bind(t)
         .fetch_one(&mut *tx)
         .await?;
-        for (i, name) in o.names.iter().enumerate() {
-            let (method, index) = o.methods.get(i).copied().unwrap_or((DcvMethod::DnsTxt, 0));
-            let state = if method == DcvMethod::Email {
-                AuthzState::EmailSent
-            } else {
-                AuthzState::Publishing
-            };
+        for a in &o.authz {
             sqlx::query(
                 "INSERT INTO authorizations (order_id, domain, method, method_index, method_started_at, state, approver_email)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
-            .bind(name.as_str())
-            .bind(method.as_str())
-            .bind(index as i64)
+            .bind(a.domain.as_str())
+            .bind(a.method.as_str())
+            .bind(a.method_index as i64)
             .bind(t)
-            .bind(state.as_str())
-            .bind(o.approver_emails.get(i).cloned().flatten())
+            .bind(a.state.as_str())
+            .bind(&a.approver_email)
             .execute(&mut *tx)
             .await?;
         }
@@ -665,19 +671,25 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::TimeZone;
 
     use super::*;
 
-    fn new_order(reference: &str) -> NewOrder {
+    /// A pending order for certificate `www` (www.example.com, dns-txt).
+    pub(in crate::store) fn new_order(reference: &str) -> NewOrder {
         NewOrder {
             certificate: "www".into(),
             provider: "digicert".into(),
             reference: reference.into(),
             names: vec![DomainName::parse("www.example.com").unwrap()],
-            methods: vec![(DcvMethod::DnsTxt, 0)],
-            approver_emails: vec![None],
+            authz: vec![NewAuthz {
+                domain: DomainName::parse("www.example.com").unwrap(),
+                method: DcvMethod::DnsTxt,
+                method_index: 0,
+                state: AuthzState::Publishing,
+                approver_email: None,
+            }],
             key_type: KeyType::EcdsaP256,
             private_key_pem: secrecy::SecretString::from("not a real key".to_string()),
             csr_pem: String::new(),

@@ -376,3 +376,113 @@ async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() 
         "{text}"
     );
 }
+
+// --- the daemon's first start (engine with a fake CA) ------------------------------
+
+mod first_start {
+    use super::*;
+    use crate::support::{Harness, NowUtc, WWW};
+    use dcvd::ca::MethodScope;
+    use dcvd::model::{CertSource, OrderState};
+
+    const NAMES: &[&str] = &["example.com", "www.example.com"];
+
+    #[tokio::test]
+    async fn a_valid_installed_certificate_is_adopted_not_bought_and_renewed_at_renew_before() {
+        let h = Harness::new(WWW, MethodScope::PerOrder);
+        let now = h.clock.now_utc();
+        install(
+            &h.path("certs/www"),
+            &ca(),
+            NAMES,
+            now - Duration::days(30),
+            now + Duration::days(60),
+            None,
+        );
+        let engine = h.engine().await;
+        assert!(
+            engine.ensure_orders().await.unwrap().is_empty(),
+            "nothing bought"
+        );
+        assert_eq!(h.ca.order_count(), 0);
+        let rec = &engine.store().certificates().await.unwrap()[0];
+        assert_eq!(rec.source, Some(CertSource::Adopted));
+        // Nothing more until renew_before (30 days by default) before its expiry.
+        h.advance(std::time::Duration::from_secs(29 * 86400));
+        assert!(engine.ensure_orders().await.unwrap().is_empty());
+        h.advance(std::time::Duration::from_secs(2 * 86400));
+        let created = engine.ensure_orders().await.unwrap();
+        assert_eq!(created.len(), 1, "renewed like any other");
+        assert_eq!(h.drive(&engine, created[0], 200).await, OrderState::Issued);
+        assert_eq!(h.ca.order_count(), 1);
+        let rec = &engine.store().certificates().await.unwrap()[0];
+        assert_eq!(rec.source, Some(CertSource::Ordered));
+        assert_eq!(rec.issued_order_id, Some(created[0]));
+        // The renewal replaced the adopted files.
+        assert!(matches!(
+            dcvd::pki::adopt::examine(
+                &h.path("certs/www"),
+                &NAMES
+                    .iter()
+                    .map(|n| dcvd::model::DomainName::parse(n).unwrap())
+                    .collect::<Vec<_>>(),
+                h.clock.now_utc()
+            ),
+            dcvd::pki::adopt::Existing::Found(f) if f.serial_hex != "08"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_certificate_dcvd_cannot_use_is_held_until_the_files_are_fixed() {
+        let h = Harness::new(WWW, MethodScope::PerOrder);
+        let now = h.clock.now_utc();
+        let ca = ca();
+        let stranger = KeyPair::generate().unwrap();
+        let valid = (now - Duration::days(1), now + Duration::days(80));
+        install(
+            &h.path("certs/www"),
+            &ca,
+            NAMES,
+            valid.0,
+            valid.1,
+            Some(&stranger),
+        );
+        let engine = h.engine().await;
+        for _ in 0..3 {
+            assert!(engine.ensure_orders().await.unwrap().is_empty());
+        }
+        assert_eq!(h.ca.order_count(), 0, "nothing bought on a guess");
+        let rec = &engine.store().certificates().await.unwrap()[0];
+        assert!(rec.hold.as_deref().unwrap().contains("not the private key"));
+        // Removing the files makes it a plain first order.
+        std::fs::remove_dir_all(h.path("certs/www")).unwrap();
+        let created = engine.ensure_orders().await.unwrap();
+        assert_eq!(created.len(), 1);
+        assert_eq!(engine.store().certificates().await.unwrap()[0].hold, None);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_that_could_not_be_installed_is_not_bought() {
+        let h = Harness::new(WWW, MethodScope::PerOrder);
+        // A file where output_dir's parent must be a directory.
+        std::fs::write(h.path("certs"), "not a directory").unwrap();
+        let engine = h.engine().await;
+        assert!(engine.ensure_orders().await.unwrap().is_empty());
+        assert_eq!(h.ca.order_count(), 0);
+        let rec = &engine.store().certificates().await.unwrap()[0];
+        let hold = rec.hold.as_deref().unwrap();
+        assert!(
+            hold.contains("certs/www") && hold.contains("cannot install it"),
+            "{hold}"
+        );
+        std::fs::remove_file(h.path("certs")).unwrap();
+        let created = engine.ensure_orders().await.unwrap();
+        assert_eq!(
+            created.len(),
+            1,
+            "ordered once the directory can be written"
+        );
+        assert_eq!(engine.store().certificates().await.unwrap()[0].hold, None);
+        assert_eq!(h.drive(&engine, created[0], 200).await, OrderState::Issued);
+    }
+}

@@ -67,8 +67,8 @@ async fn the_scheduler_retries_an_order_whose_step_panicked() {
     // The scheduler sleeps real time between steps: a real clock.
     let engine = {
         let tmp = h.engine().await;
-        let rt = tmp.runtime();
-        let rt = dcvd::lifecycle::services::Runtime::new(
+        let rt = tmp.services();
+        let rt = dcvd::lifecycle::services::Services::new(
             rt.config.clone(),
             rt.providers.clone(),
             rt.publishers.clone(),

@@ -483,7 +483,7 @@ async fn a_damaged_key_fails_the_order_before_anything_is_bought_and_a_fresh_one
         assert_eq!(o.state, OrderState::Failed, "{what}");
         let reason = o.failure_reason.unwrap();
         assert!(
-            reason.contains(dcvd::lifecycle::reconcile::DAMAGED_KEY_REASON),
+            reason.contains(dcvd::lifecycle::step::DAMAGED_KEY_REASON),
             "{what}: {reason}"
         );
         // A fresh order with a fresh key, and it issues; the CA saw one order per certificate.
@@ -535,7 +535,7 @@ async fn a_damaged_key_after_an_unanswered_submit_waits_for_the_operator() {
         o.damaged
             .as_deref()
             .unwrap()
-            .contains(dcvd::lifecycle::reconcile::DAMAGED_KEY_REASON)
+            .contains(dcvd::lifecycle::step::DAMAGED_KEY_REASON)
     );
     assert!(o.attempts <= 15, "{} looks", o.attempts);
     assert_eq!(

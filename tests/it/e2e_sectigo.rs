@@ -317,14 +317,10 @@ async fn two_candidates_in_the_submit_window_wait_for_the_operator_who_adopts_ou
     }
     assert_eq!(w.sectigo.order_count(), 2, "no order placed on doubt");
 
-    let said = dcvd::lifecycle::reconcile::operator::adopt(
-        &engine.ctx,
-        &engine.runtime(),
-        id,
-        &ours.to_string(),
-    )
-    .await
-    .unwrap();
+    let said =
+        dcvd::lifecycle::operator::adopt(&engine.ctx, &engine.services(), id, &ours.to_string())
+            .await
+            .unwrap();
     assert!(said.contains(&ours.to_string()), "{said}");
     let o = drive(&w, &engine, id, "issuance", true, |o| {
         o.state == OrderState::Issued

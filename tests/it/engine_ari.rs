@@ -71,11 +71,11 @@ async fn no_window_means_renew_before_alone_decides() {
 fn window_need_is_due_from_the_start() {
     let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000, 0).unwrap();
     assert_eq!(
-        dcvd::lifecycle::engine::window_need(t, t - chrono::Duration::seconds(1)),
+        dcvd::lifecycle::renew::window_need(t, t - chrono::Duration::seconds(1)),
         None
     );
     assert_eq!(
-        dcvd::lifecycle::engine::window_need(t, t),
-        Some(dcvd::lifecycle::engine::Need::RenewalWindow(t))
+        dcvd::lifecycle::renew::window_need(t, t),
+        Some(dcvd::lifecycle::renew::Need::RenewalWindow(t))
     );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::fakes::{permanent, transient};
 use common::{Harness, NowUtc, WWW};
 use dcvd::ca::{Lookup, MethodScope, ProviderError};
-use dcvd::lifecycle::reconcile::operator::{self, OperatorError};
+use dcvd::lifecycle::operator::{self, OperatorError};
 use dcvd::model::{AuthzState, ChallengeKind, DcvMethod, OrderState};
 
 /// Wait (bounded) until `cond` holds, yielding to other tasks in between.
@@ -122,7 +122,7 @@ async fn an_ambiguous_lookup_waits_for_the_operator_who_adopts() {
     );
 
     // The provider refuses a CA order it does not have (or with other names): nothing changes.
-    let rt = engine.runtime();
+    let rt = engine.services();
     match operator::adopt(&engine.ctx, &rt, id, "4242").await {
         Err(OperatorError::Refused(m)) => assert!(m.contains("no CA order 4242"), "{m}"),
         other => panic!("{other:?}"),
@@ -429,7 +429,7 @@ async fn a_step_that_raced_an_operator_adoption_does_not_overwrite_it() {
     let engine = h.engine().await;
     // A daemon step loaded the order (maybe sent, no CA order) before the operator acted.
     let (stale, stale_authz) = engine.store().load_order(id).await.unwrap();
-    let rt = engine.runtime();
+    let rt = engine.services();
     operator::adopt(&engine.ctx, &rt, id, "1000").await.unwrap();
     // The step finishes and saves what it believed: the adoption must survive.
     let mut belief = stale.clone();

@@ -27,6 +27,7 @@ mod e2e_sectigo;
 mod e2e_slow_ca;
 mod engine;
 mod engine_ari;
+mod engine_check_errors;
 mod engine_download;
 mod engine_recovery;
 mod layering;

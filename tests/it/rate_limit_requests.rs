@@ -64,7 +64,7 @@ fn digicert_request(reference: &str) -> SubmitRequest {
 
 async fn runtime(
     config: &dcvd::config::Config,
-) -> (dcvd::lifecycle::services::Runtime, dcvd::store::Store) {
+) -> (dcvd::lifecycle::services::Services, dcvd::store::Store) {
     let metrics = Arc::new(dcvd::metrics::Metrics::new());
     let store = dcvd::store::Store::open(&config.daemon.database)
         .await
@@ -191,7 +191,7 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
         rt,
     );
     let req = digicert_request("dcvd-reload-1");
-    let old = engine.runtime().providers["dc"].clone();
+    let old = engine.services().providers["dc"].clone();
     old.submit(&req).await.unwrap();
 
     // Steps on the old runtime keep going while SIGHUP builds a new one (same limits).
@@ -203,7 +203,7 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
     let reload_then_more = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         dcvd::app::reload(&engine, &path).await;
-        let new = engine.runtime().providers["dc"].clone();
+        let new = engine.services().providers["dc"].clone();
         assert!(!Arc::ptr_eq(&new, &old), "the reload built new providers");
         let (a, b) = tokio::join!(new.find_order(&req), new.find_order(&req));
         a.unwrap();
@@ -222,7 +222,7 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
     let before = log.len();
     std::fs::write(&path, digicert_toml(dir.path(), &sim, r#""3/2s""#)).unwrap();
     dcvd::app::reload(&engine, &path).await;
-    let new = engine.runtime().providers["dc"].clone();
+    let new = engine.services().providers["dc"].clone();
     new.find_order(&req).await.unwrap();
     let log = sim.log().entries();
     assert!(log.len() >= before + 3, "{log:#?}");

@@ -157,8 +157,8 @@ async fn the_scheduler_issues_and_drains_on_shutdown() {
         .unwrap();
     let engine = {
         let tmp = h.engine().await;
-        let rt = tmp.runtime();
-        let rt = dcvd::lifecycle::services::Runtime::new(
+        let rt = tmp.services();
+        let rt = dcvd::lifecycle::services::Services::new(
             rt.config.clone(),
             rt.providers.clone(),
             rt.publishers.clone(),

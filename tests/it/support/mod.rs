@@ -19,7 +19,7 @@ use dcvd::clock::ManualClock;
 use dcvd::config::Config;
 use dcvd::dcv::publish::Publisher;
 use dcvd::lifecycle::engine::Engine;
-use dcvd::lifecycle::services::Runtime;
+use dcvd::lifecycle::services::Services;
 use dcvd::metrics::Metrics;
 use dcvd::model::OrderState;
 use dcvd::store::Store;
@@ -190,7 +190,7 @@ timeout = "12h"
             Default::default();
         publishers.insert("dns".into(), self.dns.clone());
         publishers.insert("web".into(), self.web.clone());
-        let rt = Runtime::new(
+        let rt = Services::new(
             config,
             providers,
             publishers,

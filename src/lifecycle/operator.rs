@@ -3,9 +3,9 @@
 //! a new submit. Run by the CLI (`dcvd orders adopt` / `dcvd orders resubmit`); the
 //! daemon picks the result up from the database.
 
-use super::steps::Step;
-use super::{Ctx, apply};
-use crate::lifecycle::services::Runtime;
+use crate::lifecycle::decide::Change;
+use crate::lifecycle::services::Services;
+use crate::lifecycle::step::{Ctx, Step};
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
 
@@ -59,7 +59,7 @@ async fn load(
 /// Returns what happened, for the operator.
 pub async fn adopt(
     ctx: &Ctx,
-    rt: &Runtime,
+    rt: &Services,
     order_id: i64,
     ca_order_id: &str,
 ) -> Result<String, OperatorError> {
@@ -116,10 +116,8 @@ pub async fn adopt(
     };
     let sent_at = s.order.submit_sent_at;
     let bound = s.provider.in_flight_bound();
-    s.order.unsure_reason = None;
-    s.order.unsure_candidates.clear();
-    apply::adopt(&mut s, sub, "adopted by an operator (dcvd orders adopt)");
-    if let Some(settled) = sent_at.map(|t| super::steps::after(t, bound))
+    s.adopt(sub, "adopted by an operator (dcvd orders adopt)");
+    if let Some(settled) = sent_at.map(|t| crate::lifecycle::decide::after(t, bound))
         && settled > now
     {
         // The unanswered request may still land as a second order: look once more then.
@@ -157,28 +155,23 @@ pub async fn resubmit(ctx: &Ctx, order_id: i64) -> Result<String, OperatorError>
             order.unsure_candidates.join(", ")
         )
     };
-    let from = order.state;
-    order.state = OrderState::Submitting;
-    order.submit_maybe_sent = false;
-    order.unsure_reason = None;
-    order.unsure_candidates.clear();
-    order.attempts = 0;
-    order.last_error = None;
-    order.next_attempt_at = now;
-    let events = [
-        NewEvent {
+    let (mut authz, mut events) = (
+        authz,
+        vec![NewEvent {
             kind: "operator",
             domain: None,
             message: format!(
                 "an operator allowed a new submit (dcvd orders resubmit --yes){candidates}"
             ),
-        },
-        NewEvent {
-            kind: "state",
-            domain: None,
-            message: format!("order {from} → {}", order.state),
-        },
-    ];
+        }],
+    );
+    Change {
+        order: &mut order,
+        authz: &mut authz,
+        events: &mut events,
+        now,
+    }
+    .resubmit_allowed();
     if !ctx
         .store
         .save_operator_decision(&order, &authz, &events, now)

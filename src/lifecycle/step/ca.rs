@@ -4,6 +4,11 @@
 use super::*;
 
 impl Step<'_> {
+    /// Move authorizations `ids` to method `to` at the CA (an email method first finds
+    /// each name's approver). Safe to run twice: the request names the target method, so
+    /// a repeat after a crash asks for the same end state (for email, the approval emails
+    /// go out once more); the method is recorded only in the step's commit, and replaced
+    /// tokens are handed to the cleanup journal, never removed here.
     pub(super) async fn switch_method(
         &mut self,
         ids: &[i64],
@@ -34,18 +39,7 @@ impl Step<'_> {
             Err(e) if e.kind == crate::ca::ErrorKind::Permanent => {
                 // The CA refuses this method: skip it, the next step moves on to the one after.
                 let msg = format!("the CA refused {method}: {e}");
-                let now = self.now;
-                for id in ids {
-                    if let Some(a) = self.authz_mut(*id) {
-                        a.method_index = to as u32;
-                        a.method = method;
-                        a.method_started_at = now;
-                        a.method_tried_at = None;
-                        a.method_failed = true;
-                        a.last_error = Some(msg.clone());
-                    }
-                }
-                self.event("method_refused", None, msg);
+                self.apply(|c| c.method_refused(ids, to, method, msg));
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -70,40 +64,13 @@ impl Step<'_> {
                     to: method.to_string(),
                 })
                 .inc();
-            let now = self.now;
             let email = emails
                 .iter()
                 .find(|(n, _)| *n == a.domain)
                 .map(|(_, e)| e.clone());
-            if let Some(b) = self.authz_mut(*id) {
-                b.method = method;
-                b.method_index = to as u32;
-                b.method_started_at = now;
-                b.method_failed = false;
-                // Email: changing the method sent the emails (first attempt now); a token
-                // method is first tried when its token is published.
-                b.method_tried_at = (method == DcvMethod::Email).then_some(now);
-                b.challenge = None;
-                b.check = None;
-                b.check_rounds = 0;
-                b.next_check_at = None;
-                b.last_error = None;
-                b.resends = 0;
-                if method == DcvMethod::Email {
-                    b.state = AuthzState::EmailSent;
-                    b.approver_email = email;
-                    b.next_resend_at = Some(resend_at);
-                } else {
-                    b.state = AuthzState::Publishing;
-                }
-            }
-            self.event(
-                "method_switch",
-                Some(&a.domain),
-                format!("DCV method {} → {method}: {reason}", a.method),
-            );
+            self.apply(|c| c.method_switched(*id, to, method, email, resend_at, &reason));
         }
-        for old in apply::tokens(self, tokens) {
+        for old in self.apply(|c| c.tokens(tokens)) {
             self.ctx
                 .store
                 .journal_release(self.order.id, &old, self.now)
@@ -128,6 +95,8 @@ impl Step<'_> {
         })
     }
 
+    /// Ask the CA for the tokens of `ids`. Safe to run twice: a read (a repeat gets the
+    /// same or fresher tokens); a replaced token goes to the cleanup journal.
     pub(super) async fn fetch_tokens(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let names: Vec<(DomainName, DcvMethod)> = self
             .authz
@@ -140,7 +109,7 @@ impl Step<'_> {
         self.ca_call("challenges", started, &r);
         let tokens = r?;
         let got = tokens.challenges.len();
-        for old in apply::tokens(self, tokens) {
+        for old in self.apply(|c| c.tokens(tokens)) {
             self.ctx
                 .store
                 .journal_release(self.order.id, &old, self.now)
@@ -155,6 +124,7 @@ impl Step<'_> {
                     self.order.provider
                 ),
                 retry_after: None,
+                failed: crate::lifecycle::retry::Failed::Step,
             });
         }
         if got == 0 {
@@ -166,11 +136,15 @@ impl Step<'_> {
                     names.len()
                 ),
                 retry_after: None,
+                failed: crate::lifecycle::retry::Failed::Step,
             });
         }
         Ok(())
     }
 
+    /// Our check saw every token: ask the CA to validate `ids` now. Safe to run twice:
+    /// asking again for names the CA is validating changes nothing there, and its answer
+    /// is folded like any status.
     pub(super) async fn trigger_check(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let names: Vec<DomainName> = self
             .authz
@@ -182,15 +156,14 @@ impl Step<'_> {
         let r = self.provider.trigger_check(self.order_ref(), &names).await;
         self.ca_call("trigger_check", started, &r);
         let status = r?;
-        for id in ids {
-            if let Some(a) = self.authz_mut(*id) {
-                a.state = AuthzState::Submitted;
-            }
-        }
-        apply::status(self, status);
+        self.apply(|c| c.triggered(ids));
+        self.fold_status(status);
         Ok(())
     }
 
+    /// Resend the approval emails of `ids`. Safe to run twice: a repeat after a crash
+    /// sends one more email per name (the count is saved with the step, so `max_resends`
+    /// still bounds them).
     pub(super) async fn resend(&mut self, ids: &[i64]) -> Result<(), StepError> {
         let pairs: Vec<(DomainName, String)> = self
             .authz
@@ -206,12 +179,7 @@ impl Step<'_> {
         self.ca_call("resend_emails", started, &r);
         r?;
         let next = self.next_resend();
-        for id in ids {
-            if let Some(a) = self.authz_mut(*id) {
-                a.resends += 1;
-                a.next_resend_at = Some(next);
-            }
-        }
+        self.apply(|c| c.resent(ids, next));
         self.ctx
             .metrics
             .emails_resent
@@ -229,11 +197,13 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Ask the CA for the order's status. Safe to run twice: a read, and folding the same
+    /// answer twice gives the same rows.
     pub(super) async fn poll_status(&mut self) -> Result<(), StepError> {
         let started = std::time::Instant::now();
         let r = self.provider.status(self.order_ref()).await;
         self.ca_call("status", started, &r);
-        apply::status(self, r?);
+        self.fold_status(r?);
         Ok(())
     }
 }

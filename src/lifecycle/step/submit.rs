@@ -19,11 +19,7 @@ impl Step<'_> {
     /// always looked up (`recover`) before it is sent again.
     pub(super) async fn submit(&mut self) -> Result<(), StepError> {
         let req = self.submit_request(false).await?;
-        self.set_state(OrderState::Submitting);
-        self.order.submit_maybe_sent = true;
-        self.order.submit_sent_at = Some(self.now);
-        self.order.unsure_reason = None;
-        self.order.unsure_candidates.clear();
+        self.apply(|c| c.submitting());
         let attempt_msg = format!("submitting order {} to the CA", self.order.reference);
         self.event("submitting", None, attempt_msg);
         let events = std::mem::take(&mut self.events);
@@ -36,12 +32,12 @@ impl Step<'_> {
         self.ca_call("submit", started, &r);
         match r {
             Ok(sub) => {
-                apply::adopt(self, sub, "submitted");
+                self.adopt(sub, "submitted");
                 Ok(())
             }
             Err(e) if e.rejected => {
                 // The CA refused: nothing was created, so the next try may submit again.
-                self.order.submit_maybe_sent = false;
+                self.apply(|c| c.not_sent());
                 Err(e.into())
             }
             Err(e) => {
@@ -114,7 +110,7 @@ impl Step<'_> {
             Lookup::Found(subs) if !subs.is_empty() => {
                 let mut subs = subs.into_iter();
                 if let Some(first) = subs.next() {
-                    apply::adopt(self, first, "recovered after an unanswered submit");
+                    self.adopt(first, "recovered after an unanswered submit");
                 }
                 let all_canceled = self.cancel_duplicates(subs.collect()).await?;
                 if self.now < settled_at {
@@ -146,7 +142,7 @@ impl Step<'_> {
                 Ok(())
             }
             Lookup::NotFound if self.now >= settled_at => {
-                self.order.submit_maybe_sent = false;
+                self.apply(|c| c.not_sent());
                 self.event(
                     "recovery",
                     None,
@@ -198,9 +194,7 @@ impl Step<'_> {
             }
         );
         warn!(order_id = id, certificate = %self.order.certificate, provider = %self.order.provider, "{msg}");
-        self.order.unsure_reason = Some(reason);
-        self.order.unsure_candidates = candidates;
-        self.set_state(OrderState::SubmitUnknown);
+        self.apply(|c| c.submit_unknown(reason, candidates));
         self.event("submit_unknown", None, msg.clone());
         self.note = Some(msg);
     }

@@ -3,6 +3,12 @@
 use super::*;
 
 impl Step<'_> {
+    /// Download the chain, verify it against our key and names, install the files and run
+    /// the deploy hook. Safe to run twice: the download is a read of an issued certificate
+    /// and nothing is written before it verifies; the files are written to temporaries and
+    /// renamed (a reader sees the old set or the new one); the order is marked issued only
+    /// in the step's commit, so a crash before it downloads and installs the same
+    /// certificate again (and runs the hook once more), never orders anything.
     pub(super) async fn download(&mut self) -> Result<(), StepError> {
         let started = std::time::Instant::now();
         let r = self.provider.download(self.order_ref()).await;
@@ -33,6 +39,7 @@ impl Step<'_> {
                 self.cert.output_dir.display()
             ),
             retry_after: None,
+            failed: crate::lifecycle::retry::Failed::Step,
         })?;
         // Four fsynced files and a directory sync: off the async workers.
         let (dir, key, leaf_pem, chain_pem) = (
@@ -55,11 +62,10 @@ impl Step<'_> {
             kind: crate::ca::ErrorKind::Transient,
             message,
             retry_after: None,
+            failed: crate::lifecycle::retry::Failed::Step,
         })?;
-        self.order.cert_pem = Some(chain.leaf_pem.clone());
-        self.order.chain_pem = Some(chain.chain_pem.concat());
-        self.order.not_after = Some(leaf.not_after);
-        self.set_state(OrderState::Issued);
+        let (leaf_pem, chain_pem) = (chain.leaf_pem.clone(), chain.chain_pem.concat());
+        self.apply(|c| c.issued(leaf_pem, chain_pem, leaf.not_after));
         self.event(
             "installed",
             None,

@@ -1,4 +1,18 @@
-//! Carrying out one `state::Next` for one order.
+//! One step of one order: read it, decide (`decide::decide`), carry out that one `Next`,
+//! and write the new state, next attempt time and events in one transaction (`finish`,
+//! after the retry rules of `retry.rs` on failure). A step is one outside action, except
+//! where noted at the step: `download` (download, install files, hook), `publish` (a
+//! delegation lookup, then the publisher) and `switch_method` (approver lookup, then the
+//! change).
+//!
+//! Every step is safe to run again after a crash at any `.await`: the outside action is
+//! either idempotent (publish, check, status, download) or guarded by a durable intent
+//! (submit: `submitting` + `submit_maybe_sent` are committed with a full sync before the
+//! request leaves, and a maybe-sent submit is always looked up before it is repeated).
+//!
+//! `step/` carries out one `decide::Next` for one order: `submit.rs` (placing and
+//! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
+//! check), `issue.rs` (download, verify, install).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -7,12 +21,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Action, Ctx, StepError, apply, error_policy};
-use crate::ca::{OrderRef, Provider, SubmitRequest};
+use crate::ca::{CaStatus, OrderRef, Provider, SubmitRequest, Submitted};
+use crate::ca::{ErrorKind, ProviderError};
+use crate::clock::Clock;
 use crate::config::CertificateConfig;
-use crate::lifecycle::decide::{Next, Policy, decide};
-use crate::lifecycle::services::Runtime;
-use crate::model::{AuthzState, DcvMethod, DomainName, OrderState};
+use crate::dcv::check::DnsError;
+use crate::dcv::publish::PublishError;
+use crate::lifecycle::decide::{Change, Next, Policy, decide};
+use crate::lifecycle::retry::{self, Failed};
+use crate::lifecycle::services::Services;
+use crate::metrics::Metrics;
+use crate::model::{DcvMethod, DomainName, OrderState};
+use crate::store::Store;
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
 mod ca;
@@ -20,9 +40,132 @@ mod dcv;
 mod issue;
 mod submit;
 
+/// What the scheduler does with the order after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run again at this time (may be now).
+    Requeue(DateTime<Utc>),
+    /// The order ended.
+    Done,
+}
+
+/// Shared by all steps.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A step failed. Keeps the kind for the retry decision and a message for the operator.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// The step's action, or our propagation check (never terminal, see `retry`).
+    pub failed: Failed,
+}
+
+impl From<ProviderError> for StepError {
+    fn from(e: ProviderError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: e.retry_after,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<PublishError> for StepError {
+    fn from(e: PublishError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<DnsError> for StepError {
+    fn from(e: DnsError) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+
+impl StepError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            retry_after: None,
+            failed: Failed::Step,
+        }
+    }
+}
+
+/// Run one step of order `order_id`. Errors returned here are about the database itself;
+/// everything else is recorded on the order (a row that does not parse included: the
+/// order is quarantined, see [`quarantine`]).
+pub async fn reconcile(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
+    run(order_id, ctx, rt).await
+}
+
+pub use crate::store::DAMAGED_KEY_REASON;
+
+/// Put order `order_id` on hold because its rows (or its key and CSR, once a CA order may
+/// exist) cannot be used: mark it damaged with `reason` and try it again after a backoff
+/// (`retry::quarantine_delay`), one log line each time. Nothing is sent to the CA
+/// for it meanwhile; the first step that finds it whole again clears the mark.
+pub async fn quarantine(order_id: i64, ctx: &Ctx, reason: &str) -> Result<Action, StoreError> {
+    let now = ctx.clock.now();
+    let attempts = ctx
+        .store
+        .damaged_attempts(order_id)
+        .await?
+        .saturating_add(1);
+    let delay = crate::lifecycle::retry::quarantine_delay(attempts);
+    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+    let new = ctx
+        .store
+        .quarantine_order(order_id, reason, now, at)
+        .await?;
+    let next = at.format("%Y-%m-%d %H:%M:%S UTC");
+    if new {
+        tracing::error!(
+            order_id,
+            "order {order_id} is on hold: {reason}; nothing is sent to the CA for it and its \
+             certificate gets no other order meanwhile. Repair the row (dcvd picks the fix up at its \
+             next look, or at once with `dcvd orders retry {order_id}`). Next look at {next}"
+        );
+    } else {
+        tracing::warn!(
+            order_id,
+            attempt = attempts,
+            "order {order_id} is still damaged ({reason}); next look at {next}"
+        );
+    }
+    Ok(Action::Requeue(at))
+}
+
 pub(super) struct Step<'a> {
     pub ctx: &'a Ctx,
-    pub rt: &'a Runtime,
+    pub rt: &'a Services,
     pub cert: &'a CertificateConfig,
     pub provider: Arc<dyn Provider>,
     pub policy: Policy,
@@ -41,14 +184,14 @@ impl<'a> Step<'a> {
     /// A step on `order` with the policy its certificate and provider give it.
     pub(super) fn new(
         ctx: &'a Ctx,
-        rt: &'a Runtime,
+        rt: &'a Services,
         cert: &'a CertificateConfig,
         provider: Arc<dyn Provider>,
         order: Order,
         authz: Vec<Authorization>,
         now: DateTime<Utc>,
     ) -> Self {
-        let policy = rt.policy(cert, provider.as_ref(), &order);
+        let policy = Policy::for_order(cert, provider.as_ref(), &order);
         Step {
             ctx,
             rt,
@@ -65,17 +208,15 @@ impl<'a> Step<'a> {
     }
 }
 
-pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
-}
+pub(super) use crate::lifecycle::decide::after;
 
-pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action, StoreError> {
+async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = match ctx.store.load_order(order_id).await {
         Ok(o) => o,
         // A row that does not parse: on hold with backoff, never a busy loop.
         Err(e @ StoreError::Corrupt { .. }) => {
-            return super::quarantine(order_id, ctx, &e.to_string()).await;
+            return quarantine(order_id, ctx, &e.to_string()).await;
         }
         Err(e) => return Err(e),
     };
@@ -101,32 +242,24 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
                 let reason = format!(
                     "{}: {why}; a CA order for reference {} may already exist, so dcvd neither \
                      adopts it nor places another",
-                    super::DAMAGED_KEY_REASON,
-                    order.reference
+                    DAMAGED_KEY_REASON, order.reference
                 );
-                return super::quarantine(order_id, ctx, &reason).await;
+                return quarantine(order_id, ctx, &reason).await;
             }
             let reason = format!(
                 "{}: {why}; nothing was ordered at the CA, so the certificate gets a fresh order \
                  with a fresh key",
-                super::DAMAGED_KEY_REASON
+                DAMAGED_KEY_REASON
             );
             warn!(order_id, certificate = %order.certificate, reason = %reason, "order failed");
-            order.failure_reason = Some(reason.clone());
-            let from = order.state;
-            order.state = OrderState::Failed;
-            let events = [
-                NewEvent {
-                    kind: "state",
-                    domain: None,
-                    message: format!("order {from} → {}", OrderState::Failed),
-                },
-                NewEvent {
-                    kind: "failed",
-                    domain: None,
-                    message: reason,
-                },
-            ];
+            let (mut authz, mut events) = (authz, Vec::new());
+            Change {
+                order: &mut order,
+                authz: &mut authz,
+                events: &mut events,
+                now,
+            }
+            .fail(reason);
             ctx.store.save(&order, &authz, &events, false, now).await?;
             ctx.store.clear_damaged(order_id, now).await?;
             return Ok(Action::Done);
@@ -158,7 +291,7 @@ pub(super) async fn run(order_id: i64, ctx: &Ctx, rt: &Runtime) -> Result<Action
             );
             warn!(order_id, certificate = %order.certificate, "{msg}");
             order.last_error = Some(msg);
-            order.next_attempt_at = after(now, Duration::from_secs(3600));
+            order.next_attempt_at = after(now, retry::UNCONFIGURED_RETRY);
             if order.state.is_terminal() {
                 order.dup_check_at = Some(order.next_attempt_at);
             }
@@ -202,19 +335,58 @@ impl Step<'_> {
     }
 
     pub fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
-        info!(
-            order_id = self.order.id,
-            certificate = %self.order.certificate,
-            provider = %self.order.provider,
-            domain = domain.map(|d| d.as_str()).unwrap_or(""),
-            kind,
-            "{message}"
-        );
         self.events.push(NewEvent {
             kind,
             domain: domain.map(|d| d.to_string()),
             message,
         });
+        self.log_events(self.events.len() - 1);
+    }
+
+    /// Log the events recorded from index `from` on, as they happen.
+    fn log_events(&self, from: usize) {
+        for e in &self.events[from..] {
+            if e.kind == "failed" {
+                warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %e.message, "order failed");
+                continue;
+            }
+            info!(
+                order_id = self.order.id,
+                certificate = %self.order.certificate,
+                provider = %self.order.provider,
+                domain = e.domain.as_deref().unwrap_or(""),
+                kind = e.kind,
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// Change the order and its authorizations by the transitions of `decide.rs`; the
+    /// events they record are logged like every other step event.
+    pub fn apply<R>(&mut self, f: impl FnOnce(&mut Change<'_>) -> R) -> R {
+        let from = self.events.len();
+        let r = f(&mut Change {
+            order: &mut self.order,
+            authz: &mut self.authz,
+            events: &mut self.events,
+            now: self.now,
+        });
+        self.log_events(from);
+        r
+    }
+
+    /// The CA has our order (placed, recovered or adopted by an operator).
+    pub fn adopt(&mut self, sub: Submitted, how: &str) {
+        let resend_at = self.next_resend();
+        self.apply(|c| c.adopt(sub, how, resend_at));
+    }
+
+    /// What the CA says about the order; an approval hold is kept as the order's note.
+    pub fn fold_status(&mut self, st: CaStatus) {
+        if let Some(note) = self.apply(|c| c.status(st)) {
+            self.note = Some(note);
+        }
     }
 
     /// Record a CA call's outcome as an event and a metric.
@@ -244,18 +416,6 @@ impl Step<'_> {
             domain: None,
             message: msg,
         });
-    }
-
-    pub fn authz_mut(&mut self, id: i64) -> Option<&mut Authorization> {
-        self.authz.iter_mut().find(|a| a.id == id)
-    }
-
-    pub fn set_state(&mut self, to: OrderState) {
-        if self.order.state != to {
-            let from = self.order.state;
-            self.order.state = to;
-            self.event("state", None, format!("order {from} → {to}"));
-        }
     }
 
     /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
@@ -306,11 +466,7 @@ impl Step<'_> {
                 self.switch_method(&authz, to, reason).await
             }
             Next::Exhausted { authz, reason } => {
-                if let Some(a) = self.authz_mut(authz) {
-                    a.state = AuthzState::Failed;
-                    a.last_error = Some(reason.clone());
-                }
-                self.fail(reason);
+                self.apply(|c| c.exhausted(authz, reason));
                 Ok(())
             }
             Next::FetchTokens { authz } => self.fetch_tokens(&authz).await,
@@ -325,10 +481,7 @@ impl Step<'_> {
     }
 
     pub fn fail(&mut self, reason: String) {
-        warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %reason, "order failed");
-        self.order.failure_reason = Some(reason.clone());
-        self.set_state(OrderState::Failed);
-        self.event("failed", None, reason);
+        self.apply(|c| c.fail(reason));
     }
 
     /// Apply the outcome (error policy on failure), compute the next run, save.
@@ -348,29 +501,57 @@ impl Step<'_> {
                         kind: e.kind.metric_label().into(),
                     })
                     .inc();
-                match error_policy(e.kind, self.order.attempts, e.retry_after) {
+                let poll = self.rt.config.dns.poll_interval;
+                match retry::after_step_error(
+                    e.failed,
+                    e.kind,
+                    self.order.attempts,
+                    e.retry_after,
+                    poll,
+                ) {
                     None => self.fail(e.message),
                     Some(delay) => {
                         let at = after(self.now, delay);
+                        let (kind, domain, then) = match e.failed {
+                            // Our check could not look: the authorization keeps the reason
+                            // (shown by `status`) and is checked again after the backoff.
+                            Failed::Check { authz } => {
+                                let domain = self.apply(|c| c.check_failed(authz, &e.message, at));
+                                (
+                                    "check_error",
+                                    domain,
+                                    "the order stays live; checking again",
+                                )
+                            }
+                            Failed::Step => ("error", None, "retrying"),
+                        };
                         warn!(
                             order_id = self.order.id,
                             certificate = %self.order.certificate,
+                            domain = domain.as_ref().map(|d| d.as_str()).unwrap_or(""),
                             kind = e.kind.metric_label(),
                             attempt = self.order.attempts,
                             retry_in_s = delay.as_secs(),
-                            "{}; retrying",
+                            "{}; {then}",
                             e.message
                         );
-                        self.events.push(NewEvent {
-                            kind: "error",
-                            domain: None,
-                            message: format!(
-                                "{} (attempt {}, {}; retry at {})",
+                        let at_s = at.format("%Y-%m-%d %H:%M:%S UTC");
+                        let message = match e.failed {
+                            Failed::Check { .. } => format!(
+                                "{} (attempt {}; the order stays live, dcvd checks again at {at_s})",
+                                e.message, self.order.attempts
+                            ),
+                            Failed::Step => format!(
+                                "{} (attempt {}, {}; retry at {at_s})",
                                 e.message,
                                 self.order.attempts,
-                                e.kind.metric_label(),
-                                at.format("%Y-%m-%d %H:%M:%S UTC")
+                                e.kind.metric_label()
                             ),
+                        };
+                        self.events.push(NewEvent {
+                            kind,
+                            domain: domain.map(|d| d.to_string()),
+                            message,
                         });
                         self.order.last_error = Some(e.message);
                         retry_at = Some(at);
