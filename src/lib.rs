@@ -5,7 +5,7 @@
 //! - [`model`]: the shared vocabulary: names, DCV methods, order/authorization states,
 //!   `Order`/`Authorization` rows, check reports, `ErrorKind`, rate limits.
 //! - [`clock`]: the one source of "now" (tests and faketime move it); [`metrics`]: the
-//!   Prometheus registry.
+//!   Prometheus registry; [`net`]: the one rustls crypto install and base HTTP client.
 //! - [`config`]: load `dcvd.toml`, resolve secrets, validate everything before starting.
 //! - [`pki`]: private keys, CSRs, strict PEM, checking an issued leaf, installing files.
 //! - [`dcv`]: our side of validation: DNS wire code (`dns`), token publishers
@@ -26,7 +26,7 @@
 //!   step by `store/orders.rs` `save`.
 //! - What is the retry policy? `lifecycle/reconcile/mod.rs` `error_policy` (capped,
 //!   jittered backoff by `ErrorKind`); check polling backs off in `reconcile/steps/dcv.rs`;
-//!   the CA rate limits are `ca/limit.rs` and `ca/limited.rs`.
+//!   the CA rate limits are `ca/limit.rs`, taken per request and paused in `ca/transport.rs`.
 //! - Who removes published tokens? The cleanup journal: written before a token is published
 //!   (`store/journal.rs`), made due when the order ends, worked by `lifecycle/engine.rs`
 //!   `cleanup_due`.
@@ -42,6 +42,7 @@ pub mod dcv;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod pki;
 pub mod sim;
 pub mod store;

@@ -54,7 +54,7 @@ struct State {
 pub type WaitHook = Box<dyn Fn(&str, Duration) + Send + Sync>;
 
 /// Shared by every task talking to one provider: every HTTP request to the CA takes a
-/// permit from it (DigiCert `Api::send`, Sectigo `call_raw`; ACME per operation).
+/// permit from it (`ca::transport::Transport`, used by all three CA clients).
 pub struct Limiter {
     state: Mutex<State>,
     /// Poked when an in-flight request finishes (it may free a slot) or the limits change.

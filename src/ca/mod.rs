@@ -1,6 +1,8 @@
 //! The CA-neutral `Provider` trait, its request/response types and `ProviderError`.
 //!
-//! Each implementation (`digicert`, `sectigo`) maps these neutral calls to its wire API.
+//! Each implementation (`digicert`, `sectigo`, `acme`) maps these neutral calls to its wire
+//! API; all three send their HTTP requests through one [`transport::Transport`] (client,
+//! rate-limit permit per request, the pause on "rate limited", transport errors).
 //! Provider-private facts about an order (DigiCert certificate id and random value,
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
@@ -9,8 +11,8 @@ pub mod acme;
 pub mod digicert;
 pub mod error;
 pub mod limit;
-pub mod limited;
 pub mod sectigo;
+pub mod transport;
 
 use std::time::Duration;
 

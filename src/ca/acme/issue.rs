@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use instant_acme::{CertificateIdentifier, OrderStatus};
 use rustls::pki_types::CertificateDer;
 
-use super::http::{last_retry_after, observed};
+use super::http::{last_retry_after, observed, ungated};
 use super::{AcmeProvider, DOWNLOAD_WAIT};
 use crate::ca::{ErrorKind, IssuedChain, OrderRef, ProviderError};
 
@@ -143,7 +143,9 @@ impl AcmeProvider {
             return None;
         }
         let account = self.account().await.ok()?;
-        let lookup = observed(account.renewal_info(&id));
+        // Without a rate-limit permit: asked for every certificate on every renewal check,
+        // and CAs exempt renewalInfo from their limits.
+        let lookup = ungated(observed(account.renewal_info(&id)));
         let Ok((r, _)) = tokio::time::timeout(ARI_TIMEOUT, lookup).await else {
             tracing::warn!(provider = %self.name, "ACME renewalInfo lookup timed out; renewing by renew_before");
             return None;

@@ -39,6 +39,7 @@ use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::Lookup;
+use crate::ca::transport::{ClientOptions, Transport};
 use crate::ca::{
     CaStatus, ErrorKind, IssuedChain, MethodScope, OrderRef, Provider, ProviderError,
     SubmitRequest, Submitted, Tokens,
@@ -79,7 +80,8 @@ pub struct AcmeProvider {
     /// `mailto:` URIs.
     contact: Vec<String>,
     eab: Option<(String, SecretSlice<u8>)>,
-    http: reqwest::Client,
+    /// The client (`ca_file` roots, timeout), a permit per request, the 429 pause.
+    transport: Transport,
     store: Arc<dyn AccountStore>,
     /// Follows `_acme-challenge` CNAMEs for `dns-cname` (the checker's `[dns]` settings).
     dns: Arc<crate::dcv::check::dns::DnsCheck>,
@@ -110,16 +112,18 @@ impl AcmeProvider {
             (None, None) => None,
             _ => return Err("eab_kid and eab_hmac_key must be set together".into()),
         };
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("dcvd/", env!("CARGO_PKG_VERSION")));
-        if let Some(f) = &cfg.ca_file {
-            builder = builder.tls_certs_only(load_roots(f).map_err(|e| format!("ca_file: {e}"))?);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let roots = match &cfg.ca_file {
+            Some(f) => Some(load_roots(f).map_err(|e| format!("ca_file: {e}"))?),
+            None => None,
+        };
+        let transport = Transport::new(
+            name,
+            &ClientOptions {
+                timeout: cfg.request_timeout,
+                connect_timeout: None,
+                roots,
+            },
+        )?;
         let dns = crate::dcv::check::build_dns(dns).map_err(|e| format!("dns: {e}"))?;
         Ok(Self {
             name: name.to_string(),
@@ -133,7 +137,7 @@ impl AcmeProvider {
                 })
                 .collect(),
             eab,
-            http,
+            transport,
             store,
             dns: Arc::new(dns),
             account: tokio::sync::OnceCell::new(),
@@ -141,6 +145,13 @@ impl AcmeProvider {
             ari_unsupported: std::sync::atomic::AtomicBool::new(false),
             clock: crate::clock::system(),
         })
+    }
+
+    /// Take a permit from `limiter` for every HTTP request (set before the first order:
+    /// the account keeps the transport it was made with).
+    pub fn with_limiter(mut self, limiter: Arc<crate::ca::limit::Limiter>) -> Self {
+        self.transport = self.transport.with_limiter(limiter);
+        self
     }
 
     /// Read the time from `clock` (the engine's) instead of the system clock.

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::Lookup;
 use crate::ca::limit::Limiter;
+use crate::ca::transport::{ClientOptions, Transport};
 use crate::ca::{
     CaStatus, IssuedChain, MethodScope, OrderRef, Provider, ProviderError, SubmitRequest,
     Submitted, Tokens,
@@ -106,10 +107,8 @@ pub struct SectigoProvider {
     base_url: String,
     login_name: String,
     password: SecretString,
-    http: reqwest::Client,
-    /// Every request takes a permit: the provider's one limiter, shared with `Limited`
-    /// (`with_limiter`); unlimited until set.
-    limiter: std::sync::Arc<Limiter>,
+    /// The client, the limiter (a permit per request) and the 429 pause.
+    transport: Transport,
     suffix: String,
     server_software: i64,
     poll_interval: Duration,
@@ -130,19 +129,19 @@ impl SectigoProvider {
         let password = cfg.login_password.clone().ok_or_else(|| {
             format!("provider {name}: login_password is not set (set login_password or login_password_file)")
         })?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("dcvd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("provider {name}: cannot build HTTP client: {e}"))?;
+        let transport = Transport::new(
+            name,
+            &ClientOptions {
+                timeout: cfg.request_timeout,
+                ..ClientOptions::default()
+            },
+        )?;
         Ok(Self {
             name: name.to_string(),
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             login_name: cfg.login_name.clone(),
             password,
-            http,
-            limiter: std::sync::Arc::new(Limiter::unlimited()),
+            transport,
             suffix: cfg.dcv_suffix.clone(),
             server_software: cfg.server_software,
             poll_interval: cfg.poll_interval,
@@ -157,7 +156,7 @@ impl SectigoProvider {
 
     /// Take a permit from `limiter` for every HTTP request (the provider's `rate_limits`).
     pub fn with_limiter(mut self, limiter: std::sync::Arc<Limiter>) -> Self {
-        self.limiter = limiter;
+        self.transport = self.transport.with_limiter(limiter);
         self
     }
 
@@ -174,31 +173,28 @@ impl SectigoProvider {
         endpoint: &str,
         params: &[(&str, String)],
     ) -> Result<(i64, Reply), ProviderError> {
-        // In flight until the whole answer is read; the window counts it from then.
-        let (_permit, _waited) = self.limiter.permit().await;
         let url = format!("{}/{}", self.base_url, endpoint);
         let mut form: Vec<(&str, &str)> = vec![
             ("loginName", self.login_name.as_str()),
             ("loginPassword", self.password.expose_secret()),
         ];
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
-            // Never the form (it holds the password); the URL has no secret.
-            ProviderError::transport(&self.name, endpoint, crate::ca::error::error_chain(&e))
-        })?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| {
-            ProviderError::transport(&self.name, endpoint, crate::ca::error::error_chain(&e))
-        })?;
+        // Never the form in an error (it holds the password); the URL has no secret.
+        let answer = self
+            .transport
+            .send(self.transport.http().post(&url).form(&form), endpoint)
+            .await?;
+        let status = answer.status.as_u16();
+        let body = String::from_utf8_lossy(&answer.body);
         if status == 429 {
-            self.limiter.pause(wire::RATE_LIMIT_PAUSE).await;
+            // The transport holds every request for the Retry-After, else a minute.
             return Err(ProviderError::new(
                 &self.name,
                 endpoint,
                 crate::ca::ErrorKind::RateLimited,
             )
             .with_status(status)
-            .with_retry_after(Some(wire::RATE_LIMIT_PAUSE)));
+            .with_retry_after(Some(answer.retry_after.unwrap_or(wire::RATE_LIMIT_PAUSE))));
         }
         if (400..500).contains(&status) && status != 408 {
             // Sectigo answers with an errorCode, never a 4xx: this is a wrong base_url, a
@@ -243,7 +239,7 @@ impl SectigoProvider {
             )
         })?;
         if code == -42 {
-            self.limiter.pause(wire::RATE_LIMIT_PAUSE).await;
+            self.transport.pause(Some(wire::RATE_LIMIT_PAUSE)).await;
         }
         Ok((code, reply))
     }
