@@ -120,6 +120,20 @@ pub struct IssuedChain {
     pub chain_pem: Vec<String>,
 }
 
+impl IssuedChain {
+    /// A PEM bundle as the CA sent it, leaf first, read strictly (`pki::pem`): a block
+    /// cut short, stray text or a damaged certificate is an error, never a shorter chain.
+    pub fn from_bundle(bundle: &str) -> Result<Self, crate::pki::pem::PemError> {
+        let mut blocks = crate::pki::pem::split_certificates(bundle)?.into_iter();
+        // `split_certificates` never returns an empty list.
+        let leaf_pem = blocks.next().unwrap_or_default();
+        Ok(Self {
+            leaf_pem,
+            chain_pem: blocks.collect(),
+        })
+    }
+}
+
 /// One CA account. Implementations hold their HTTP client and credentials; they keep
 /// no per-order state (that lives in the database via `ca_data`).
 ///

@@ -393,26 +393,13 @@ impl Provider for DigicertProvider {
         };
         let path = format!("/certificate/{cert_id}/download/format/pem_all");
         let a = self.api.download(&path, EP).await?;
-        let blocks = tokens::split_pem(&String::from_utf8_lossy(&a.body)).map_err(|why| {
+        IssuedChain::from_bundle(&String::from_utf8_lossy(&a.body)).map_err(|why| {
             ProviderError::malformed(
                 self.api.name(),
                 EP,
                 a.status,
                 format!("certificate {cert_id}: the PEM download is damaged ({why}); will retry"),
             )
-        })?;
-        let mut blocks = blocks.into_iter();
-        let leaf = blocks.next().ok_or_else(|| {
-            ProviderError::malformed(
-                self.api.name(),
-                EP,
-                a.status,
-                format!("certificate {cert_id}: the download holds no PEM certificate; will retry"),
-            )
-        })?;
-        Ok(IssuedChain {
-            leaf_pem: leaf,
-            chain_pem: blocks.collect(),
         })
     }
 

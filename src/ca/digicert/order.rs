@@ -142,7 +142,7 @@ impl DigicertProvider {
             .csr
             .as_deref()
             .filter(|c| !c.trim().is_empty())
-            && tokens::csr_der(csr).as_deref() != Some(req.csr_der.as_slice())
+            && crate::pki::pem::csr_der(csr).as_deref() != Some(req.csr_der.as_slice())
         {
             return Err(refuse(
                 "its CSR is not the one dcvd holds for this certificate (the issued certificate would not match the private key)".into(),

@@ -175,7 +175,7 @@ fn verdict(info: &OrderInfo, req: &SubmitRequest) -> Verdict {
             "same names, and the CA shows no CSR to tell whose it is".into()
         });
     }
-    match tokens::csr_der(csr) {
+    match crate::pki::pem::csr_der(csr) {
         Some(der) if der == req.csr_der => Verdict::Ours,
         Some(_) => Verdict::NotOurs,
         None => Verdict::Doubtful("its CSR could not be read".into()),

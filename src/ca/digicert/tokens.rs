@@ -151,46 +151,6 @@ pub fn order_state(status: &str) -> CaOrderState {
     }
 }
 
-/// Split a PEM bundle into its `CERTIFICATE` blocks (CRLF tolerated), in order.
-/// Refuses a `BEGIN` without its `END`, a block of another type, and any text other
-/// than whitespace between or after blocks: a download that might have lost a block
-/// is an error (retried), never a shorter chain.
-pub fn split_pem(bundle: &str) -> Result<Vec<String>, String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = bundle.replace("\r\n", "\n");
-    let mut out = Vec::new();
-    let mut rest = text.as_str();
-    loop {
-        let trimmed = rest.trim_start();
-        if trimmed.is_empty() {
-            return Ok(out);
-        }
-        let Some(body) = trimmed.strip_prefix(BEGIN) else {
-            let snippet: String = trimmed.chars().take(40).collect();
-            return Err(format!(
-                "unexpected text after {} certificate block(s): `{snippet}`",
-                out.len()
-            ));
-        };
-        let Some(end) = body.find(END) else {
-            return Err(format!(
-                "certificate block {} has no END line (truncated download)",
-                out.len() + 1
-            ));
-        };
-        let inner = &body[..end];
-        if inner.contains("-----") {
-            return Err(format!(
-                "certificate block {} holds another PEM boundary",
-                out.len() + 1
-            ));
-        }
-        out.push(format!("{BEGIN}{inner}{END}\n"));
-        rest = &body[end + END.len()..];
-    }
-}
-
 /// The registrable (base) domain of a name through the Public Suffix List
 /// (`sub.example.co.uk` → `example.co.uk`): DigiCert's `email_domain` "must match the
 /// dns_names base domain" (seed "Order DV SSL"). Names under an unlisted suffix count
@@ -198,25 +158,6 @@ pub fn split_pem(bundle: &str) -> Result<Vec<String>, String> {
 pub fn registrable_domain(name: &DomainName) -> String {
     let base = name.base();
     psl::domain_str(base).unwrap_or(base).to_ascii_lowercase()
-}
-
-/// The DER of a CSR given as PEM (any line ends and whitespace, `NEW CERTIFICATE
-/// REQUEST` armour too) or as bare base64; `None` when it is neither.
-pub fn csr_der(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let mut body = text.trim();
-    if let Some(start) = body.find("-----BEGIN") {
-        let after = &body[start + "-----BEGIN".len()..];
-        let open = after.find("-----")?;
-        let after = &after[open + 5..];
-        let close = after.find("-----END")?;
-        body = &after[..close];
-    }
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    if b64.is_empty() {
-        return None;
-    }
-    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 #[cfg(test)]
@@ -308,31 +249,6 @@ mod tests {
     }
 
     #[test]
-    fn pem_bundle_splits_with_crlf() {
-        let b = "-----BEGIN CERTIFICATE-----\r\nAAA\r\n-----END CERTIFICATE-----\r\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
-        let v = split_pem(b).unwrap();
-        assert_eq!(v.len(), 2);
-        assert!(v[0].contains("AAA") && !v[0].contains('\r'));
-        assert!(v[1].contains("BBB"));
-        assert_eq!(split_pem("  \n").unwrap().len(), 0);
-    }
-
-    #[test]
-    fn pem_bundle_with_a_cut_block_or_leftover_text_is_refused() {
-        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
-        let cut = format!("{one}-----BEGIN CERTIFICATE-----\nBBB\n");
-        assert!(split_pem(&cut).unwrap_err().contains("no END line"));
-        let junk = format!("{one}<html>gateway</html>");
-        assert!(split_pem(&junk).unwrap_err().contains("unexpected text"));
-        let before = format!("garbage\n{one}");
-        assert!(split_pem(&before).is_err());
-        let key = format!("{one}-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n");
-        assert!(split_pem(&key).is_err());
-        let nested = "-----BEGIN CERTIFICATE-----\nA\n-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n";
-        assert!(split_pem(nested).is_err());
-    }
-
-    #[test]
     fn email_domain_is_the_registrable_domain() {
         for (name, want) in [
             ("www.example.com", "example.com"),
@@ -343,23 +259,5 @@ mod tests {
         ] {
             assert_eq!(registrable_domain(&d(name)), want, "{name}");
         }
-    }
-
-    #[test]
-    fn csr_der_reads_pem_in_any_layout_and_bare_base64() {
-        let pem =
-            "-----BEGIN CERTIFICATE REQUEST-----\nAAEC\nAwQ=\n-----END CERTIFICATE REQUEST-----\n";
-        let want = vec![0, 1, 2, 3, 4];
-        assert_eq!(csr_der(pem), Some(want.clone()));
-        assert_eq!(csr_der(&pem.replace('\n', "\r\n")), Some(want.clone()));
-        assert_eq!(
-            csr_der(
-                "-----BEGIN NEW CERTIFICATE REQUEST-----AAECAwQ=-----END NEW CERTIFICATE REQUEST-----"
-            ),
-            Some(want.clone())
-        );
-        assert_eq!(csr_der(" AAEC AwQ= "), Some(want));
-        assert_eq!(csr_der("------ [CSR HERE] ------"), None);
-        assert_eq!(csr_der(""), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Sectigo order life: `!AutoApplySSL`, status from `!GetMDCDomainDetails` +
 //! `download/CollectSSL`, download, refund/revoke.
 
-use super::chain::{order_chain, pem, to_der};
+use super::chain::order_chain;
 use super::dcv::unique_value_for;
 use super::{OrderData, SectigoProvider, wire};
 use crate::ca::{
@@ -9,6 +9,7 @@ use crate::ca::{
     SubmitRequest, Submitted,
 };
 use crate::model::{DcvMethod, DomainName};
+use crate::pki::pem::{from_base64, to_pem};
 
 const APPLY: &str = "!AutoApplySSL";
 const COLLECT: &str = "download/CollectSSL";
@@ -293,15 +294,15 @@ impl SectigoProvider {
         let bad = |what: &str, e: String| {
             ProviderError::malformed(&self.name, COLLECT, 200, format!("{what}: {e}"))
         };
-        let leaf = to_der(leaf).map_err(|e| bad("certificate", e))?;
+        let leaf = from_base64(leaf).map_err(|e| bad("certificate", e))?.der;
         let mut rest = Vec::new();
         for c in reply.get_all("caCertificate") {
-            rest.push(to_der(c).map_err(|e| bad("caCertificate", e))?);
+            rest.push(from_base64(c).map_err(|e| bad("caCertificate", e))?.der);
         }
         let chain = order_chain(&leaf, rest).map_err(|e| bad("chain", e))?;
         Ok(IssuedChain {
-            leaf_pem: pem(&leaf),
-            chain_pem: chain.iter().map(|c| pem(c)).collect(),
+            leaf_pem: to_pem(&leaf),
+            chain_pem: chain.iter().map(|c| to_pem(c)).collect(),
         })
     }
 
