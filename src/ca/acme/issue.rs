@@ -25,10 +25,7 @@ enum Fetched {
 impl AcmeProvider {
     /// Finalize when the order is `ready` (never twice: a finalized order is `processing`
     /// or `valid`), wait up to `DOWNLOAD_WAIT` while it is processing, fetch the chain.
-    pub(super) async fn finalize_and_fetch(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<IssuedChain, ProviderError> {
+    pub(super) async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
         let account = self.account().await?;
         let started = tokio::time::Instant::now();
         let (r, seen) = observed(async {
@@ -106,7 +103,7 @@ impl AcmeProvider {
 
     /// The CA's suggested renewal window (RFC 9773) for the leaf in `cert_pem`; `None`
     /// when the server offers no renewalInfo or the lookup fails (logged).
-    pub(super) async fn ari_window(
+    pub(super) async fn renewal_window(
         &self,
         cert_pem: &str,
     ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {

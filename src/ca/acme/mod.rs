@@ -169,6 +169,9 @@ impl AcmeProvider {
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `issue.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for AcmeProvider {
     fn name(&self) -> &str {
@@ -182,7 +185,7 @@ impl Provider for AcmeProvider {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.new_order(req).await
+        self.submit(req).await
     }
 
     /// ACME cannot find an order by our reference: `None`, so a new order is placed.
@@ -213,7 +216,7 @@ impl Provider for AcmeProvider {
     }
 
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.order_status(order).await
+        self.status(order).await
     }
 
     /// Per name and without a CA call of its own: the authorization offers every challenge
@@ -249,7 +252,7 @@ impl Provider for AcmeProvider {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        self.set_ready(order, names).await
+        self.trigger_check(order, names).await
     }
 
     async fn approver_emails(&self, _name: &DomainName) -> Result<Vec<String>, ProviderError> {
@@ -257,11 +260,11 @@ impl Provider for AcmeProvider {
     }
 
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.finalize_and_fetch(order).await
+        self.download(order).await
     }
 
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.deactivate(order).await
+        self.cancel(order).await
     }
 
     fn poll_interval(&self) -> Duration {
@@ -273,6 +276,6 @@ impl Provider for AcmeProvider {
     }
 
     async fn renewal_window(&self, cert_pem: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        self.ari_window(cert_pem).await
+        self.renewal_window(cert_pem).await
     }
 }

@@ -178,6 +178,9 @@ impl DigicertProvider {
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `recover.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for DigicertProvider {
     fn name(&self) -> &str {
@@ -197,11 +200,11 @@ impl Provider for DigicertProvider {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.place(req).await
+        self.submit(req).await
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.recover(req).await
+        self.find_order(req).await
     }
 
     async fn order_by_id(
@@ -209,7 +212,7 @@ impl Provider for DigicertProvider {
         req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        self.adopt(req, ca_order_id).await
+        self.order_by_id(req, ca_order_id).await
     }
 
     /// `request_timeout` plus `in_flight_margin` (5 minutes by default).

@@ -11,7 +11,7 @@ use crate::model::{DcvMethod, DomainName};
 
 impl DigicertProvider {
     /// `POST /order/certificate/{product}` with the method of the first name.
-    pub(super) async fn place(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+    pub(super) async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         const EP: &str = "order/certificate";
         let (Some(cn), Some(method)) = (req.names.first(), req.methods.first().copied()) else {
             return Err(self
@@ -110,7 +110,7 @@ impl DigicertProvider {
 
     /// `dcvd orders adopt`: GET the order; refuse it unless its names are `req.names`
     /// and (when the CA shows one) its CSR is the one dcvd holds for the certificate.
-    pub(super) async fn adopt(
+    pub(super) async fn order_by_id(
         &self,
         req: &SubmitRequest,
         ca_order_id: &str,

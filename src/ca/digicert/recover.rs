@@ -28,7 +28,7 @@ impl DigicertProvider {
     /// with the request's names that dcvd does not already track, read each one's
     /// details and decide on its CSR. Calls: list pages, one GET per candidate, and the
     /// random value of the oldest match when it is a pending token order.
-    pub(super) async fn recover(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+    pub(super) async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         let Some(cn) = req.names.first() else {
             return Ok(Lookup::NotFound);
         };

@@ -277,6 +277,9 @@ fn looks_like(body: &str) -> String {
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `recovery.rs`, `dcv.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for SectigoProvider {
     fn name(&self) -> &str {
@@ -290,11 +293,11 @@ impl Provider for SectigoProvider {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.submit_order(req).await
+        self.submit(req).await
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.find(req).await
+        self.find_order(req).await
     }
 
     async fn order_by_id(
@@ -302,7 +305,7 @@ impl Provider for SectigoProvider {
         req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        self.adopt(req, ca_order_id).await
+        self.order_by_id(req, ca_order_id).await
     }
 
     /// `request_timeout` + `in_flight_margin` (5 minutes by default): reqwest gives up on the submit after
@@ -324,7 +327,7 @@ impl Provider for SectigoProvider {
     }
 
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.order_status(order).await
+        self.status(order).await
     }
 
     async fn change_method(
@@ -334,7 +337,7 @@ impl Provider for SectigoProvider {
         method: DcvMethod,
         approver_emails: &[(DomainName, String)],
     ) -> Result<Tokens, ProviderError> {
-        self.update_method(order, names, method, approver_emails)
+        self.change_method(order, names, method, approver_emails)
             .await
     }
 
@@ -344,7 +347,7 @@ impl Provider for SectigoProvider {
         approver_emails: &[(DomainName, String)],
         _locale: &str,
     ) -> Result<(), ProviderError> {
-        self.resend(order, approver_emails).await
+        self.resend_emails(order, approver_emails).await
     }
 
     async fn trigger_check(
@@ -352,7 +355,7 @@ impl Provider for SectigoProvider {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        self.retrigger(order, names).await
+        self.trigger_check(order, names).await
     }
 
     async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError> {
@@ -360,11 +363,11 @@ impl Provider for SectigoProvider {
     }
 
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.collect_chain(order).await
+        self.download(order).await
     }
 
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.cancel_order(order).await
+        self.cancel(order).await
     }
 
     fn poll_interval(&self) -> Duration {

@@ -20,10 +20,7 @@ const MDC_DETAILS: &str = "!GetMDCDomainDetails";
 const REFUND_REASON_OTHER: &str = "11";
 
 impl SectigoProvider {
-    pub(super) async fn submit_order(
-        &self,
-        req: &SubmitRequest,
-    ) -> Result<Submitted, ProviderError> {
+    pub(super) async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         let uv = unique_value_for(&req.reference);
         let days = self.days_for(req)?;
         let email_of = |n: &DomainName| {
@@ -169,10 +166,7 @@ impl SectigoProvider {
         })
     }
 
-    pub(super) async fn order_status(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<CaStatus, ProviderError> {
+    pub(super) async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
         let mut data = OrderData::from_ref(&self.name, &order)?;
         let mut names = Vec::new();
         let mut changed = false;
@@ -264,10 +258,7 @@ impl SectigoProvider {
         })
     }
 
-    pub(super) async fn collect_chain(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<IssuedChain, ProviderError> {
+    pub(super) async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
         let data = OrderData::from_ref(&self.name, &order)?;
         let params = [
             ("orderNumber", data.order_number.clone()),
@@ -306,7 +297,7 @@ impl SectigoProvider {
         })
     }
 
-    pub(super) async fn cancel_order(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
+    pub(super) async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
         let data = OrderData::from_ref(&self.name, &order)?;
         let number = ("orderNumber", data.order_number.clone());
         let result = if data.issued {
