@@ -3,10 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
+use super::hashes::{cname_record, csr_hashes, http_file};
 use super::{OrderData, SectigoProvider, wire};
 use crate::ca::{CaOrderState, CaStatus, NameDcv, OrderRef, ProviderError, Tokens};
 use crate::model::{Challenge, ChallengeKind, DcvMethod, DomainName};
-use crate::pki::hash::{cname_record, csr_hashes, http_file};
 
 const UPDATE_DCV: &str = "!AutoUpdateDCV";
 const RESEND: &str = "!ResendDCVEmail";

@@ -28,6 +28,7 @@
 mod approvers;
 mod chain;
 mod dcv;
+pub mod hashes;
 mod order;
 mod recovery;
 pub mod wire;
