@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dcvd::ca::CaOrderState;
 use dcvd::ca::digicert::client::parse_errors;
-use dcvd::ca::digicert::tokens::order_state;
+use dcvd::ca::digicert::wire::order_state;
 use dcvd::ca::digicert::wire::{OrderCreated, OrderInfo, OrderList};
 use dcvd::pki::pem::{csr_der, split_certificates};
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};

@@ -3,7 +3,8 @@
 
 use reqwest::Method;
 
-use super::tokens::{self, CaData};
+use super::data::CaData;
+use super::tokens;
 use super::wire::*;
 use super::{DigicertProvider, NONE};
 use crate::ca::{ErrorKind, ProviderError, SubmitRequest, Submitted};
@@ -31,7 +32,7 @@ impl DigicertProvider {
                 .iter()
                 .map(|(n, e)| DcvEmail {
                     dns_name: n.to_string(),
-                    email_domain: tokens::registrable_domain(n),
+                    email_domain: super::dcv::registrable_domain(n),
                     email: Some(e.clone()),
                 })
                 .collect()

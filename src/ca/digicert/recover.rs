@@ -6,7 +6,6 @@
 use reqwest::Method;
 
 use super::order::{order_names, request_names};
-use super::tokens;
 use super::wire::*;
 use super::{DigicertProvider, NONE};
 use crate::ca::{Lookup, ProviderError, SubmitRequest};
@@ -68,7 +67,7 @@ impl DigicertProvider {
         }
         if !ours.is_empty() {
             ours.sort_by(|a, b| {
-                let t = |s: &str| tokens::parse_time(s);
+                let t = |s: &str| super::data::parse_time(s);
                 (t(&a.0), a.1.id).cmp(&(t(&b.0), b.1.id))
             });
             let mut found = Vec::with_capacity(ours.len());

@@ -1,10 +1,6 @@
-//! DigiCert specifics kept out of the request code: neutral ↔ wire method names,
-//! token placement from the order random value, the `ca_data` JSON, PEM splitting.
+//! DigiCert DCV tokens: neutral ↔ wire method names and where each method's token goes,
+//! built from the order's random value.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::ca::CaOrderState;
 use crate::model::{Challenge, ChallengeKind, DcvMethod, DomainName};
 
 /// Path of the HTTP token file (DigiCert `http-token`).
@@ -93,73 +89,6 @@ pub fn challenges(
         .collect()
 }
 
-/// What the provider remembers about an order between calls (stored by the engine).
-///
-/// `random_value_refresh_due` is set by `status()` when the stored random value expires
-/// within a day (or its expiry is unknown while the order still validates): the engine
-/// should then call `challenges()`, which fetches the current value (DigiCert returns a
-/// new one once the old one expired) and republish when it changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CaData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_id: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dcv_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dcv_random_value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random_value_expires_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub random_value_refresh_due: bool,
-    /// The certificate's `locale` at submit: the language of emails resent after a
-    /// switch to email (`change_method` has no locale argument).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
-}
-
-impl CaData {
-    pub fn from_json(v: &serde_json::Value) -> Self {
-        serde_json::from_value(v.clone()).unwrap_or_default()
-    }
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-    /// True when the value expires within `margin` of `now`.
-    pub fn expires_within(&self, now: DateTime<Utc>, margin: chrono::Duration) -> bool {
-        self.random_value_expires_at
-            .is_some_and(|t| t - now <= margin)
-    }
-}
-
-/// Parse DigiCert's `expiration_date` (RFC 3339, e.g. `2023-02-24T16:25:52+00:00`).
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// CertCentral order status → neutral state.
-pub fn order_state(status: &str) -> CaOrderState {
-    match status {
-        "issued" => CaOrderState::Issued,
-        "needs_approval" => CaOrderState::NeedsApproval,
-        "rejected" | "canceled" | "revoked" | "expired" | "denied" => {
-            CaOrderState::Failed(status.to_string())
-        }
-        // pending, processing, waiting_pickup, reissue_pending, approved, and anything new.
-        _ => CaOrderState::InProgress,
-    }
-}
-
-/// The registrable (base) domain of a name through the Public Suffix List
-/// (`sub.example.co.uk` → `example.co.uk`): DigiCert's `email_domain` "must match the
-/// dns_names base domain" (seed "Order DV SSL"). Names under an unlisted suffix count
-/// the last label as the suffix (the PSL's default rule).
-pub fn registrable_domain(name: &DomainName) -> String {
-    let base = name.base();
-    psl::domain_str(base).unwrap_or(base).to_ascii_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,35 +158,5 @@ mod tests {
             )
             .is_none()
         );
-    }
-
-    #[test]
-    fn statuses_map_to_neutral_states() {
-        for (s, want) in [
-            ("issued", CaOrderState::Issued),
-            ("pending", CaOrderState::InProgress),
-            ("processing", CaOrderState::InProgress),
-            ("waiting_pickup", CaOrderState::InProgress),
-            ("reissue_pending", CaOrderState::InProgress),
-            ("approved", CaOrderState::InProgress),
-            ("needs_approval", CaOrderState::NeedsApproval),
-            ("denied", CaOrderState::Failed("denied".into())),
-            ("canceled", CaOrderState::Failed("canceled".into())),
-        ] {
-            assert_eq!(order_state(s), want, "{s}");
-        }
-    }
-
-    #[test]
-    fn email_domain_is_the_registrable_domain() {
-        for (name, want) in [
-            ("www.example.com", "example.com"),
-            ("a.b.example.co.uk", "example.co.uk"),
-            ("*.shop.example.com", "example.com"),
-            ("example.com", "example.com"),
-            ("sub.example.test", "example.test"),
-        ] {
-            assert_eq!(registrable_domain(&d(name)), want, "{name}");
-        }
     }
 }
