@@ -84,6 +84,10 @@ pub struct AcmeProvider {
     transport: Transport,
     store: Arc<dyn AccountStore>,
     /// Follows `_acme-challenge` CNAMEs for `dns-cname` (the checker's `[dns]` settings).
+    /// Kept here rather than left to the publish step's `PropagationCheck::delegated_to`:
+    /// for `dns-cname` a missing CNAME must be an error ("create it, or use dns-txt"),
+    /// where the step would publish at the owner name as for `dns-txt`, and the token's
+    /// stored name is the target every server agrees on.
     dns: Arc<crate::dcv::check::dns::DnsCheck>,
     account: tokio::sync::OnceCell<instant_acme::Account>,
     poll_interval: Duration,
