@@ -62,6 +62,25 @@ pub struct OrderRef<'a> {
     pub csr_der: &'a [u8],
 }
 
+impl OrderRef<'_> {
+    /// The provider's record stored with this order (its `ca_data`), read as `T` without
+    /// a copy. One that is not such a record (a damaged row, another provider's) is a
+    /// Permanent error naming the order: carrying on with defaults would lose the CA's ids
+    /// without a word. `what` names the record for the operator ("a Sectigo order record").
+    pub fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        provider: &str,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        T::deserialize(self.ca_data).map_err(|e| {
+            ProviderError::new(provider, "ca_data", ErrorKind::Permanent).with_detail(format!(
+                "stored ca_data of order {} is not {what}: {e}",
+                self.ca_order_id
+            ))
+        })
+    }
+}
+
 /// The CA accepted an order (or recovery found it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submitted {

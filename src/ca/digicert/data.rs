@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ca::{ErrorKind, OrderRef, ProviderError};
+use crate::ca::{OrderRef, ProviderError};
 
 /// What the provider remembers about an order between calls (stored by the engine).
 ///
@@ -36,12 +36,10 @@ impl CaData {
     /// ACME: carrying on with an empty record would lose the certificate id and random
     /// value without a word.
     pub fn from_ref(provider: &str, order: &OrderRef<'_>) -> Result<Self, ProviderError> {
-        Self::parse(order.ca_data).map_err(|e| {
-            ProviderError::new(provider, "ca_data", ErrorKind::Permanent).with_detail(format!(
-                "stored ca_data of order {} is not a DigiCert order record: {e}",
-                order.ca_order_id
-            ))
-        })
+        match order.ca_data {
+            serde_json::Value::Null => Ok(Self::default()),
+            _ => order.record(provider, "a DigiCert order record"),
+        }
     }
 
     /// `null` (nothing stored yet) is the empty record; anything else must be a record.
@@ -71,6 +69,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ca::ErrorKind;
 
     fn order(v: &serde_json::Value) -> OrderRef<'_> {
         OrderRef {

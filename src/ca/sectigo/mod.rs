@@ -87,14 +87,7 @@ pub struct OrderData {
 
 impl OrderData {
     fn from_ref(provider: &str, order: &OrderRef<'_>) -> Result<Self, ProviderError> {
-        serde_json::from_value(order.ca_data.clone()).map_err(|e| {
-            ProviderError::new(provider, "ca_data", crate::ca::ErrorKind::Permanent).with_detail(
-                format!(
-                    "stored ca_data of order {} is not a Sectigo order record: {e}",
-                    order.ca_order_id
-                ),
-            )
-        })
+        order.record(provider, "a Sectigo order record")
     }
 
     fn to_value(&self) -> serde_json::Value {
