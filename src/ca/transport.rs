@@ -224,4 +224,86 @@ mod tests {
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
+
+    /// A loopback server answering 429 with `Retry-After: 1` first, then 200; it logs
+    /// when each request arrived.
+    async fn server() -> (String, Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>) {
+        let log: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let l = log.clone();
+        let app = axum::Router::new().fallback(move || {
+            let l = l.clone();
+            async move {
+                let mut seen = l.lock().unwrap();
+                seen.push(tokio::time::Instant::now());
+                match seen.len() {
+                    1 => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("Retry-After", "1")],
+                        "slow",
+                    ),
+                    _ => (StatusCode::OK, [("Retry-After", "0")], "ok"),
+                }
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, log)
+    }
+
+    #[tokio::test]
+    async fn a_429_holds_every_request_of_the_provider_for_its_retry_after() {
+        let (url, log) = server().await;
+        let t = Transport::new(
+            "sec",
+            &ClientOptions {
+                timeout: Duration::from_secs(5),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let first = t.send(t.http().post(&url), "x").await.unwrap();
+        assert_eq!(first.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(first.retry_after, Some(Duration::from_secs(1)));
+        // Another clone (another step of the same provider) is held too, once.
+        let other = t.clone();
+        let second = other.send(other.http().post(&url), "y").await.unwrap();
+        assert_eq!(second.status, StatusCode::OK);
+        assert_eq!(&second.body[..], b"ok");
+        let at = log.lock().unwrap().clone();
+        let gap = at[1] - at[0];
+        assert!(
+            gap >= Duration::from_secs(1) && gap < Duration::from_secs(2),
+            "the next request went {gap:?} after a 429 with Retry-After: 1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_is_transient_and_names_the_provider() {
+        // A port nothing listens on: bind one, then close it.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let t = Transport::new(
+            "dc",
+            &ClientOptions {
+                timeout: Duration::from_secs(5),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let e = t
+            .send(t.http().get(format!("http://{addr}/")), "order/certificate")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert!(!e.rejected);
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("provider `dc`: order/certificate failed: could not connect"),
+            "{shown}"
+        );
+        assert!(shown.contains("outcome unknown, will retry"), "{shown}");
+    }
 }
