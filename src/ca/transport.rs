@@ -143,7 +143,7 @@ impl Transport {
             .await
             .map_err(|e| self.transport_error(endpoint, &e))?;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            self.pause(retry_after).await;
+            self.pause(retry_after);
         }
         Ok(Answer {
             status,
@@ -155,10 +155,8 @@ impl Transport {
 
     /// The CA said "rate limited": hold every request of this provider (all tasks, all
     /// steps) for `retry_after`, else [`DEFAULT_PAUSE`].
-    pub async fn pause(&self, retry_after: Option<Duration>) {
-        self.limiter
-            .pause(retry_after.unwrap_or(DEFAULT_PAUSE))
-            .await;
+    pub fn pause(&self, retry_after: Option<Duration>) {
+        self.limiter.pause(retry_after.unwrap_or(DEFAULT_PAUSE));
     }
 
     /// A request that got no (whole) answer: Transient, the outcome unknown. reqwest's

@@ -160,7 +160,13 @@ impl AcmeProvider {
     }
 
     fn err(&self, endpoint: &str, e: instant_acme::Error, seen: http::Seen) -> ProviderError {
-        http::map_error(&self.name, endpoint, e, seen)
+        let err = http::map_error(&self.name, endpoint, e, seen);
+        if err.kind == ErrorKind::RateLimited && err.status != Some(429) {
+            // A `rateLimited` problem under another status: hold every request of this
+            // provider too (the transport already did for a 429).
+            self.transport.pause(err.retry_after);
+        }
+        err
     }
 
     fn permanent(&self, endpoint: &str, detail: String) -> ProviderError {

@@ -140,7 +140,7 @@ impl Api {
         if err.kind == ErrorKind::RateLimited && status != StatusCode::TOO_MANY_REQUESTS {
             // `request_limit_exceeded` under another status: hold every request of this
             // provider now (the transport already did for a 429).
-            self.transport.pause(answer.retry_after).await;
+            self.transport.pause(answer.retry_after);
         }
         // Name the request (path holds the order id; never the key, which is a header).
         err.detail = Some(match err.detail.take() {

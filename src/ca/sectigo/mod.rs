@@ -233,7 +233,7 @@ impl SectigoProvider {
             )
         })?;
         if code == -42 {
-            self.transport.pause(Some(wire::RATE_LIMIT_PAUSE)).await;
+            self.transport.pause(Some(wire::RATE_LIMIT_PAUSE));
         }
         Ok((code, reply))
     }
