@@ -75,6 +75,13 @@ async fn runtime(
     (rt, store)
 }
 
+/// Provider `name` as the daemon builds it from `toml` (with its limiter).
+async fn provider(toml: &str, name: &str) -> Arc<dyn dcvd::ca::Provider> {
+    let config = dcvd::config::load_from_str(toml, None).unwrap_or_else(|e| panic!("{e}"));
+    let (rt, _store) = runtime(&config).await;
+    rt.providers[name].clone()
+}
+
 #[tokio::test]
 async fn digicert_recoveries_never_send_more_requests_than_the_limit_in_any_window() {
     let sim = digicert_sim().await;
@@ -140,9 +147,7 @@ rate_limits = ["2/500ms"]
         d = dir.path().display(),
         url = sim.base_url(),
     );
-    let config = dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"));
-    let (rt, _store) = runtime(&config).await;
-    let p = rt.providers["sec"].clone();
+    let p = provider(&toml, "sec").await;
     let req = sectigo_common::request(
         "dcvd-sec-burst",
         &["shop.example.test"],
@@ -299,9 +304,7 @@ rate_limits = ["2/1s"]
 "#,
         d = dir.path().display(),
     );
-    let config = dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"));
-    let (rt, _store) = runtime(&config).await;
-    let p = rt.providers["le"].clone();
+    let p = provider(&toml, "le").await;
     let req = sectigo_common::request(
         "dcvd-acme-limit",
         &["shop.example.test"],

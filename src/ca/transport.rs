@@ -223,6 +223,14 @@ mod tests {
         assert_eq!(retry_after(&h), None);
     }
 
+    fn transport(name: &str) -> Transport {
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        };
+        Transport::new(name, &opts).unwrap()
+    }
+
     /// A loopback server answering 429 with `Retry-After: 1` first, then 200; it logs
     /// when each request arrived.
     async fn server() -> (String, Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>) {
@@ -252,14 +260,7 @@ mod tests {
     #[tokio::test]
     async fn a_429_holds_every_request_of_the_provider_for_its_retry_after() {
         let (url, log) = server().await;
-        let t = Transport::new(
-            "sec",
-            &ClientOptions {
-                timeout: Duration::from_secs(5),
-                ..ClientOptions::default()
-            },
-        )
-        .unwrap();
+        let t = transport("sec");
         let first = t.send(t.http().post(&url), "x").await.unwrap();
         assert_eq!(first.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(first.retry_after, Some(Duration::from_secs(1)));
@@ -283,14 +284,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let t = Transport::new(
-            "dc",
-            &ClientOptions {
-                timeout: Duration::from_secs(5),
-                ..ClientOptions::default()
-            },
-        )
-        .unwrap();
+        let t = transport("dc");
         let e = t
             .send(t.http().get(format!("http://{addr}/")), "order/certificate")
             .await
