@@ -5,7 +5,7 @@
 //! - [`model`]: the shared vocabulary: names, DCV methods, order/authorization states,
 //!   `Order`/`Authorization` rows, check reports, `ErrorKind`, rate limits.
 //! - [`clock`]: the one source of "now" (tests and faketime move it); [`metrics`]: the
-//!   Prometheus registry.
+//!   Prometheus registry; [`net`]: the one rustls crypto install and base HTTP client.
 //! - [`config`]: load `dcvd.toml`, resolve secrets, validate everything before starting.
 //! - [`pki`]: private keys, CSRs, strict PEM, checking an issued leaf, installing files.
 //! - [`dcv`]: our side of validation: DNS wire code (`dns`), token publishers
@@ -29,7 +29,7 @@
 //! - What is the retry policy? `lifecycle/retry.rs`, the only place with retry rules:
 //!   `error_policy` (capped, jittered backoff by `ErrorKind`), `after_step_error` (a failed
 //!   propagation check is never terminal), check polling, damaged rows, cleanups; the CA
-//!   rate limits are `ca/limit.rs` and `ca/limited.rs`.
+//!   rate limits are `ca/limit.rs`, taken per request and paused in `ca/transport.rs`.
 //! - Who removes published tokens? `lifecycle/cleanup.rs` `cleanup_due`, working the
 //!   cleanup journal (`store/journal.rs`) that each token enters before it is published.
 //! - What is `Services`? `lifecycle/services.rs`: the config with the providers,
@@ -44,6 +44,7 @@ pub mod dcv;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod pki;
 pub mod sim;
 pub mod store;

@@ -6,6 +6,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = dcvd::cli::Cli::parse();
+    // The one process-wide TLS crypto provider, before any client or server is built.
+    dcvd::net::install_crypto();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -94,7 +94,7 @@ fn parse_host_addr(s: &str) -> Result<(String, SocketAddr), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    dcvd::net::install_crypto();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();

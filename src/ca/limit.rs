@@ -54,7 +54,7 @@ struct State {
 pub type WaitHook = Box<dyn Fn(&str, Duration) + Send + Sync>;
 
 /// Shared by every task talking to one provider: every HTTP request to the CA takes a
-/// permit from it (DigiCert `Api::send`, Sectigo `call_raw`; ACME per operation).
+/// permit from it (`ca::transport::Transport`, used by all three CA clients).
 pub struct Limiter {
     state: Mutex<State>,
     /// Poked when an in-flight request finishes (it may free a slot) or the limits change.
@@ -256,7 +256,7 @@ impl Limiter {
     }
 
     /// The CA said slow down: hold every request until `after` has passed.
-    pub async fn pause(&self, after: Duration) {
+    pub fn pause(&self, after: Duration) {
         let until = Instant::now() + after;
         let mut st = self.lock();
         st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
@@ -403,7 +403,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pause_holds_requests() {
         let l = Limiter::unlimited();
-        l.pause(Duration::from_secs(30)).await;
+        l.pause(Duration::from_secs(30));
         let start = Instant::now();
         l.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(30));

@@ -1,6 +1,8 @@
 //! The CA-neutral `Provider` trait, its request/response types and `ProviderError`.
 //!
-//! Each implementation (`digicert`, `sectigo`) maps these neutral calls to its wire API.
+//! Each implementation (`digicert`, `sectigo`, `acme`) maps these neutral calls to its wire
+//! API; all three send their HTTP requests through one [`transport::Transport`] (client,
+//! rate-limit permit per request, the pause on "rate limited", transport errors).
 //! Provider-private facts about an order (DigiCert certificate id and random value,
 //! Sectigo uniqueValue …) travel as the opaque JSON `ca_data`, which the engine stores
 //! with the order and hands back on every call.
@@ -9,8 +11,8 @@ pub mod acme;
 pub mod digicert;
 pub mod error;
 pub mod limit;
-pub mod limited;
 pub mod sectigo;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -58,6 +60,25 @@ pub struct OrderRef<'a> {
     pub ca_data: &'a serde_json::Value,
     pub names: &'a [DomainName],
     pub csr_der: &'a [u8],
+}
+
+impl OrderRef<'_> {
+    /// The provider's record stored with this order (its `ca_data`), read as `T` without
+    /// a copy. One that is not such a record (a damaged row, another provider's) is a
+    /// Permanent error naming the order: carrying on with defaults would lose the CA's ids
+    /// without a word. `what` names the record for the operator ("a Sectigo order record").
+    pub fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        provider: &str,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        T::deserialize(self.ca_data).map_err(|e| {
+            ProviderError::new(provider, "ca_data", ErrorKind::Permanent).with_detail(format!(
+                "stored ca_data of order {} is not {what}: {e}",
+                self.ca_order_id
+            ))
+        })
+    }
 }
 
 /// The CA accepted an order (or recovery found it).
@@ -116,6 +137,20 @@ pub struct CaStatus {
 pub struct IssuedChain {
     pub leaf_pem: String,
     pub chain_pem: Vec<String>,
+}
+
+impl IssuedChain {
+    /// A PEM bundle as the CA sent it, leaf first, read strictly (`pki::pem`): a block
+    /// cut short, stray text or a damaged certificate is an error, never a shorter chain.
+    pub fn from_bundle(bundle: &str) -> Result<Self, crate::pki::pem::PemError> {
+        let mut blocks = crate::pki::pem::split_certificates(bundle)?.into_iter();
+        // `split_certificates` never returns an empty list.
+        let leaf_pem = blocks.next().unwrap_or_default();
+        Ok(Self {
+            leaf_pem,
+            chain_pem: blocks.collect(),
+        })
+    }
 }
 
 /// One CA account. Implementations hold their HTTP client and credentials; they keep

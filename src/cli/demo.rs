@@ -104,7 +104,7 @@ const CERTS: &[DemoCert] = &[
 ];
 
 pub async fn run(exit_when_done: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::net::install_crypto();
     if std::env::var_os("RUST_LOG").is_none() {
         // Progress lines are the demo's output; the daemon's own logs only when asked.
         crate::app::telemetry::init_with(

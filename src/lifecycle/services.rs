@@ -72,7 +72,7 @@ impl Services {
     }
 }
 
-/// Build providers (each behind its rate limiter), publishers and the checker from a
+/// Build providers (each taking permits from its rate limiter), publishers and the checker from a
 /// validated config. `store` is where ACME providers keep their account.
 pub async fn build(
     config: &Config,
@@ -96,27 +96,26 @@ pub async fn build_reusing(
     limiters: Arc<crate::ca::limit::Limiters>,
 ) -> Result<Services, String> {
     use crate::ca::limit::Limiter;
-    use crate::ca::limited::Limited;
     use crate::config::ProviderConfig;
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // Build everything first: a provider that fails to build rejects the reload, and
     // then no limiter may have been changed.
-    let mut built: Vec<(&String, &ProviderConfig, Arc<dyn Provider>)> = Vec::new();
-    let mut pending = Vec::new();
+    let mut pending: Vec<(&String, &ProviderConfig, Pending)> = Vec::new();
     for (name, pc) in &config.providers {
-        let made: Result<(), String> = match pc {
+        let made: Result<Pending, String> = match pc {
             ProviderConfig::Digicert(c) => crate::ca::digicert::DigicertProvider::new(name, c)
-                .map(|p| pending.push((name, pc, Pending::Digicert(p.with_clock(clock.clone()))))),
+                .map(|p| Pending::Digicert(p.with_clock(clock.clone()))),
             ProviderConfig::Sectigo(c) => crate::ca::sectigo::SectigoProvider::new(name, c)
-                .map(|p| pending.push((name, pc, Pending::Sectigo(p.with_clock(clock.clone()))))),
+                .map(|p| Pending::Sectigo(p.with_clock(clock.clone()))),
             ProviderConfig::Acme(c) => {
                 crate::ca::acme::AcmeProvider::new(name, c, &config.dns, Arc::new(store.clone()))
-                    .map(|p| {
-                        built.push((name, pc, Arc::new(p.with_clock(clock.clone()))));
-                    })
+                    .map(|p| Pending::Acme(p.with_clock(clock.clone())))
             }
         };
-        made.map_err(|e| format!("providers.{name}: {e}"))?;
+        pending.push((
+            name,
+            pc,
+            made.map_err(|e| format!("providers.{name}: {e}"))?,
+        ));
     }
     let mut publishers: HashMap<String, Arc<dyn Publisher>> = HashMap::new();
     for (name, pc) in &config.publishers {
@@ -127,25 +126,20 @@ pub async fn build_reusing(
     }
     let checker = crate::dcv::check::build(&config.dns, &config.http_check)
         .map_err(|e| format!("dns: {e}"))?;
-    let limiter_for = |name: &str, pc: &ProviderConfig| {
-        let m = metrics.clone();
-        limiters.get(name, crate::config::rate_limits(pc), |limits| {
-            Limiter::new(limits).on_wait(name, move |p, waited| m.rate_limit_wait(p, waited))
-        })
-    };
+    // Every provider's transport takes a permit per HTTP request from its limiter and
+    // pauses it when the CA says "rate limited": one limiter per provider, no wrapper.
     let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
     for (name, pc, p) in pending {
-        let limiter = limiter_for(name, pc);
-        let inner: Arc<dyn Provider> = match p {
-            Pending::Digicert(p) => Arc::new(p.with_limiter(limiter.clone())),
-            Pending::Sectigo(p) => Arc::new(p.with_limiter(limiter.clone())),
+        let m = metrics.clone();
+        let limiter = limiters.get(name, crate::config::rate_limits(pc), |limits| {
+            Limiter::new(limits).on_wait(name, move |p, waited| m.rate_limit_wait(p, waited))
+        });
+        let provider: Arc<dyn Provider> = match p {
+            Pending::Digicert(p) => Arc::new(p.with_limiter(limiter)),
+            Pending::Sectigo(p) => Arc::new(p.with_limiter(limiter)),
+            Pending::Acme(p) => Arc::new(p.with_limiter(limiter)),
         };
-        providers.insert(name.clone(), Arc::new(Limited::per_request(inner, limiter)));
-    }
-    for (name, pc, inner) in built {
-        // ACME requests go through instant-acme: one permit per operation.
-        let limiter = limiter_for(name, pc);
-        providers.insert(name.clone(), Arc::new(Limited::new(inner, limiter)));
+        providers.insert(name.clone(), provider);
     }
     let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
     limiters.retain(&names);
@@ -154,8 +148,9 @@ pub async fn build_reusing(
     Ok(rt)
 }
 
-/// A DigiCert or Sectigo provider built but not yet given its limiter.
+/// A provider built but not yet given its limiter.
 enum Pending {
     Digicert(crate::ca::digicert::DigicertProvider),
     Sectigo(crate::ca::sectigo::SectigoProvider),
+    Acme(crate::ca::acme::AcmeProvider),
 }

@@ -1,8 +1,7 @@
-//! Private keys and CSRs for certificates; CSR hashes for Sectigo DCV; strict PEM bundles
+//! Private keys and CSRs for certificates; strict PEM bundles
 //! and the check of an issued leaf against our key, our names and its chain.
 
 pub mod adopt;
-pub mod hash;
 pub mod install;
 pub mod key;
 pub mod pem;

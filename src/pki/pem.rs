@@ -171,7 +171,42 @@ fn check_whole_certificate(der: &[u8]) -> Result<(), String> {
     }
 }
 
-fn to_pem(der: &[u8]) -> String {
+/// One certificate sent as base64 DER without PEM armour (Sectigo `CollectSSL`), or as
+/// a single PEM block: whitespace and line breaks are fine, the DER must be one whole
+/// X.509 certificate.
+pub fn from_base64(text: &str) -> Result<PemCertificate, String> {
+    if text.trim_start().starts_with(BEGIN) {
+        return parse_one(text);
+    }
+    let body: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map_err(|e| format!("not base64: {e}"))?;
+    check_whole_certificate(&der)?;
+    let pem = to_pem(&der);
+    Ok(PemCertificate { der, pem })
+}
+
+/// The DER of a CSR given as PEM (any line ends and whitespace, `NEW CERTIFICATE
+/// REQUEST` armour too) or as bare base64; `None` when it is neither.
+pub fn csr_der(text: &str) -> Option<Vec<u8>> {
+    let mut body = text.trim();
+    if let Some(start) = body.find("-----BEGIN") {
+        let after = &body[start + "-----BEGIN".len()..];
+        let open = after.find("-----")?;
+        let after = &after[open + 5..];
+        let close = after.find("-----END")?;
+        body = &after[..close];
+    }
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    if b64.is_empty() {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// DER as canonical PEM (`BEGIN CERTIFICATE`, 64-column base64, LF, final newline).
+pub fn to_pem(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
     out.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -316,5 +351,45 @@ mod tests {
         assert!(e.to_string().contains("3 bytes follow"), "{e}");
         let e = parse_one(&blocks.concat()).unwrap_err();
         assert!(e.contains("holds 3 certificates"), "{e}");
+    }
+
+    #[test]
+    fn bare_base64_der_reads_as_one_certificate() {
+        let (_, blocks) = bundle();
+        let cert = parse_one(&blocks[1]).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&cert.der);
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        assert_eq!(from_base64(&wrapped).unwrap(), cert);
+        assert_eq!(from_base64(&blocks[1]).unwrap(), cert, "a PEM block too");
+        assert!(
+            from_base64("not base64!")
+                .unwrap_err()
+                .contains("not base64")
+        );
+        let cut = &b64[..b64.len() / 2 / 4 * 4];
+        assert!(from_base64(cut).is_err(), "half a certificate");
+        assert!(from_base64(&blocks.concat()).is_err(), "three certificates");
+    }
+
+    #[test]
+    fn csr_der_reads_pem_in_any_layout_and_bare_base64() {
+        let pem =
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAEC\nAwQ=\n-----END CERTIFICATE REQUEST-----\n";
+        let want = vec![0, 1, 2, 3, 4];
+        assert_eq!(csr_der(pem), Some(want.clone()));
+        assert_eq!(csr_der(&pem.replace('\n', "\r\n")), Some(want.clone()));
+        assert_eq!(
+            csr_der(
+                "-----BEGIN NEW CERTIFICATE REQUEST-----AAECAwQ=-----END NEW CERTIFICATE REQUEST-----"
+            ),
+            Some(want.clone())
+        );
+        assert_eq!(csr_der(" AAEC AwQ= "), Some(want));
+        assert_eq!(csr_der("------ [CSR HERE] ------"), None);
+        assert_eq!(csr_der(""), None);
     }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use dcvd::ca::CaOrderState;
 use dcvd::ca::digicert::client::parse_errors;
-use dcvd::ca::digicert::tokens::{csr_der, order_state, split_pem};
+use dcvd::ca::digicert::wire::order_state;
 use dcvd::ca::digicert::wire::{OrderCreated, OrderInfo, OrderList};
+use dcvd::pki::pem::{csr_der, split_certificates};
 use dcvd::sim::digicert::{DigicertSim, DigicertSimOptions, start};
 use serde_json::{Value, json};
 
@@ -129,7 +130,7 @@ fn immediate_issuance_chain_with_crlf_splits() {
     let chain = c.certificate_chain.unwrap();
     assert_eq!(chain.len(), 3);
     let joined: String = chain.iter().map(|e| e.pem.as_str()).collect();
-    let blocks = split_pem(&joined).unwrap();
+    let blocks = split_certificates(&joined).unwrap();
     assert_eq!(blocks.len(), 3);
     for b in &blocks {
         let (_, pem) = x509_parser::pem::parse_x509_pem(b.as_bytes()).unwrap();

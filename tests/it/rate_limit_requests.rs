@@ -75,6 +75,13 @@ async fn runtime(
     (rt, store)
 }
 
+/// Provider `name` as the daemon builds it from `toml` (with its limiter).
+async fn provider(toml: &str, name: &str) -> Arc<dyn dcvd::ca::Provider> {
+    let config = dcvd::config::load_from_str(toml, None).unwrap_or_else(|e| panic!("{e}"));
+    let (rt, _store) = runtime(&config).await;
+    rt.providers[name].clone()
+}
+
 #[tokio::test]
 async fn digicert_recoveries_never_send_more_requests_than_the_limit_in_any_window() {
     let sim = digicert_sim().await;
@@ -140,9 +147,7 @@ rate_limits = ["2/500ms"]
         d = dir.path().display(),
         url = sim.base_url(),
     );
-    let config = dcvd::config::load_from_str(&toml, None).unwrap_or_else(|e| panic!("{e}"));
-    let (rt, _store) = runtime(&config).await;
-    let p = rt.providers["sec"].clone();
+    let p = provider(&toml, "sec").await;
     let req = sectigo_common::request(
         "dcvd-sec-burst",
         &["shop.example.test"],
@@ -238,4 +243,94 @@ async fn a_reload_in_the_middle_of_a_burst_keeps_the_windows() {
             "the new 3/2s limit started without the old requests: {log:#?}"
         );
     }
+}
+
+/// A scripted ACME server on loopback: a directory, nonces, and a `newAccount` that
+/// answers 429 with `Retry-After: 2`. It logs when each request arrived.
+async fn acme_server() -> (String, Arc<std::sync::Mutex<Vec<(String, Duration)>>>) {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    let log: Arc<std::sync::Mutex<Vec<(String, Duration)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let start = tokio::time::Instant::now();
+    let (l, b) = (log.clone(), base.clone());
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (l, b) = (l.clone(), b.clone());
+        async move {
+            l.lock()
+                .unwrap()
+                .push((uri.path().to_string(), start.elapsed()));
+            let mut h = HeaderMap::new();
+            h.insert("Replay-Nonce", "bm9uY2U".parse().unwrap());
+            match uri.path() {
+                "/dir" => {
+                    h.insert("Content-Type", "application/json".parse().unwrap());
+                    let dir = format!(
+                        r#"{{"newNonce":"{b}/nonce","newAccount":"{b}/acct","newOrder":"{b}/order"}}"#
+                    );
+                    (StatusCode::OK, h, dir)
+                }
+                "/nonce" => (StatusCode::OK, h, String::new()),
+                _ => {
+                    h.insert(
+                        "Content-Type",
+                        "application/problem+json".parse().unwrap(),
+                    );
+                    h.insert("Retry-After", "2".parse().unwrap());
+                    let problem = r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new accounts","status":429}"#;
+                    (StatusCode::TOO_MANY_REQUESTS, h, problem.to_string())
+                }
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, log)
+}
+
+#[tokio::test]
+async fn acme_requests_take_one_permit_each_and_a_429_pauses_the_provider() {
+    let (base, log) = acme_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[daemon]
+database = "{d}/dcvd.db"
+listen = "127.0.0.1:0"
+[providers.le]
+kind = "acme"
+directory_url = "{base}/dir"
+terms_accepted = true
+rate_limits = ["2/1s"]
+"#,
+        d = dir.path().display(),
+    );
+    let p = provider(&toml, "le").await;
+    let req = sectigo_common::request(
+        "dcvd-acme-limit",
+        &["shop.example.test"],
+        &[DcvMethod::DnsTxt],
+        &[],
+    );
+    // One operation, three requests (directory, nonce, newAccount): the third waits for
+    // the 2-per-second window, as it would at DigiCert or Sectigo.
+    let err = p.submit(&req).await.unwrap_err();
+    assert_eq!(err.kind(), dcvd::model::ErrorKind::RateLimited, "{err}");
+    assert_eq!(err.retry_after, Some(Duration::from_secs(2)), "{err}");
+    let first: Vec<(String, Duration)> = log.lock().unwrap().clone();
+    let paths: Vec<&str> = first.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/dir", "/nonce", "/acct"], "{first:?}");
+    assert!(
+        first[2].1 - first[0].1 >= Duration::from_secs(1),
+        "three requests of one operation within 1 s: {first:?}"
+    );
+    // The 429 held the provider: the next operation's first request waits its Retry-After.
+    let answered = first[2].1;
+    let _ = p.submit(&req).await.unwrap_err();
+    let all = log.lock().unwrap().clone();
+    let next = all[3].1;
+    assert!(
+        next - answered >= Duration::from_secs(2),
+        "a request went out {:?} after the 429 (Retry-After: 2): {all:?}",
+        next - answered
+    );
 }

@@ -82,7 +82,7 @@ async fn cname_order_issues_and_downloads_in_at_most_six_calls() {
     assert_eq!(sub.challenges.len(), 1);
     let (_, ch) = &sub.challenges[0];
     assert_eq!(ch.kind, ChallengeKind::DnsCname);
-    let h = dcvd::pki::hash::csr_hashes(&req.csr_der);
+    let h = dcvd::ca::sectigo::hashes::csr_hashes(&req.csr_der);
     assert_eq!(ch.name, format!("_{}.www.example.test", h.md5_upper));
     let uv = sub.ca_data["uniqueValue"].as_str().unwrap().to_string();
     assert!(

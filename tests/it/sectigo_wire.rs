@@ -96,7 +96,7 @@ async fn wildcard_names_keep_the_star_in_auto_update_dcv() {
     let sub = p.submit(&req).await.unwrap();
     assert_eq!(sim.orders()[0].names[0].name, "*.wild.example.test");
     // The CNAME goes at the base name (the ADN), the only place a wildcard can use.
-    let h = dcvd::pki::hash::csr_hashes(&req.csr_der);
+    let h = dcvd::ca::sectigo::hashes::csr_hashes(&req.csr_der);
     assert_eq!(
         sub.challenges[0].1.name,
         format!("_{}.wild.example.test", h.md5_upper)

@@ -24,7 +24,7 @@ impl AcmeProvider {
     }
 
     fn builder(&self) -> instant_acme::AccountBuilder {
-        Account::builder_with_http(Box::new(ReqwestHttp(self.http.clone())))
+        Account::builder_with_http(Box::new(ReqwestHttp(self.transport.clone())))
     }
 
     fn store_error(&self, e: String) -> ProviderError {

@@ -1,5 +1,6 @@
-//! instant-acme's `HttpClient` over our reqwest client (ring TLS, `ca_file` roots,
-//! timeouts), and the mapping of instant-acme errors to `ProviderError`.
+//! instant-acme's `HttpClient` over the shared CA [`Transport`] (client with `ca_file`
+//! roots and timeouts, a rate-limit permit per request, the 429 pause), and the mapping
+//! of instant-acme errors to `ProviderError`.
 //!
 //! Each response's HTTP status and `Retry-After` are noted in a task-local slot for the
 //! provider call in progress ([`observed`]), because instant-acme's `Problem` keeps
@@ -8,12 +9,13 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
+use crate::ca::transport::Transport;
 use crate::ca::{ApiError, ErrorKind, ProviderError};
 
 /// What the last response of the current provider call said besides its body.
@@ -41,67 +43,54 @@ pub(super) fn last_retry_after() -> Option<Duration> {
     SEEN.try_with(Cell::get).ok().and_then(|s| s.retry_after)
 }
 
-/// `Retry-After` as seconds or an HTTP date, relative to now.
-pub(super) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(at.timestamp()).ok()?);
-    Some(
-        at.duration_since(SystemTime::from(crate::clock::Clock::now(
-            &crate::clock::SystemClock,
-        )))
-        .unwrap_or(Duration::ZERO),
-    )
+tokio::task_local! {
+    static UNGATED: ();
 }
 
-/// The reqwest client behind instant-acme.
-pub(super) struct ReqwestHttp(pub reqwest::Client);
+/// Run `f` with its requests sent without a rate-limit permit (renewalInfo lookups).
+pub(super) async fn ungated<F: Future>(f: F) -> F::Output {
+    UNGATED.scope((), f).await
+}
+
+/// instant-acme's transport: our [`Transport`], so every ACME request takes a permit
+/// from the provider's limiter and a 429 pauses the provider, as for DigiCert and Sectigo.
+pub(super) struct ReqwestHttp(pub Transport);
 
 impl HttpClient for ReqwestHttp {
     fn request(
         &self,
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let client = self.0.clone();
+        let transport = self.0.clone();
+        let gated = UNGATED.try_with(|_| ()).is_err();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let body = match body.collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(never) => match never {},
             };
-            let rsp = client
+            let req = transport
+                .http()
                 .request(parts.method, parts.uri.to_string())
                 .headers(parts.headers)
-                .body(body)
-                .send()
+                .body(body);
+            // The endpoint is not known here; `map_error` names it.
+            let answer = transport
+                .send_gated(req, "acme", gated)
                 .await
-                .map_err(|e| {
-                    instant_acme::Error::Other(crate::ca::error::error_chain(&e).into())
-                })?;
-            let status = rsp.status();
-            let headers = rsp.headers().clone();
-            let bytes = rsp.bytes().await.map_err(|e| {
-                instant_acme::Error::Other(crate::ca::error::error_chain(&e).into())
-            })?;
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
             let seen = Seen {
-                status: Some(status.as_u16()),
-                retry_after: retry_after(&headers),
+                status: Some(answer.status.as_u16()),
+                retry_after: answer.retry_after,
             };
             let _ = SEEN.try_with(|c| c.set(seen));
             let mut shell = http::Response::new(());
-            *shell.status_mut() = status;
-            *shell.headers_mut() = headers;
+            *shell.status_mut() = answer.status;
+            *shell.headers_mut() = answer.headers;
             let (parts, ()) = shell.into_parts();
             Ok(BytesResponse {
                 parts,
-                body: Box::new(bytes),
+                body: Box::new(answer.body),
             })
         })
     }
@@ -190,6 +179,15 @@ pub(super) fn map_error(
             )),
         E::Unsupported(what) => ProviderError::new(provider, endpoint, ErrorKind::Permanent)
             .with_detail(format!("the ACME server does not support {what}")),
+        E::Other(inner) => match inner.downcast::<ProviderError>() {
+            // A transport failure: keep its text and kind, named after this call.
+            Ok(t) => ProviderError {
+                endpoint: endpoint.to_string(),
+                ..*t
+            },
+            Err(other) => ProviderError::transport(provider, endpoint, other.to_string())
+                .with_retry_after(seen.retry_after),
+        },
         other => ProviderError::transport(provider, endpoint, other.to_string())
             .with_retry_after(seen.retry_after),
     }
@@ -248,19 +246,5 @@ mod tests {
             },
         );
         assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(502)));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = http::HeaderMap::new();
-        h.insert(http::header::RETRY_AFTER, "12".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(12)));
-        h.insert(
-            http::header::RETRY_AFTER,
-            "Fri, 31 Dec 1999 23:59:59 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use instant_acme::{CertificateIdentifier, OrderStatus};
 use rustls::pki_types::CertificateDer;
 
-use super::http::{last_retry_after, observed};
+use super::http::{last_retry_after, observed, ungated};
 use super::{AcmeProvider, DOWNLOAD_WAIT};
 use crate::ca::{ErrorKind, IssuedChain, OrderRef, ProviderError};
 
@@ -22,28 +22,10 @@ enum Fetched {
     StillProcessing(Option<Duration>),
 }
 
-/// The PEM certificate blocks of `pem`, in order.
-pub(super) fn pem_blocks(pem: &str) -> Vec<String> {
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        out.push(format!("{}\n", &rest[start..start + len + END.len()]));
-        rest = &rest[start + len + END.len()..];
-    }
-    out
-}
-
 impl AcmeProvider {
     /// Finalize when the order is `ready` (never twice: a finalized order is `processing`
     /// or `valid`), wait up to `DOWNLOAD_WAIT` while it is processing, fetch the chain.
-    pub(super) async fn finalize_and_fetch(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<IssuedChain, ProviderError> {
+    pub(super) async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
         let account = self.account().await?;
         let started = tokio::time::Instant::now();
         let (r, seen) = observed(async {
@@ -81,21 +63,17 @@ impl AcmeProvider {
         let fetched = r.map_err(|e| self.err("finalize", e, seen))?;
         let endpoint = "certificate";
         match fetched {
-            Fetched::Chain(pem) => {
-                let mut blocks = pem_blocks(&pem).into_iter();
-                let leaf = blocks.next().ok_or_else(|| {
-                    ProviderError::malformed(
-                        &self.name,
-                        endpoint,
-                        200,
-                        "no PEM certificate in the answer",
-                    )
-                })?;
-                Ok(IssuedChain {
-                    leaf_pem: leaf,
-                    chain_pem: blocks.collect(),
-                })
-            }
+            Fetched::Chain(pem) => IssuedChain::from_bundle(&pem).map_err(|why| {
+                ProviderError::malformed(
+                    &self.name,
+                    endpoint,
+                    200,
+                    format!(
+                        "the certificate chain of order {} is damaged ({why}); will retry",
+                        order.ca_order_id
+                    ),
+                )
+            }),
             Fetched::Invalid(why) => Err(self.permanent(
                 endpoint,
                 format!("the CA refused to issue order {}: {why}", order.ca_order_id),
@@ -125,13 +103,15 @@ impl AcmeProvider {
 
     /// The CA's suggested renewal window (RFC 9773) for the leaf in `cert_pem`; `None`
     /// when the server offers no renewalInfo or the lookup fails (logged).
-    pub(super) async fn ari_window(
+    pub(super) async fn renewal_window(
         &self,
         cert_pem: &str,
     ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let leaf = pem_blocks(cert_pem).into_iter().next()?;
-        let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).ok()?;
-        let der = CertificateDer::from(pem.contents);
+        let leaf = crate::pki::pem::parse_certificates(cert_pem)
+            .ok()?
+            .into_iter()
+            .next()?;
+        let der = CertificateDer::from(leaf.der);
         let id = match CertificateIdentifier::try_from(&der) {
             Ok(id) => id,
             Err(e) => {
@@ -143,7 +123,9 @@ impl AcmeProvider {
             return None;
         }
         let account = self.account().await.ok()?;
-        let lookup = observed(account.renewal_info(&id));
+        // Without a rate-limit permit: asked for every certificate on every renewal check,
+        // and CAs exempt renewalInfo from their limits.
+        let lookup = ungated(observed(account.renewal_info(&id)));
         let Ok((r, _)) = tokio::time::timeout(ARI_TIMEOUT, lookup).await else {
             tracing::warn!(provider = %self.name, "ACME renewalInfo lookup timed out; renewing by renew_before");
             return None;
@@ -166,20 +148,5 @@ impl AcmeProvider {
                 None
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pem_blocks;
-
-    #[test]
-    fn chain_splits_into_blocks_in_order() {
-        let pem = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
-        let b = pem_blocks(pem);
-        assert_eq!(b.len(), 2);
-        assert!(b[0].contains("AAA") && b[1].contains("BBB"));
-        assert!(pem_blocks("garbage").is_empty());
-        assert!(pem_blocks("-----BEGIN CERTIFICATE-----\ntruncated").is_empty());
     }
 }

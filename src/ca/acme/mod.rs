@@ -39,6 +39,7 @@ use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::Lookup;
+use crate::ca::transport::{ClientOptions, Transport};
 use crate::ca::{
     CaStatus, ErrorKind, IssuedChain, MethodScope, OrderRef, Provider, ProviderError,
     SubmitRequest, Submitted, Tokens,
@@ -59,12 +60,7 @@ pub struct OrderData {
 
 impl OrderData {
     fn from_ref(provider: &str, order: &OrderRef<'_>) -> Result<Self, ProviderError> {
-        serde_json::from_value(order.ca_data.clone()).map_err(|e| {
-            ProviderError::new(provider, "ca_data", ErrorKind::Permanent).with_detail(format!(
-                "stored ca_data of order {} is not an ACME order record: {e}",
-                order.ca_order_id
-            ))
-        })
+        order.record(provider, "an ACME order record")
     }
 
     fn to_value(&self) -> serde_json::Value {
@@ -79,9 +75,14 @@ pub struct AcmeProvider {
     /// `mailto:` URIs.
     contact: Vec<String>,
     eab: Option<(String, SecretSlice<u8>)>,
-    http: reqwest::Client,
+    /// The client (`ca_file` roots, timeout), a permit per request, the 429 pause.
+    transport: Transport,
     store: Arc<dyn AccountStore>,
     /// Follows `_acme-challenge` CNAMEs for `dns-cname` (the checker's `[dns]` settings).
+    /// Kept here rather than left to the publish step's `PropagationCheck::delegated_to`:
+    /// for `dns-cname` a missing CNAME must be an error ("create it, or use dns-txt"),
+    /// where the step would publish at the owner name as for `dns-txt`, and the token's
+    /// stored name is the target every server agrees on.
     dns: Arc<crate::dcv::check::dns::DnsCheck>,
     account: tokio::sync::OnceCell<instant_acme::Account>,
     poll_interval: Duration,
@@ -110,16 +111,18 @@ impl AcmeProvider {
             (None, None) => None,
             _ => return Err("eab_kid and eab_hmac_key must be set together".into()),
         };
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("dcvd/", env!("CARGO_PKG_VERSION")));
-        if let Some(f) = &cfg.ca_file {
-            builder = builder.tls_certs_only(load_roots(f).map_err(|e| format!("ca_file: {e}"))?);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let roots = match &cfg.ca_file {
+            Some(f) => Some(load_roots(f).map_err(|e| format!("ca_file: {e}"))?),
+            None => None,
+        };
+        let transport = Transport::new(
+            name,
+            &ClientOptions {
+                timeout: cfg.request_timeout,
+                connect_timeout: None,
+                roots,
+            },
+        )?;
         let dns = crate::dcv::check::build_dns(dns).map_err(|e| format!("dns: {e}"))?;
         Ok(Self {
             name: name.to_string(),
@@ -133,7 +136,7 @@ impl AcmeProvider {
                 })
                 .collect(),
             eab,
-            http,
+            transport,
             store,
             dns: Arc::new(dns),
             account: tokio::sync::OnceCell::new(),
@@ -143,6 +146,13 @@ impl AcmeProvider {
         })
     }
 
+    /// Take a permit from `limiter` for every HTTP request (set before the first order:
+    /// the account keeps the transport it was made with).
+    pub fn with_limiter(mut self, limiter: Arc<crate::ca::limit::Limiter>) -> Self {
+        self.transport = self.transport.with_limiter(limiter);
+        self
+    }
+
     /// Read the time from `clock` (the engine's) instead of the system clock.
     pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
         self.clock = clock;
@@ -150,7 +160,13 @@ impl AcmeProvider {
     }
 
     fn err(&self, endpoint: &str, e: instant_acme::Error, seen: http::Seen) -> ProviderError {
-        http::map_error(&self.name, endpoint, e, seen)
+        let err = http::map_error(&self.name, endpoint, e, seen);
+        if err.kind == ErrorKind::RateLimited && err.status != Some(429) {
+            // A `rateLimited` problem under another status: hold every request of this
+            // provider too (the transport already did for a 429).
+            self.transport.pause(err.retry_after);
+        }
+        err
     }
 
     fn permanent(&self, endpoint: &str, detail: String) -> ProviderError {
@@ -158,6 +174,9 @@ impl AcmeProvider {
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `issue.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for AcmeProvider {
     fn name(&self) -> &str {
@@ -171,7 +190,7 @@ impl Provider for AcmeProvider {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.new_order(req).await
+        self.submit(req).await
     }
 
     /// ACME cannot find an order by our reference: `None`, so a new order is placed.
@@ -202,7 +221,7 @@ impl Provider for AcmeProvider {
     }
 
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.order_status(order).await
+        self.status(order).await
     }
 
     /// Per name and without a CA call of its own: the authorization offers every challenge
@@ -238,7 +257,7 @@ impl Provider for AcmeProvider {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        self.set_ready(order, names).await
+        self.trigger_check(order, names).await
     }
 
     async fn approver_emails(&self, _name: &DomainName) -> Result<Vec<String>, ProviderError> {
@@ -246,11 +265,11 @@ impl Provider for AcmeProvider {
     }
 
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.finalize_and_fetch(order).await
+        self.download(order).await
     }
 
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.deactivate(order).await
+        self.cancel(order).await
     }
 
     fn poll_interval(&self) -> Duration {
@@ -262,6 +281,6 @@ impl Provider for AcmeProvider {
     }
 
     async fn renewal_window(&self, cert_pem: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        self.ari_window(cert_pem).await
+        self.renewal_window(cert_pem).await
     }
 }

@@ -92,7 +92,7 @@ pub(super) fn dns01_value(key_authorization: &str) -> String {
 }
 
 impl AcmeProvider {
-    pub(super) async fn new_order(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+    pub(super) async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         let account = self.account().await?;
         let ids: Vec<Identifier> = req
             .names
@@ -253,7 +253,7 @@ impl AcmeProvider {
 
     /// Tell the CA the challenge of each name is in place (skipping names no longer
     /// pending and challenges already processing, so a repeat is harmless).
-    pub(super) async fn set_ready(
+    pub(super) async fn trigger_check(
         &self,
         order: OrderRef<'_>,
         names: &[DomainName],
@@ -299,10 +299,7 @@ impl AcmeProvider {
         })
     }
 
-    pub(super) async fn order_status(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<CaStatus, ProviderError> {
+    pub(super) async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
         let account = self.account().await?;
         let (r, seen) = observed(async {
             let mut o = account.order(order.ca_order_id.to_string()).await?;
@@ -321,7 +318,7 @@ impl AcmeProvider {
 
     /// Deactivate every pending or valid authorization of the order (ACME has no order
     /// cancel; the order itself then becomes invalid).
-    pub(super) async fn deactivate(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
+    pub(super) async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
         let account = self.account().await?;
         let (r, seen) = observed(async {
             let mut o = account.order(order.ca_order_id.to_string()).await?;

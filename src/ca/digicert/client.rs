@@ -1,5 +1,5 @@
-//! The HTTP layer of the DigiCert provider: one request, and the mapping of what came
-//! back (status, error body, transport failure) to `ProviderError` kinds.
+//! DigiCert requests over the shared [`Transport`]: the API key header, the JSON body,
+//! and the mapping of an error answer (status, error body) to `ProviderError` kinds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::wire::ErrorBody;
 use crate::ca::limit::Limiter;
+use crate::ca::transport::{ClientOptions, Transport};
 use crate::ca::{ApiError, ErrorKind, ProviderError};
 
 /// Codes that mean "token not found yet" on `check-dcv`: a normal "not yet"
@@ -32,12 +33,10 @@ pub const NOT_YET_UNLESS: &[&str] = &[
 ];
 
 pub struct Api {
-    name: String,
     base_url: String,
     api_key: SecretString,
-    http: reqwest::Client,
-    /// Every request takes a permit (one provider operation may send several).
-    limiter: Arc<Limiter>,
+    /// The client, the limiter (a permit per request) and the 429 pause.
+    transport: Transport,
 }
 
 /// A successful answer: status and (possibly empty) body.
@@ -53,29 +52,28 @@ impl Api {
         api_key: SecretString,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("dcvd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("provider `{name}`: cannot build the HTTP client: {e}"))?;
+        let transport = Transport::new(
+            name,
+            &ClientOptions {
+                timeout,
+                connect_timeout: Some(timeout.min(Duration::from_secs(10))),
+                roots: None,
+            },
+        )?;
         Ok(Self {
-            name: name.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
-            http,
-            limiter: Arc::new(Limiter::unlimited()),
+            transport,
         })
     }
 
-    /// Take a permit from `limiter` for every request (shared with `Limited`).
+    /// Take a permit from `limiter` for every request.
     pub fn set_limiter(&mut self, limiter: Arc<Limiter>) {
-        self.limiter = limiter;
+        self.transport = self.transport.clone().with_limiter(limiter);
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.transport.name()
     }
 
     pub fn base_url(&self) -> &str {
@@ -119,47 +117,30 @@ impl Api {
         let url = format!("{}{}", self.base_url, path);
         let what = format!("{method} {path}");
         let mut req = self
-            .http
+            .transport
+            .http()
             .request(method, &url)
             .header("X-DC-DEVKEY", self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, accept);
         if let Some(b) = body {
-            let bytes = serde_json::to_vec(b).map_err(|e| {
-                ProviderError::new(&self.name, endpoint, ErrorKind::Permanent)
-                    .with_detail(format!("cannot encode the request body: {e}"))
-                    .rejected()
-            })?;
+            let bytes =
+                serde_json::to_vec(b).map_err(|e| self.transport.encode_error(endpoint, e))?;
             req = req.body(bytes);
         }
-        // In flight until the whole answer is read; the window counts it from then.
-        let (_permit, _waited) = self.limiter.permit().await;
-        let resp = req.send().await.map_err(|e| self.transport(endpoint, &e))?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport(endpoint, &e))?
-            .to_vec();
+        let answer = self.transport.send(req, endpoint).await?;
+        let status = answer.status;
         if status.is_success() {
             return Ok(Answer {
                 status: status.as_u16(),
-                body,
+                body: answer.body.to_vec(),
             });
         }
-        let mut err = self.error_from(endpoint, status, &body, retry_after);
-        if err.kind == ErrorKind::RateLimited {
-            // Hold every request of this provider now, not only after the operation
-            // that made this one returns.
-            self.limiter
-                .pause(retry_after.unwrap_or(Duration::from_secs(60)))
-                .await;
+        let mut err = self.error_from(endpoint, status, &answer.body, answer.retry_after);
+        if err.kind == ErrorKind::RateLimited && status != StatusCode::TOO_MANY_REQUESTS {
+            // `request_limit_exceeded` under another status: hold every request of this
+            // provider now (the transport already did for a 429).
+            self.transport.pause(answer.retry_after);
         }
         // Name the request (path holds the order id; never the key, which is a header).
         err.detail = Some(match err.detail.take() {
@@ -188,29 +169,12 @@ impl Api {
     ) -> Result<T, ProviderError> {
         serde_json::from_slice(&a.body).map_err(|e| {
             ProviderError::malformed(
-                &self.name,
+                self.name(),
                 endpoint,
                 a.status,
                 format!("the response body is not the expected JSON ({e}); will retry"),
             )
         })
-    }
-
-    fn transport(&self, endpoint: &str, e: &reqwest::Error) -> ProviderError {
-        // reqwest errors carry the URL (no secrets: the key travels in a header).
-        let what = if e.is_timeout() {
-            "request timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else {
-            "connection failed"
-        };
-        let source = crate::ca::error::error_chain(e);
-        ProviderError::transport(
-            &self.name,
-            endpoint,
-            format!("{what} ({source}); outcome unknown, will retry"),
-        )
     }
 
     /// Map an error response. Pure: unit-tested below.
@@ -221,7 +185,7 @@ impl Api {
         body: &[u8],
         retry_after: Option<Duration>,
     ) -> ProviderError {
-        error_from(&self.name, endpoint, status, body, retry_after)
+        error_from(self.name(), endpoint, status, body, retry_after)
     }
 }
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 
 use super::client::{NOT_YET_CODES, NOT_YET_UNLESS};
-use super::tokens::{self, CaData};
+use super::data::CaData;
 use super::wire::*;
 use super::{DigicertProvider, NONE};
 use crate::ca::{CaOrderState, CaStatus, NameDcv, OrderRef, Provider, ProviderError};
@@ -18,7 +18,7 @@ impl DigicertProvider {
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
         const EP: &str = "order/certificate/{id}/check-dcv";
-        let stored_method = CaData::from_json(order.ca_data).dcv_method;
+        let stored_method = CaData::from_ref(self.api.name(), &order)?.dcv_method;
         if stored_method.as_deref() == Some("email") {
             // check-dcv refuses email orders (400 invalid_dcv_method); read the status instead.
             return self.status(order).await;
@@ -53,7 +53,7 @@ impl DigicertProvider {
             }
             Err(e) => return Err(e),
         };
-        let state = tokens::order_state(&check.order_status);
+        let state = order_state(&check.order_status);
         let names = if state == CaOrderState::Issued
             || (check.dcv_status == "valid" && check.dns_name_validations.is_empty())
         {
@@ -68,7 +68,7 @@ impl DigicertProvider {
         let ca_data = match (check.certificate_id, still_pending) {
             (_, true) => Self::refresh_if_unknown(order.ca_data),
             (Some(cid), false) => {
-                let mut d = CaData::from_json(order.ca_data);
+                let mut d = CaData::from_ref(self.api.name(), &order)?;
                 d.certificate_id = Some(cid);
                 Some(d.to_json())
             }
@@ -101,4 +101,35 @@ pub(super) fn names_from(
             names.contains(&n).then(|| (n, name_dcv(&v.status)))
         })
         .collect()
+}
+
+/// The registrable (base) domain of a name through the Public Suffix List
+/// (`sub.example.co.uk` → `example.co.uk`): DigiCert's `email_domain` "must match the
+/// dns_names base domain" (seed "Order DV SSL"). Names under an unlisted suffix count
+/// the last label as the suffix (the PSL's default rule).
+pub fn registrable_domain(name: &DomainName) -> String {
+    let base = name.base();
+    psl::domain_str(base).unwrap_or(base).to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn email_domain_is_the_registrable_domain() {
+        for (name, want) in [
+            ("www.example.com", "example.com"),
+            ("a.b.example.co.uk", "example.co.uk"),
+            ("*.shop.example.com", "example.com"),
+            ("example.com", "example.com"),
+            ("sub.example.test", "example.test"),
+        ] {
+            assert_eq!(registrable_domain(&d(name)), want, "{name}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! to the configured approvers in the certificate's locale).
 
 pub mod client;
+pub mod data;
 mod dcv;
 mod order;
 mod recover;
@@ -20,8 +21,9 @@ use reqwest::Method;
 use secrecy::SecretString;
 
 use self::client::Api;
+use self::data::CaData;
 use self::dcv::names_from;
-use self::tokens::{CaData, TxtPlacement};
+use self::tokens::TxtPlacement;
 use self::wire::*;
 use crate::ca::Lookup;
 use crate::ca::{
@@ -144,15 +146,15 @@ impl DigicertProvider {
     }
 
     /// The locale stored at submit; "en" (DigiCert's example) for orders stored before.
-    fn locale_of(&self, order: OrderRef<'_>) -> String {
-        CaData::from_json(order.ca_data)
+    fn locale_of(&self, order: OrderRef<'_>) -> Result<String, ProviderError> {
+        Ok(CaData::from_ref(self.api.name(), &order)?
             .locale
-            .unwrap_or_else(|| "en".to_string())
+            .unwrap_or_else(|| "en".to_string()))
     }
 
     fn store_random(data: &mut CaData, rv: &RandomValue) {
         data.dcv_random_value = Some(rv.dcv_random_value.clone());
-        data.random_value_expires_at = rv.expiration_date.as_deref().and_then(tokens::parse_time);
+        data.random_value_expires_at = rv.expiration_date.as_deref().and_then(data::parse_time);
         data.random_value_refresh_due = false;
     }
 
@@ -160,7 +162,8 @@ impl DigicertProvider {
     /// order's random value expires (the 201 does not say), it may have expired: ask
     /// the engine to fetch the current value once (`challenges()` learns the expiry).
     fn refresh_if_unknown(ca_data: &serde_json::Value) -> Option<serde_json::Value> {
-        let mut d = CaData::from_json(ca_data);
+        // A damaged record was reported by the caller's own read of it.
+        let mut d = CaData::parse(ca_data).ok()?;
         if d.random_value_expires_at.is_some() || d.dcv_random_value.is_none() {
             return None;
         }
@@ -174,10 +177,13 @@ impl DigicertProvider {
     /// the only scope DigiCert accepts above the name.
     fn email_domain(name: &DomainName, email: &str) -> Option<String> {
         let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
-        (domain != name.base()).then(|| tokens::registrable_domain(name))
+        (domain != name.base()).then(|| dcv::registrable_domain(name))
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `recover.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for DigicertProvider {
     fn name(&self) -> &str {
@@ -193,15 +199,16 @@ impl Provider for DigicertProvider {
         self.poll_interval
     }
     fn tokens_need_refresh(&self, ca_data: &serde_json::Value) -> bool {
-        CaData::from_json(ca_data).random_value_refresh_due
+        // A damaged record: no refresh here; the next call reports it.
+        CaData::parse(ca_data).is_ok_and(|d| d.random_value_refresh_due)
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.place(req).await
+        self.submit(req).await
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.recover(req).await
+        self.find_order(req).await
     }
 
     async fn order_by_id(
@@ -209,7 +216,7 @@ impl Provider for DigicertProvider {
         req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        self.adopt(req, ca_order_id).await
+        self.order_by_id(req, ca_order_id).await
     }
 
     /// `request_timeout` plus `in_flight_margin` (5 minutes by default).
@@ -228,7 +235,7 @@ impl Provider for DigicertProvider {
         }
         let id = self.order_id("order/certificate/{id}/dcv-random-value", order.ca_order_id)?;
         let rv = self.random_value(id).await?;
-        let mut data = CaData::from_json(order.ca_data);
+        let mut data = CaData::from_ref(self.api.name(), &order)?;
         Self::store_random(&mut data, &rv);
         Ok(Tokens {
             challenges: tokens::challenges(names, &rv.dcv_random_value, self.txt),
@@ -239,8 +246,8 @@ impl Provider for DigicertProvider {
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
         let id = self.order_id("order/certificate/{id}", order.ca_order_id)?;
         let info = self.order_info(id).await?;
-        let state = tokens::order_state(&info.status);
-        let mut data = CaData::from_json(order.ca_data);
+        let state = order_state(&info.status);
+        let mut data = CaData::from_ref(self.api.name(), &order)?;
         if info.certificate.id.is_some() {
             data.certificate_id = info.certificate.id;
         }
@@ -288,7 +295,7 @@ impl Provider for DigicertProvider {
             dcv_method: wire_method.to_string(),
         };
         let answer = self.api.send(Method::PUT, &path, EP, Some(&body)).await?;
-        let mut data = CaData::from_json(order.ca_data);
+        let mut data = CaData::from_ref(self.api.name(), &order)?;
         data.dcv_method = Some(wire_method.to_string());
         let mut out = Tokens::default();
         if method == DcvMethod::Email {
@@ -296,7 +303,7 @@ impl Provider for DigicertProvider {
             data.random_value_expires_at = None;
             data.random_value_refresh_due = false;
             if !approver_emails.is_empty() {
-                self.resend_emails(order, approver_emails, &self.locale_of(order))
+                self.resend_emails(order, approver_emails, &self.locale_of(order)?)
                     .await?;
             }
         } else {
@@ -378,7 +385,7 @@ impl Provider for DigicertProvider {
 
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
         const EP: &str = "certificate/{id}/download/format/pem_all";
-        let cert_id = match CaData::from_json(order.ca_data).certificate_id {
+        let cert_id = match CaData::from_ref(self.api.name(), &order)?.certificate_id {
             Some(c) => c,
             None => {
                 let id = self.order_id(EP, order.ca_order_id)?;
@@ -393,26 +400,13 @@ impl Provider for DigicertProvider {
         };
         let path = format!("/certificate/{cert_id}/download/format/pem_all");
         let a = self.api.download(&path, EP).await?;
-        let blocks = tokens::split_pem(&String::from_utf8_lossy(&a.body)).map_err(|why| {
+        IssuedChain::from_bundle(&String::from_utf8_lossy(&a.body)).map_err(|why| {
             ProviderError::malformed(
                 self.api.name(),
                 EP,
                 a.status,
                 format!("certificate {cert_id}: the PEM download is damaged ({why}); will retry"),
             )
-        })?;
-        let mut blocks = blocks.into_iter();
-        let leaf = blocks.next().ok_or_else(|| {
-            ProviderError::malformed(
-                self.api.name(),
-                EP,
-                a.status,
-                format!("certificate {cert_id}: the download holds no PEM certificate; will retry"),
-            )
-        })?;
-        Ok(IssuedChain {
-            leaf_pem: leaf,
-            chain_pem: blocks.collect(),
         })
     }
 

@@ -3,7 +3,8 @@
 
 use reqwest::Method;
 
-use super::tokens::{self, CaData};
+use super::data::CaData;
+use super::tokens;
 use super::wire::*;
 use super::{DigicertProvider, NONE};
 use crate::ca::{ErrorKind, ProviderError, SubmitRequest, Submitted};
@@ -11,7 +12,7 @@ use crate::model::{DcvMethod, DomainName};
 
 impl DigicertProvider {
     /// `POST /order/certificate/{product}` with the method of the first name.
-    pub(super) async fn place(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
+    pub(super) async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         const EP: &str = "order/certificate";
         let (Some(cn), Some(method)) = (req.names.first(), req.methods.first().copied()) else {
             return Err(self
@@ -31,7 +32,7 @@ impl DigicertProvider {
                 .iter()
                 .map(|(n, e)| DcvEmail {
                     dns_name: n.to_string(),
-                    email_domain: tokens::registrable_domain(n),
+                    email_domain: super::dcv::registrable_domain(n),
                     email: Some(e.clone()),
                 })
                 .collect()
@@ -110,7 +111,7 @@ impl DigicertProvider {
 
     /// `dcvd orders adopt`: GET the order; refuse it unless its names are `req.names`
     /// and (when the CA shows one) its CSR is the one dcvd holds for the certificate.
-    pub(super) async fn adopt(
+    pub(super) async fn order_by_id(
         &self,
         req: &SubmitRequest,
         ca_order_id: &str,
@@ -142,7 +143,7 @@ impl DigicertProvider {
             .csr
             .as_deref()
             .filter(|c| !c.trim().is_empty())
-            && tokens::csr_der(csr).as_deref() != Some(req.csr_der.as_slice())
+            && crate::pki::pem::csr_der(csr).as_deref() != Some(req.csr_der.as_slice())
         {
             return Err(refuse(
                 "its CSR is not the one dcvd holds for this certificate (the issued certificate would not match the private key)".into(),

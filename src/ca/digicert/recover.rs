@@ -6,7 +6,6 @@
 use reqwest::Method;
 
 use super::order::{order_names, request_names};
-use super::tokens;
 use super::wire::*;
 use super::{DigicertProvider, NONE};
 use crate::ca::{Lookup, ProviderError, SubmitRequest};
@@ -28,7 +27,7 @@ impl DigicertProvider {
     /// with the request's names that dcvd does not already track, read each one's
     /// details and decide on its CSR. Calls: list pages, one GET per candidate, and the
     /// random value of the oldest match when it is a pending token order.
-    pub(super) async fn recover(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+    pub(super) async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         let Some(cn) = req.names.first() else {
             return Ok(Lookup::NotFound);
         };
@@ -68,7 +67,7 @@ impl DigicertProvider {
         }
         if !ours.is_empty() {
             ours.sort_by(|a, b| {
-                let t = |s: &str| tokens::parse_time(s);
+                let t = |s: &str| super::data::parse_time(s);
                 (t(&a.0), a.1.id).cmp(&(t(&b.0), b.1.id))
             });
             let mut found = Vec::with_capacity(ours.len());
@@ -175,7 +174,7 @@ fn verdict(info: &OrderInfo, req: &SubmitRequest) -> Verdict {
             "same names, and the CA shows no CSR to tell whose it is".into()
         });
     }
-    match tokens::csr_der(csr) {
+    match crate::pki::pem::csr_der(csr) {
         Some(der) if der == req.csr_der => Verdict::Ours,
         Some(_) => Verdict::NotOurs,
         None => Verdict::Doubtful("its CSR could not be read".into()),

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::ca::CaOrderState;
+
 /// `POST /order/certificate/{product_name_id}` body (seed "Order DV SSL" fields only).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct OrderRequest {
@@ -316,6 +318,19 @@ fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     }
 }
 
+/// CertCentral order status → neutral state.
+pub fn order_state(status: &str) -> CaOrderState {
+    match status {
+        "issued" => CaOrderState::Issued,
+        "needs_approval" => CaOrderState::NeedsApproval,
+        "rejected" | "canceled" | "revoked" | "expired" | "denied" => {
+            CaOrderState::Failed(status.to_string())
+        }
+        // pending, processing, waiting_pickup, reissue_pending, approved, and anything new.
+        _ => CaOrderState::InProgress,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +381,22 @@ mod tests {
             serde_json::from_str(r#"{"errors":[{"code":"x","message":null}]}"#).unwrap();
         assert_eq!(e.errors.into_vec()[0].code, "x");
         assert!(serde_json::from_str::<OrderInfo>(r#"{"id":"twelve"}"#).is_err());
+    }
+
+    #[test]
+    fn statuses_map_to_neutral_states() {
+        for (s, want) in [
+            ("issued", CaOrderState::Issued),
+            ("pending", CaOrderState::InProgress),
+            ("processing", CaOrderState::InProgress),
+            ("waiting_pickup", CaOrderState::InProgress),
+            ("reissue_pending", CaOrderState::InProgress),
+            ("approved", CaOrderState::InProgress),
+            ("needs_approval", CaOrderState::NeedsApproval),
+            ("denied", CaOrderState::Failed("denied".into())),
+            ("canceled", CaOrderState::Failed("canceled".into())),
+        ] {
+            assert_eq!(order_state(s), want, "{s}");
+        }
     }
 }

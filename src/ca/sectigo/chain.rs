@@ -1,31 +1,5 @@
-//! Certificates from `download/CollectSSL`: base64 DER to PEM, and the chain put in
-//! leaf → root order by issuer/subject (Sectigo's order is not to be trusted).
-
-use base64::Engine;
-
-/// A base64 DER certificate (or a PEM block) as DER bytes.
-pub fn to_der(s: &str) -> Result<Vec<u8>, String> {
-    let body: String = s
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|e| format!("not base64: {e}"))
-}
-
-pub fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
+//! The chain from `download/CollectSSL` put in leaf → root order by issuer/subject
+//! (Sectigo's order is not to be trusted). Reading the base64 DER is `pki::pem`'s.
 
 /// Order CA certificates leaf → root by issuer/subject, whatever order they came in.
 /// Certificates that fit nowhere are appended at the end.
@@ -66,15 +40,10 @@ mod tests {
             .serialize_request(&key)
             .unwrap();
         let (leaf, chain) = ca.issue(csr.der(), &["a.example".to_string()]).unwrap();
-        let (leaf, int, root) = (
-            to_der(&leaf).unwrap(),
-            to_der(&chain[0]).unwrap(),
-            to_der(&chain[1]).unwrap(),
-        );
+        let der = |pem: &str| crate::pki::pem::parse_one(pem).unwrap().der;
+        let (leaf, int, root) = (der(&leaf), der(&chain[0]), der(&chain[1]));
         let ordered = order_chain(&leaf, vec![root.clone(), int.clone()]).unwrap();
         assert_eq!(ordered, vec![int.clone(), root.clone()]);
-        assert_eq!(to_der(&pem(&int)).unwrap(), int);
         assert!(order_chain(b"junk", vec![]).is_err());
-        assert!(to_der("not base64!").is_err());
     }
 }

@@ -3,10 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
+use super::hashes::{cname_record, csr_hashes, http_file};
 use super::{OrderData, SectigoProvider, wire};
 use crate::ca::{CaOrderState, CaStatus, NameDcv, OrderRef, ProviderError, Tokens};
 use crate::model::{Challenge, ChallengeKind, DcvMethod, DomainName};
-use crate::pki::hash::{cname_record, csr_hashes, http_file};
 
 const UPDATE_DCV: &str = "!AutoUpdateDCV";
 const RESEND: &str = "!ResendDCVEmail";
@@ -195,7 +195,7 @@ impl SectigoProvider {
         }
     }
 
-    pub(super) async fn update_method(
+    pub(super) async fn change_method(
         &self,
         order: OrderRef<'_>,
         names: &[DomainName],
@@ -247,7 +247,7 @@ impl SectigoProvider {
     /// Ask Sectigo to re-check now: `!ResendDCVEmail`, which "resets how often Sectigo
     /// re-tests control" for the non-e-mail methods (reference §1.5, Sectigo DCV policy).
     /// Re-sending the same method through `!AutoUpdateDCV` is documented nowhere.
-    pub(super) async fn retrigger(
+    pub(super) async fn trigger_check(
         &self,
         order: OrderRef<'_>,
         names: &[DomainName],
@@ -298,7 +298,7 @@ impl SectigoProvider {
         }
     }
 
-    pub(super) async fn resend(
+    pub(super) async fn resend_emails(
         &self,
         order: OrderRef<'_>,
         approver_emails: &[(DomainName, String)],

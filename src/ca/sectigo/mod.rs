@@ -28,6 +28,7 @@
 mod approvers;
 mod chain;
 mod dcv;
+pub mod hashes;
 mod order;
 mod recovery;
 pub mod wire;
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::Lookup;
 use crate::ca::limit::Limiter;
+use crate::ca::transport::{ClientOptions, Transport};
 use crate::ca::{
     CaStatus, IssuedChain, MethodScope, OrderRef, Provider, ProviderError, SubmitRequest,
     Submitted, Tokens,
@@ -85,14 +87,7 @@ pub struct OrderData {
 
 impl OrderData {
     fn from_ref(provider: &str, order: &OrderRef<'_>) -> Result<Self, ProviderError> {
-        serde_json::from_value(order.ca_data.clone()).map_err(|e| {
-            ProviderError::new(provider, "ca_data", crate::ca::ErrorKind::Permanent).with_detail(
-                format!(
-                    "stored ca_data of order {} is not a Sectigo order record: {e}",
-                    order.ca_order_id
-                ),
-            )
-        })
+        order.record(provider, "a Sectigo order record")
     }
 
     fn to_value(&self) -> serde_json::Value {
@@ -106,10 +101,8 @@ pub struct SectigoProvider {
     base_url: String,
     login_name: String,
     password: SecretString,
-    http: reqwest::Client,
-    /// Every request takes a permit: the provider's one limiter, shared with `Limited`
-    /// (`with_limiter`); unlimited until set.
-    limiter: std::sync::Arc<Limiter>,
+    /// The client, the limiter (a permit per request) and the 429 pause.
+    transport: Transport,
     suffix: String,
     server_software: i64,
     poll_interval: Duration,
@@ -130,19 +123,19 @@ impl SectigoProvider {
         let password = cfg.login_password.clone().ok_or_else(|| {
             format!("provider {name}: login_password is not set (set login_password or login_password_file)")
         })?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("dcvd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("provider {name}: cannot build HTTP client: {e}"))?;
+        let transport = Transport::new(
+            name,
+            &ClientOptions {
+                timeout: cfg.request_timeout,
+                ..ClientOptions::default()
+            },
+        )?;
         Ok(Self {
             name: name.to_string(),
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             login_name: cfg.login_name.clone(),
             password,
-            http,
-            limiter: std::sync::Arc::new(Limiter::unlimited()),
+            transport,
             suffix: cfg.dcv_suffix.clone(),
             server_software: cfg.server_software,
             poll_interval: cfg.poll_interval,
@@ -157,7 +150,7 @@ impl SectigoProvider {
 
     /// Take a permit from `limiter` for every HTTP request (the provider's `rate_limits`).
     pub fn with_limiter(mut self, limiter: std::sync::Arc<Limiter>) -> Self {
-        self.limiter = limiter;
+        self.transport = self.transport.with_limiter(limiter);
         self
     }
 
@@ -174,31 +167,28 @@ impl SectigoProvider {
         endpoint: &str,
         params: &[(&str, String)],
     ) -> Result<(i64, Reply), ProviderError> {
-        // In flight until the whole answer is read; the window counts it from then.
-        let (_permit, _waited) = self.limiter.permit().await;
         let url = format!("{}/{}", self.base_url, endpoint);
         let mut form: Vec<(&str, &str)> = vec![
             ("loginName", self.login_name.as_str()),
             ("loginPassword", self.password.expose_secret()),
         ];
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
-            // Never the form (it holds the password); the URL has no secret.
-            ProviderError::transport(&self.name, endpoint, crate::ca::error::error_chain(&e))
-        })?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| {
-            ProviderError::transport(&self.name, endpoint, crate::ca::error::error_chain(&e))
-        })?;
+        // Never the form in an error (it holds the password); the URL has no secret.
+        let answer = self
+            .transport
+            .send(self.transport.http().post(&url).form(&form), endpoint)
+            .await?;
+        let status = answer.status.as_u16();
+        let body = String::from_utf8_lossy(&answer.body);
         if status == 429 {
-            self.limiter.pause(wire::RATE_LIMIT_PAUSE).await;
+            // The transport holds every request for the Retry-After, else a minute.
             return Err(ProviderError::new(
                 &self.name,
                 endpoint,
                 crate::ca::ErrorKind::RateLimited,
             )
             .with_status(status)
-            .with_retry_after(Some(wire::RATE_LIMIT_PAUSE)));
+            .with_retry_after(Some(answer.retry_after.unwrap_or(wire::RATE_LIMIT_PAUSE))));
         }
         if (400..500).contains(&status) && status != 408 {
             // Sectigo answers with an errorCode, never a 4xx: this is a wrong base_url, a
@@ -243,7 +233,7 @@ impl SectigoProvider {
             )
         })?;
         if code == -42 {
-            self.limiter.pause(wire::RATE_LIMIT_PAUSE).await;
+            self.transport.pause(Some(wire::RATE_LIMIT_PAUSE));
         }
         Ok((code, reply))
     }
@@ -281,6 +271,9 @@ fn looks_like(body: &str) -> String {
     }
 }
 
+/// A method longer than a few lines is written as the inherent method of the same name in
+/// the file for its job (`order.rs`, `recovery.rs`, `dcv.rs`); `self.submit(..)` below calls that one
+/// (inherent methods come first in Rust's method lookup), it does not recurse.
 #[async_trait]
 impl Provider for SectigoProvider {
     fn name(&self) -> &str {
@@ -294,11 +287,11 @@ impl Provider for SectigoProvider {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
-        self.submit_order(req).await
+        self.submit(req).await
     }
 
     async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
-        self.find(req).await
+        self.find_order(req).await
     }
 
     async fn order_by_id(
@@ -306,7 +299,7 @@ impl Provider for SectigoProvider {
         req: &SubmitRequest,
         ca_order_id: &str,
     ) -> Result<Submitted, ProviderError> {
-        self.adopt(req, ca_order_id).await
+        self.order_by_id(req, ca_order_id).await
     }
 
     /// `request_timeout` + `in_flight_margin` (5 minutes by default): reqwest gives up on the submit after
@@ -328,7 +321,7 @@ impl Provider for SectigoProvider {
     }
 
     async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
-        self.order_status(order).await
+        self.status(order).await
     }
 
     async fn change_method(
@@ -338,7 +331,7 @@ impl Provider for SectigoProvider {
         method: DcvMethod,
         approver_emails: &[(DomainName, String)],
     ) -> Result<Tokens, ProviderError> {
-        self.update_method(order, names, method, approver_emails)
+        self.change_method(order, names, method, approver_emails)
             .await
     }
 
@@ -348,7 +341,7 @@ impl Provider for SectigoProvider {
         approver_emails: &[(DomainName, String)],
         _locale: &str,
     ) -> Result<(), ProviderError> {
-        self.resend(order, approver_emails).await
+        self.resend_emails(order, approver_emails).await
     }
 
     async fn trigger_check(
@@ -356,7 +349,7 @@ impl Provider for SectigoProvider {
         order: OrderRef<'_>,
         names: &[DomainName],
     ) -> Result<CaStatus, ProviderError> {
-        self.retrigger(order, names).await
+        self.trigger_check(order, names).await
     }
 
     async fn approver_emails(&self, name: &DomainName) -> Result<Vec<String>, ProviderError> {
@@ -364,11 +357,11 @@ impl Provider for SectigoProvider {
     }
 
     async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
-        self.collect_chain(order).await
+        self.download(order).await
     }
 
     async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
-        self.cancel_order(order).await
+        self.cancel(order).await
     }
 
     fn poll_interval(&self) -> Duration {

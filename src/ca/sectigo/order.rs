@@ -1,7 +1,7 @@
 //! Sectigo order life: `!AutoApplySSL`, status from `!GetMDCDomainDetails` +
 //! `download/CollectSSL`, download, refund/revoke.
 
-use super::chain::{order_chain, pem, to_der};
+use super::chain::order_chain;
 use super::dcv::unique_value_for;
 use super::{OrderData, SectigoProvider, wire};
 use crate::ca::{
@@ -9,6 +9,7 @@ use crate::ca::{
     SubmitRequest, Submitted,
 };
 use crate::model::{DcvMethod, DomainName};
+use crate::pki::pem::{from_base64, to_pem};
 
 const APPLY: &str = "!AutoApplySSL";
 const COLLECT: &str = "download/CollectSSL";
@@ -19,10 +20,7 @@ const MDC_DETAILS: &str = "!GetMDCDomainDetails";
 const REFUND_REASON_OTHER: &str = "11";
 
 impl SectigoProvider {
-    pub(super) async fn submit_order(
-        &self,
-        req: &SubmitRequest,
-    ) -> Result<Submitted, ProviderError> {
+    pub(super) async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, ProviderError> {
         let uv = unique_value_for(&req.reference);
         let days = self.days_for(req)?;
         let email_of = |n: &DomainName| {
@@ -168,10 +166,7 @@ impl SectigoProvider {
         })
     }
 
-    pub(super) async fn order_status(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<CaStatus, ProviderError> {
+    pub(super) async fn status(&self, order: OrderRef<'_>) -> Result<CaStatus, ProviderError> {
         let mut data = OrderData::from_ref(&self.name, &order)?;
         let mut names = Vec::new();
         let mut changed = false;
@@ -263,10 +258,7 @@ impl SectigoProvider {
         })
     }
 
-    pub(super) async fn collect_chain(
-        &self,
-        order: OrderRef<'_>,
-    ) -> Result<IssuedChain, ProviderError> {
+    pub(super) async fn download(&self, order: OrderRef<'_>) -> Result<IssuedChain, ProviderError> {
         let data = OrderData::from_ref(&self.name, &order)?;
         let params = [
             ("orderNumber", data.order_number.clone()),
@@ -293,19 +285,19 @@ impl SectigoProvider {
         let bad = |what: &str, e: String| {
             ProviderError::malformed(&self.name, COLLECT, 200, format!("{what}: {e}"))
         };
-        let leaf = to_der(leaf).map_err(|e| bad("certificate", e))?;
+        let leaf = from_base64(leaf).map_err(|e| bad("certificate", e))?.der;
         let mut rest = Vec::new();
         for c in reply.get_all("caCertificate") {
-            rest.push(to_der(c).map_err(|e| bad("caCertificate", e))?);
+            rest.push(from_base64(c).map_err(|e| bad("caCertificate", e))?.der);
         }
         let chain = order_chain(&leaf, rest).map_err(|e| bad("chain", e))?;
         Ok(IssuedChain {
-            leaf_pem: pem(&leaf),
-            chain_pem: chain.iter().map(|c| pem(c)).collect(),
+            leaf_pem: to_pem(&leaf),
+            chain_pem: chain.iter().map(|c| to_pem(c)).collect(),
         })
     }
 
-    pub(super) async fn cancel_order(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
+    pub(super) async fn cancel(&self, order: OrderRef<'_>) -> Result<(), ProviderError> {
         let data = OrderData::from_ref(&self.name, &order)?;
         let number = ("orderNumber", data.order_number.clone());
         let result = if data.issued {

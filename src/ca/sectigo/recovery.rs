@@ -42,7 +42,7 @@ fn name_set<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
 }
 
 impl SectigoProvider {
-    pub(super) async fn find(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
+    pub(super) async fn find_order(&self, req: &SubmitRequest) -> Result<Lookup, ProviderError> {
         let Some(cn) = req.names.first() else {
             return Ok(Lookup::Unsure {
                 reason: "the submit intent has no names; nothing to search for".into(),
@@ -225,7 +225,7 @@ impl SectigoProvider {
 
     /// `dcvd orders adopt`: read order `id` and take it as the answer to `req`, refused
     /// (Permanent) when its names are not the request's or the order has ended.
-    pub(super) async fn adopt(
+    pub(super) async fn order_by_id(
         &self,
         req: &SubmitRequest,
         id: &str,

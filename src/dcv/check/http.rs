@@ -18,23 +18,17 @@ pub struct HttpCheck {
 
 impl HttpCheck {
     pub fn new(cfg: &HttpCheckConfig) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut overrides: BTreeMap<String, SocketAddr> = BTreeMap::new();
         for (host, addr) in &cfg.overrides {
             let a =
                 parse_server(addr).map_err(|e| format!("http_check.overrides.\"{host}\": {e}"))?;
             overrides.insert(host.trim_end_matches('.').to_ascii_lowercase(), a);
         }
-        let mut b = reqwest::Client::builder()
+        let mut b = crate::net::client_builder(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(cfg.timeout)
             // The CA checks the content, not the certificate; a self-check must not be stricter.
             .tls_danger_accept_invalid_certs(true)
-            .user_agent(concat!(
-                "dcvd/",
-                env!("CARGO_PKG_VERSION"),
-                " (DCV self-check)"
-            ));
+            .user_agent(format!("{} (DCV self-check)", crate::net::USER_AGENT));
         for (host, addr) in overrides {
             b = b.resolve(&host, addr);
         }

@@ -71,14 +71,14 @@ mod tests {
     /// Vectors computed with `openssl req -outform DER | md5sum / sha256sum`.
     const VECTORS: &[(&str, &str, &str)] = &[
         (
-            include_str!("../../tests/fixtures/csr/ec1.csr"),
-            include_str!("../../tests/fixtures/csr/ec1.md5"),
-            include_str!("../../tests/fixtures/csr/ec1.sha256"),
+            include_str!("../../../tests/fixtures/csr/ec1.csr"),
+            include_str!("../../../tests/fixtures/csr/ec1.md5"),
+            include_str!("../../../tests/fixtures/csr/ec1.sha256"),
         ),
         (
-            include_str!("../../tests/fixtures/csr/ec2.csr"),
-            include_str!("../../tests/fixtures/csr/ec2.md5"),
-            include_str!("../../tests/fixtures/csr/ec2.sha256"),
+            include_str!("../../../tests/fixtures/csr/ec2.csr"),
+            include_str!("../../../tests/fixtures/csr/ec2.md5"),
+            include_str!("../../../tests/fixtures/csr/ec2.sha256"),
         ),
     ];
 
