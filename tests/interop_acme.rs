@@ -369,7 +369,7 @@ async fn a_restart_resumes_the_same_acme_order() {
                 .await
                 .unwrap()
                 .iter()
-                .any(|e| e.kind == "error")
+                .any(|e| e.kind == dcvd::model::EventKind::Error)
         {
             assert_eq!(o.state, OrderState::Validating);
             break url.clone();

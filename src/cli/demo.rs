@@ -285,18 +285,19 @@ async fn watch(
     shutdown: &CancellationToken,
     expect: usize,
 ) -> Result<(), String> {
-    const SHOWN: &[&str] = &[
-        "created",
-        "ca_order",
-        "published",
-        "check_passed",
-        "method_failed",
-        "method_switch",
-        "validated",
-        "email_resent",
-        "installed",
-        "failed",
-        "error",
+    use crate::model::EventKind as K;
+    const SHOWN: &[K] = &[
+        K::Created,
+        K::CaOrder,
+        K::Published,
+        K::CheckPassed,
+        K::MethodFailed,
+        K::MethodSwitch,
+        K::Validated,
+        K::EmailResent,
+        K::Installed,
+        K::Failed,
+        K::Error,
     ];
     let mut last = 0;
     let deadline = Duration::from_secs(120);
@@ -307,7 +308,7 @@ async fn watch(
             .map_err(|e| e.to_string())?
         {
             last = e.id;
-            if SHOWN.contains(&e.kind.as_str()) {
+            if SHOWN.iter().any(|k| e.kind == *k) {
                 let msg: String = e.message.chars().take(110).collect();
                 let domain = e.domain.map(|d| format!("[{d}] ")).unwrap_or_default();
                 say!(

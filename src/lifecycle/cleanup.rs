@@ -4,6 +4,7 @@
 //! their publisher. A failure backs off (`retry::cleanup_delay`); a damaged entry is put
 //! aside without blocking the others.
 
+use crate::model::EventKind;
 use tracing::warn;
 
 use crate::lifecycle::engine::Engine;
@@ -67,7 +68,7 @@ impl Engine {
                         .add_event(
                             e.order_id,
                             &crate::store::NewEvent {
-                                kind: "cleanup",
+                                kind: EventKind::Cleanup,
                                 domain: None,
                                 message: format!(
                                     "removed {} {}",

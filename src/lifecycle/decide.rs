@@ -4,6 +4,7 @@
 //! answers they got (table-tested here). `first_method`: a new order's first methods. No
 //! I/O here; `step.rs` carries the actions out and commits the changes.
 
+use crate::model::EventKind;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -362,7 +363,7 @@ pub struct Change<'a> {
 }
 
 impl Change<'_> {
-    fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
+    fn event(&mut self, kind: EventKind, domain: Option<&DomainName>, message: String) {
         self.events.push(NewEvent {
             kind,
             domain: domain.map(|d| d.to_string()),
@@ -379,7 +380,7 @@ impl Change<'_> {
         if self.order.state != to {
             let from = self.order.state;
             self.order.state = to;
-            self.event("state", None, format!("order {from} → {to}"));
+            self.event(EventKind::State, None, format!("order {from} → {to}"));
         }
     }
 
@@ -387,7 +388,7 @@ impl Change<'_> {
     pub fn fail(&mut self, reason: String) {
         self.order.failure_reason = Some(reason.clone());
         self.set_state(OrderState::Failed);
-        self.event("failed", None, reason);
+        self.event(EventKind::Failed, None, reason);
     }
 
     /// No method is left for authorization `id`: it fails, and with it the order.
@@ -461,7 +462,7 @@ impl Change<'_> {
         }
         self.set_state(OrderState::Validating);
         self.event(
-            "ca_order",
+            EventKind::CaOrder,
             None,
             format!("CA order {} {how}", sub.ca_order_id),
         );
@@ -509,7 +510,7 @@ impl Change<'_> {
         }
         for d in renewed {
             self.event(
-                "token_renewed",
+                EventKind::TokenRenewed,
                 Some(&d),
                 "the CA issued a new token before the old one expired; publishing it".into(),
             );
@@ -524,7 +525,7 @@ impl Change<'_> {
         if let Some(d) = st.ca_data {
             self.order.ca_data = d;
         }
-        let mut said = Vec::new();
+        let mut said: Vec<(EventKind, DomainName, String)> = Vec::new();
         for (name, dcv) in &st.names {
             let Some(a) = self.authz.iter_mut().find(|a| &a.domain == name) else {
                 continue;
@@ -534,7 +535,7 @@ impl Change<'_> {
                     a.state = AuthzState::Valid;
                     a.last_error = None;
                     said.push((
-                        "validated",
+                        EventKind::Validated,
                         a.domain.clone(),
                         "the CA validated this name".into(),
                     ));
@@ -544,7 +545,7 @@ impl Change<'_> {
                     a.method_failed = true;
                     let m = format!("the CA reports {} failed: {why}", a.method);
                     a.last_error = Some(m.clone());
-                    said.push(("ca_invalid", a.domain.clone(), m));
+                    said.push((EventKind::CaInvalid, a.domain.clone(), m));
                 }
                 _ => {}
             }
@@ -554,7 +555,7 @@ impl Change<'_> {
         }
         if self.order.ca_state.as_ref() != Some(&st.order) {
             self.event(
-                "ca_state",
+                EventKind::CaState,
                 None,
                 format!("CA reports the order as {:?}", st.order),
             );
@@ -591,7 +592,7 @@ impl Change<'_> {
             a.last_error = Some(reason.clone());
             a.domain.clone()
         });
-        self.event("method_failed", domain.as_ref(), reason);
+        self.event(EventKind::MethodFailed, domain.as_ref(), reason);
     }
 
     /// The CA refused `method` (index `to`) for authorizations `ids`: recorded as tried and
@@ -606,7 +607,7 @@ impl Change<'_> {
             a.method_failed = true;
             a.last_error = Some(msg.clone());
         }
-        self.event("method_refused", None, msg);
+        self.event(EventKind::MethodRefused, None, msg);
     }
 
     /// Authorization `id` now uses `method` (index `to`): an email method has sent its
@@ -644,7 +645,7 @@ impl Change<'_> {
             b.state = AuthzState::Publishing;
         }
         self.event(
-            "method_switch",
+            EventKind::MethodSwitch,
             Some(&domain),
             format!("DCV method {from} → {method}: {reason}"),
         );
@@ -661,7 +662,7 @@ impl Change<'_> {
             b.method_tried_at.get_or_insert(now);
             b.domain.clone()
         });
-        self.event("published", domain.as_ref(), message);
+        self.event(EventKind::Published, domain.as_ref(), message);
     }
 
     /// One round of our propagation check of authorization `id` saw `report`. Visible on
@@ -695,7 +696,7 @@ impl Change<'_> {
         let domain = a.domain.clone();
         if present {
             self.event(
-                "check_passed",
+                EventKind::CheckPassed,
                 Some(&domain),
                 format!("{location} visible on every server: {summary}"),
             );
@@ -709,7 +710,7 @@ impl Change<'_> {
             );
         } else if changed {
             self.event(
-                "check_pending",
+                EventKind::CheckPending,
                 Some(&domain),
                 format!("{location} not visible everywhere yet: {summary}"),
             );
@@ -1215,7 +1216,7 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
             events: &mut events,
             now,
         });
-        (r, events.iter().map(|e| e.kind).collect())
+        (r, events.iter().map(|e| e.kind.as_str()).collect())
     }
 
     fn name(n: &str) -> DomainName {

@@ -6,6 +6,7 @@
 use crate::lifecycle::decide::Change;
 use crate::lifecycle::services::Services;
 use crate::lifecycle::step::{Ctx, Step};
+use crate::model::EventKind;
 use crate::model::OrderState;
 use crate::store::{NewEvent, Order, StoreError};
 
@@ -104,7 +105,7 @@ pub async fn adopt(
                 .add_event(
                     order_id,
                     &NewEvent {
-                        kind: "operator",
+                        kind: EventKind::Operator,
                         domain: None,
                         message: msg.clone(),
                     },
@@ -158,7 +159,7 @@ pub async fn resubmit(ctx: &Ctx, order_id: i64) -> Result<String, OperatorError>
     let (mut authz, mut events) = (
         authz,
         vec![NewEvent {
-            kind: "operator",
+            kind: EventKind::Operator,
             domain: None,
             message: format!(
                 "an operator allowed a new submit (dcvd orders resubmit --yes){candidates}"

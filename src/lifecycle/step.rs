@@ -14,6 +14,7 @@
 //! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
 //! check), `issue.rs` (download, verify, install).
 
+use crate::model::EventKind;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,7 +335,7 @@ impl Step<'_> {
         }
     }
 
-    pub fn event(&mut self, kind: &'static str, domain: Option<&DomainName>, message: String) {
+    pub fn event(&mut self, kind: EventKind, domain: Option<&DomainName>, message: String) {
         self.events.push(NewEvent {
             kind,
             domain: domain.map(|d| d.to_string()),
@@ -346,7 +347,7 @@ impl Step<'_> {
     /// Log the events recorded from index `from` on, as they happen.
     fn log_events(&self, from: usize) {
         for e in &self.events[from..] {
-            if e.kind == "failed" {
+            if e.kind == EventKind::Failed {
                 warn!(order_id = self.order.id, certificate = %self.order.certificate, reason = %e.message, "order failed");
                 continue;
             }
@@ -355,7 +356,7 @@ impl Step<'_> {
                 certificate = %self.order.certificate,
                 provider = %self.order.provider,
                 domain = e.domain.as_deref().unwrap_or(""),
-                kind = e.kind,
+                kind = e.kind.as_str(),
                 "{}",
                 e.message
             );
@@ -412,7 +413,7 @@ impl Step<'_> {
             Err(e) => format!("{op}: {e}"),
         };
         self.events.push(NewEvent {
-            kind: "ca_call",
+            kind: EventKind::CaCall,
             domain: None,
             message: msg,
         });
@@ -518,12 +519,12 @@ impl Step<'_> {
                             Failed::Check { authz } => {
                                 let domain = self.apply(|c| c.check_failed(authz, &e.message, at));
                                 (
-                                    "check_error",
+                                    EventKind::CheckError,
                                     domain,
                                     "the order stays live; checking again",
                                 )
                             }
-                            Failed::Step => ("error", None, "retrying"),
+                            Failed::Step => (EventKind::Error, None, "retrying"),
                         };
                         warn!(
                             order_id = self.order.id,

@@ -272,6 +272,83 @@ string_enum!(
 );
 
 string_enum!(
+    /// What an order's event records (the `kind` column of `events`; `orders show`).
+    EventKind {
+        /// The order was written (pending).
+        Created => "created",
+        /// The order's state changed.
+        State => "state",
+        /// The order failed, with the reason.
+        Failed => "failed",
+        /// A DCV token was published.
+        Published => "published",
+        /// The DCV name is delegated by a CNAME (ACME dns-cname).
+        Delegated => "delegated",
+        /// A propagation check round: not visible everywhere yet.
+        CheckPending => "check_pending",
+        /// A propagation check round: visible on every server.
+        CheckPassed => "check_passed",
+        /// The propagation check itself failed (retried, never terminal).
+        CheckError => "check_error",
+        /// A CA API call and its outcome.
+        CaCall => "ca_call",
+        /// The CA's order id became known.
+        CaOrder => "ca_order",
+        /// The CA reported a new order state.
+        CaState => "ca_state",
+        /// The CA validated a name.
+        Validated => "validated",
+        /// The CA gave up on a method for a name.
+        CaInvalid => "ca_invalid",
+        /// DCV fell back to the next method.
+        MethodSwitch => "method_switch",
+        /// A DCV method failed for a name.
+        MethodFailed => "method_failed",
+        /// A DCV method cannot be used (publisher refused, not supported).
+        MethodRefused => "method_refused",
+        /// Approval emails were resent.
+        EmailResent => "email_resent",
+        /// The CA's token was renewed (it had expired).
+        TokenRenewed => "token_renewed",
+        /// The durable submit intent, before the order is sent.
+        Submitting => "submitting",
+        /// Dcvd cannot tell whether the CA has the order; waits for the operator.
+        SubmitUnknown => "submit_unknown",
+        /// A recovery lookup after an unanswered submit.
+        Recovery => "recovery",
+        /// Recovery waits for the CA to show the order.
+        RecoveryWait => "recovery_wait",
+        /// A duplicate CA order was found (and canceled).
+        Duplicate => "duplicate",
+        /// A possible duplicate CA order was found.
+        DuplicateUnsure => "duplicate_unsure",
+        /// The certificate was installed.
+        Installed => "installed",
+        /// The deploy hook ran, with its outcome.
+        DeployHook => "deploy_hook",
+        /// A step failed (retried by the retry policy).
+        Error => "error",
+        /// A published token was removed.
+        Cleanup => "cleanup",
+        /// The order's row does not read whole; held aside.
+        Damaged => "damaged",
+        /// The order's row reads whole again.
+        Repaired => "repaired",
+        /// An operator command acted on the order.
+        Operator => "operator",
+        /// The order was canceled.
+        Canceled => "canceled",
+    } what = "event kind"
+);
+
+/// Tests and callers compare a read-back event's kind with the enum, not with a string.
+impl PartialEq<EventKind> for String {
+    fn eq(&self, other: &EventKind) -> bool {
+        self == other.as_str()
+    }
+}
+
+string_enum!(
     /// DCV of one DNS name within one order.
     AuthzState {
         Publishing => "publishing",

@@ -2,6 +2,7 @@
 //! marked with the reason and pushed back with plain UPDATEs that read and write no
 //! column that could be the damaged one, so one bad row never stalls the rest.
 
+use crate::model::EventKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -72,7 +73,7 @@ impl Store {
                 id,
                 t,
                 &NewEvent {
-                    kind: "damaged",
+                    kind: EventKind::Damaged,
                     domain: None,
                     message: format!(
                         "{reason}; the order is on hold (nothing is sent to the CA for it) until the row is repaired"
@@ -110,7 +111,7 @@ impl Store {
                 id,
                 to_ms(now),
                 &NewEvent {
-                    kind: "repaired",
+                    kind: EventKind::Repaired,
                     domain: None,
                     message: "the order's rows read correctly again; it continues".into(),
                 },

@@ -5,11 +5,12 @@ use sqlx::FromRow;
 
 use super::rows::EventRow;
 use super::{Event, Store, StoreError, from_ms, to_ms};
+use crate::model::EventKind;
 
 /// An event to append in the same transaction as a state change.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub domain: Option<String>,
     pub message: String,
 }
@@ -44,9 +45,10 @@ impl Store {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT o.provider, e.at, e.message FROM events e JOIN orders o ON o.id = e.order_id
              WHERE e.id IN (SELECT MAX(e2.id) FROM events e2 JOIN orders o2 ON o2.id = e2.order_id
-                            WHERE e2.kind = 'ca_call' GROUP BY o2.provider)
+                            WHERE e2.kind = ?1 GROUP BY o2.provider)
              ORDER BY o.provider",
         )
+        .bind(EventKind::CaCall.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -92,7 +94,7 @@ pub(super) async fn insert_event(
     sqlx::query("INSERT INTO events (order_id, at, kind, domain, message) VALUES (?, ?, ?, ?, ?)")
         .bind(order_id)
         .bind(at)
-        .bind(e.kind)
+        .bind(e.kind.as_str())
         .bind(&e.domain)
         .bind(&e.message)
         .execute(tx)

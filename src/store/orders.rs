@@ -1,5 +1,6 @@
 //! SQL for certificates, orders and authorizations.
 
+use crate::model::EventKind;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -254,7 +255,7 @@ impl Store {
             id,
             t,
             &NewEvent {
-                kind: "created",
+                kind: EventKind::Created,
                 domain: None,
                 message: format!(
                     "order created for {} ({}), reference {}{}",
@@ -659,7 +660,7 @@ impl Store {
             id,
             t,
             &NewEvent {
-                kind: "canceled",
+                kind: EventKind::Canceled,
                 domain: None,
                 message: reason.to_string(),
             },

@@ -277,11 +277,19 @@ async fn each_damaged_row_is_put_on_hold_without_spinning_and_resumes_once_repai
         assert_eq!(damaged_gauge(&engine, "orders").await, 0, "{case}");
         let events = engine.store().events(www).await.unwrap();
         assert_eq!(
-            events.iter().filter(|e| e.kind == "damaged").count(),
+            events
+                .iter()
+                .filter(|e| e.kind == dcvd::model::EventKind::Damaged)
+                .count(),
             1,
             "{case}: one damage event, not one per look"
         );
-        assert!(events.iter().any(|e| e.kind == "repaired"), "{case}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == dcvd::model::EventKind::Repaired),
+            "{case}"
+        );
         assert!(
             !attention(&h)
                 .iter()

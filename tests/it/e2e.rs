@@ -183,8 +183,10 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
         id,
         "a check that names the lagging server",
         |_, evs| {
-            evs.iter()
-                .any(|e| e.kind == "check_pending" && e.message.contains(&w.ns2.addr().to_string()))
+            evs.iter().any(|e| {
+                e.kind == dcvd::model::EventKind::CheckPending
+                    && e.message.contains(&w.ns2.addr().to_string())
+            })
         },
     )
     .await;
@@ -212,7 +214,10 @@ async fn digicert_dns_txt_waits_for_every_nameserver_then_issues() {
     let log = w.digicert.log().entries();
     assert!(log.len() <= 5, "{} calls: {log:#?}", log.len());
     let evs = engine.store().events(id).await.unwrap();
-    let passed = evs.iter().position(|e| e.kind == "check_passed").unwrap();
+    let passed = evs
+        .iter()
+        .position(|e| e.kind == dcvd::model::EventKind::CheckPassed)
+        .unwrap();
     let trigger = evs
         .iter()
         .position(|e| e.message.starts_with("trigger_check"))
@@ -251,7 +256,10 @@ async fn sectigo_cname_two_names_to_installed_files() {
     let id = engine.ensure_orders().await.unwrap()[0];
     // Feed the secondary whatever the primary got, as soon as the tokens are known.
     run_until(&engine, id, "both tokens published", |_, evs| {
-        evs.iter().filter(|e| e.kind == "published").count() == 2
+        evs.iter()
+            .filter(|e| e.kind == dcvd::model::EventKind::Published)
+            .count()
+            == 2
     })
     .await;
     let (_, authz) = engine.store().load_order(id).await.unwrap();
@@ -291,10 +299,16 @@ async fn a_delegated_token_name_is_published_at_the_cname_target() {
     let id = engine.ensure_orders().await.unwrap()[0];
     run_until(&engine, id, "issuance", issued).await;
     let evs = engine.store().events(id).await.unwrap();
-    let delegated: Vec<_> = evs.iter().filter(|e| e.kind == "delegated").collect();
+    let delegated: Vec<_> = evs
+        .iter()
+        .filter(|e| e.kind == dcvd::model::EventKind::Delegated)
+        .collect();
     assert_eq!(delegated.len(), 1, "{evs:#?}");
     assert!(delegated[0].message.contains("www.dcv.example.net"));
-    let published = evs.iter().find(|e| e.kind == "published").unwrap();
+    let published = evs
+        .iter()
+        .find(|e| e.kind == dcvd::model::EventKind::Published)
+        .unwrap();
     assert!(
         published.message.contains("TXT www.dcv.example.net"),
         "{}",

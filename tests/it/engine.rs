@@ -62,7 +62,9 @@ async fn certificate_from_config_to_installed_files() {
     };
     let trigger = evs
         .iter()
-        .position(|e| e.kind == "ca_call" && e.message.starts_with("trigger_check"))
+        .position(|e| {
+            e.kind == dcvd::model::EventKind::CaCall && e.message.starts_with("trigger_check")
+        })
         .unwrap();
     assert!(
         pos("check_passed") < trigger,
@@ -94,7 +96,7 @@ async fn the_ca_is_asked_only_after_every_server_has_the_token() {
     let passed: Vec<usize> = evs
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.kind == "check_passed")
+        .filter(|(_, e)| e.kind == dcvd::model::EventKind::CheckPassed)
         .map(|(i, _)| i)
         .collect();
     assert_eq!(passed.len(), 2, "both names checked");
@@ -186,7 +188,7 @@ async fn a_refused_publisher_switches_method_at_once() {
     // The refused token was never published, so no removal of it is attempted.
     assert!(
         !evs.iter()
-            .any(|e| e.kind == "cleanup" && e.message.contains("TXT"))
+            .any(|e| e.kind == dcvd::model::EventKind::Cleanup && e.message.contains("TXT"))
     );
     common::assert_journal_empty(&engine, id).await;
 }

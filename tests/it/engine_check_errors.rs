@@ -148,7 +148,10 @@ async fn a_failing_check_backs_off_keeps_the_order_and_issues_once_dns_answers()
         "every failed check is counted in reconcile_errors"
     );
     let events = engine.store().events(id).await.unwrap();
-    let errors: Vec<_> = events.iter().filter(|e| e.kind == "check_error").collect();
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == dcvd::model::EventKind::CheckError)
+        .collect();
     assert_eq!(errors.len(), 7);
     assert!(
         errors[6].message.contains("attempt 7") && errors[6].message.contains("stays live"),
@@ -160,7 +163,11 @@ async fn a_failing_check_backs_off_keeps_the_order_and_issues_once_dns_answers()
         Some(authz_domain.as_str()),
         "the event names the name whose check failed"
     );
-    assert!(events.iter().all(|e| e.kind != "failed"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind != dcvd::model::EventKind::Failed)
+    );
     // The CA was not asked anything while our check could not look.
     assert_eq!(h.ca.calls().len(), calls_before, "{:?}", h.ca.calls());
 

@@ -78,10 +78,14 @@ async fn a_truncated_download_is_retried_never_installed_then_installed_whole() 
     let evs = engine.store().events(id).await.unwrap();
     assert!(
         evs.iter()
-            .any(|e| e.kind == "error" && e.message.contains("download refused")),
+            .any(|e| e.kind == dcvd::model::EventKind::Error
+                && e.message.contains("download refused")),
         "an event tells the operator: {evs:?}"
     );
-    assert!(!evs.iter().any(|e| e.kind == "installed"));
+    assert!(
+        !evs.iter()
+            .any(|e| e.kind == dcvd::model::EventKind::Installed)
+    );
 
     // The second download is cut too; the third is whole and gets installed.
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
@@ -111,7 +115,9 @@ async fn a_truncated_download_is_retried_never_installed_then_installed_whole() 
         .await
         .unwrap()
         .iter()
-        .filter(|e| e.kind == "error" && e.message.contains("download refused"))
+        .filter(|e| {
+            e.kind == dcvd::model::EventKind::Error && e.message.contains("download refused")
+        })
         .count();
     assert_eq!(refused, 2);
 }

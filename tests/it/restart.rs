@@ -99,7 +99,7 @@ async fn crash_before_the_submit_reached_the_ca_submits_once() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "submitting")
+        .filter(|e| e.kind == dcvd::model::EventKind::Submitting)
         .map(|e| e.at)
         .collect();
     assert_eq!(submits.len(), 2);

@@ -2,6 +2,7 @@
 //! status. (Submitting and recovery are in `submit.rs`.)
 
 use super::*;
+use crate::model::EventKind;
 
 impl Step<'_> {
     /// Move authorizations `ids` to method `to` at the CA (an email method first finds
@@ -189,7 +190,7 @@ impl Step<'_> {
             .inc_by(pairs.len() as u64);
         for (d, e) in &pairs {
             self.event(
-                "email_resent",
+                EventKind::EmailResent,
                 Some(d),
                 format!("approval email resent to {e}"),
             );

@@ -1,6 +1,7 @@
 //! Steps that put tokens in place and check them: publish (following a delegation CNAME), self-check.
 
 use super::*;
+use crate::model::EventKind;
 
 impl Step<'_> {
     /// Put the token of authorization `id` in place (at the target of a delegation
@@ -39,7 +40,7 @@ impl Step<'_> {
         };
         if let Some(to) = delegated {
             self.event(
-                "delegated",
+                EventKind::Delegated,
                 Some(&a.domain),
                 format!(
                     "{} is a CNAME to {to}; publishing the token there",

@@ -1,6 +1,7 @@
 //! The last step: download the chain, verify it against our key and names, install, deploy hook.
 
 use super::*;
+use crate::model::EventKind;
 
 impl Step<'_> {
     /// Download the chain, verify it against our key and names, install the files and run
@@ -67,7 +68,7 @@ impl Step<'_> {
         let (leaf_pem, chain_pem) = (chain.leaf_pem.clone(), chain.chain_pem.concat());
         self.apply(|c| c.issued(leaf_pem, chain_pem, leaf.not_after));
         self.event(
-            "installed",
+            EventKind::Installed,
             None,
             format!(
                 "certificate serial {} valid until {} installed in {}",
@@ -106,7 +107,7 @@ impl Step<'_> {
             if !outcome.success() {
                 warn!(order_id = self.order.id, certificate = %self.order.certificate, "{msg}; the certificate files are installed, the hook is not retried");
             }
-            self.event("deploy_hook", None, msg);
+            self.event(EventKind::DeployHook, None, msg);
         }
         Ok(())
     }

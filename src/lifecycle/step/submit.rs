@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::ca::{ErrorKind, Lookup, Submitted};
+use crate::model::EventKind;
 
 /// After a duplicate's cancellation failed during recovery: when to look again.
 const DUPLICATE_RETRY: Duration = Duration::from_secs(10 * 60);
@@ -21,7 +22,7 @@ impl Step<'_> {
         let req = self.submit_request(false).await?;
         self.apply(|c| c.submitting());
         let attempt_msg = format!("submitting order {} to the CA", self.order.reference);
-        self.event("submitting", None, attempt_msg);
+        self.event(EventKind::Submitting, None, attempt_msg);
         let events = std::mem::take(&mut self.events);
         self.ctx
             .store
@@ -116,7 +117,7 @@ impl Step<'_> {
                 if self.now < settled_at {
                     self.order.dup_check_at = Some(settled_at);
                     self.event(
-                        "recovery",
+                        EventKind::Recovery,
                         None,
                         format!(
                             "the request sent at {} may still arrive as a second order until {}; \
@@ -144,7 +145,7 @@ impl Step<'_> {
             Lookup::NotFound if self.now >= settled_at => {
                 self.apply(|c| c.not_sent());
                 self.event(
-                    "recovery",
+                    EventKind::Recovery,
                     None,
                     format!(
                         "the CA has no order with reference {reference}, and the request sent at {} can no \
@@ -163,7 +164,7 @@ impl Step<'_> {
                     ts(settled_at)
                 ));
                 self.event(
-                    "recovery_wait",
+                    EventKind::RecoveryWait,
                     None,
                     format!(
                         "the CA shows no order with reference {reference} yet, but the request sent at {} \
@@ -195,7 +196,7 @@ impl Step<'_> {
         );
         warn!(order_id = id, certificate = %self.order.certificate, provider = %self.order.provider, "{msg}");
         self.apply(|c| c.submit_unknown(reason, candidates));
-        self.event("submit_unknown", None, msg.clone());
+        self.event(EventKind::SubmitUnknown, None, msg.clone());
         self.note = Some(msg);
     }
 
@@ -225,7 +226,7 @@ impl Step<'_> {
             }
             Ok(Lookup::NotFound) => self.no_late_copy(&adopted),
             Ok(Lookup::Unsure { reason, candidates }) => self.event(
-                "duplicate_unsure",
+                EventKind::DuplicateUnsure,
                 None,
                 format!(
                     "could not tell whether the CA holds a second order from this request: {reason}; \
@@ -237,13 +238,13 @@ impl Step<'_> {
                 let at = after(self.now, DUPLICATE_RETRY);
                 self.order.dup_check_at = Some(at);
                 self.event(
-                    "recovery",
+                    EventKind::Recovery,
                     None,
                     format!("looking for a late copy of the request failed: {e}; trying again at {}", ts(at)),
                 );
             }
             Err(e) => self.event(
-                "duplicate_unsure",
+                EventKind::DuplicateUnsure,
                 None,
                 format!(
                     "looking for a late copy of the request failed: {e}; check at the CA for a second \
@@ -259,7 +260,7 @@ impl Step<'_> {
         let msg = format!(
             "no further CA order from this request after the in-flight bound: CA order {adopted} is the only one"
         );
-        self.event("recovery", None, msg);
+        self.event(EventKind::Recovery, None, msg);
     }
 
     /// Cancel CA orders that duplicate the adopted one; each gets an event and a row with
@@ -310,7 +311,7 @@ impl Step<'_> {
                 })
                 .inc();
             self.event(
-                "duplicate",
+                EventKind::Duplicate,
                 None,
                 format!(
                     "CA order {} is a second order from the same request as CA order {adopted}: {outcome}",
