@@ -20,6 +20,9 @@ mod inspect;
 mod orders;
 mod run;
 mod status;
+mod verbs;
+
+pub use verbs::wait_for;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +85,25 @@ pub enum Command {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Order a new certificate now for each NAME that is due (renew_before, or the CA's
+    /// renewal window), or with --force even when not due. A certificate with a live order
+    /// is left alone (never two orders at once), and so is a paused one. The orders are
+    /// written to the database; the running daemon takes them from there. Exit 1 when a
+    /// NAME got no order (live order, held, damaged); with --wait, exit 0 once every
+    /// placed order is issued and 1 when one failed or was canceled.
+    Renew {
+        /// Certificate names (as in `dcvd certificates`).
+        names: Vec<String>,
+        /// Place a new order even when the certificate is not due (each one is a purchase).
+        #[arg(long)]
+        force: bool,
+        /// Renew only those that are due; without NAME, every configured certificate that is.
+        #[arg(long)]
+        due: bool,
+        /// Follow the placed orders until they end, printing each state change.
+        #[arg(long)]
+        wait: bool,
     },
     /// DNS tools.
     #[command(subcommand)]
@@ -156,6 +178,12 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status::status(&cli.config, *json).await,
         Command::Certificates { json } => certificates::certificates(&cli.config, *json).await,
         Command::Adopt { dry_run, json } => adopt::adopt(&cli.config, *dry_run, *json).await,
+        Command::Renew {
+            names,
+            force,
+            due,
+            wait,
+        } => verbs::renew(&cli.config, names, *force, *due, *wait).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }

@@ -32,6 +32,9 @@ pub struct NewOrder {
     pub csr_pem: String,
     pub csr_der: Vec<u8>,
     pub renewal_of: Option<String>,
+    /// Why the order is placed (first order, renewal due, forced by an operator, ...):
+    /// recorded in its `created` event.
+    pub reason: String,
 }
 
 /// An order's `state` column as a listing reads it: a known state, or the raw text of a
@@ -257,7 +260,7 @@ impl Store {
                 kind: "created",
                 domain: None,
                 message: format!(
-                    "order created for {} ({}), reference {}{}",
+                    "order created for {} ({}), reference {}{}; reason: {}",
                     o.certificate,
                     o.names
                         .iter()
@@ -268,7 +271,8 @@ impl Store {
                     o.renewal_of
                         .as_deref()
                         .map(|r| format!(", renewing CA order {r}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    o.reason
                 ),
             },
         )
@@ -695,6 +699,7 @@ pub(super) mod tests {
             csr_pem: String::new(),
             csr_der: Vec::new(),
             renewal_of: None,
+            reason: "first order".into(),
         }
     }
 

@@ -1,0 +1,173 @@
+//! Certificate verbs through the real binary (`dcvd renew`, `pause`, `resume`, `forget`,
+//! and the order verbs by certificate name) over a database prepared with the `Harness`
+//! engine.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::support::{Harness, WWW, dcvd_command as dcvd, run_ok};
+use dcvd::ca::MethodScope;
+use dcvd::model::OrderState;
+
+fn write_config(h: &Harness) -> PathBuf {
+    let p = h.path("dcvd.toml");
+    std::fs::write(&p, &h.config_toml).unwrap();
+    p
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A harness whose `www` certificate is issued (by the harness's engine and fake CA).
+async fn issued(certs: &str) -> (Harness, PathBuf, i64) {
+    let h = Harness::new(certs, MethodScope::PerOrder);
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    let cfg = write_config(&h);
+    (h, cfg, id)
+}
+
+/// `dcvd` as a child process (for `--wait`, which runs while the test drives the engine).
+fn spawn_dcvd(config: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("dcvd"));
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DCVD_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The pending order the child process placed for `cert`, once it is in the database.
+async fn await_pending(h: &Harness, cert: &str) -> i64 {
+    let store = dcvd::store::Store::open(&h.config().daemon.database)
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let orders = store.list_orders(Some(OrderState::Pending)).await.unwrap();
+        if let Some(o) = orders.iter().find(|o| o.certificate == cert) {
+            return o.id;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no order placed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn finish(child: std::process::Child) -> std::process::Output {
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test]
+async fn renew_force_places_exactly_one_order_and_a_second_force_is_refused_while_it_lives() {
+    let (h, cfg, first) = issued(WWW).await;
+    let out = run_ok(dcvd(&cfg).args(["renew", "www", "--force"]));
+    let said = text(&out.stdout);
+    assert!(said.contains("placed order"), "{said}");
+    let engine = h.engine().await;
+    let orders = engine.store().list_orders(None).await.unwrap();
+    assert_eq!(orders.len(), 2, "exactly one new order");
+    let new = orders.iter().find(|o| o.id != first).unwrap();
+    assert_eq!(new.state, OrderState::Pending);
+    let created = engine.store().events(new.id).await.unwrap();
+    assert!(
+        created[0].message.contains("operator"),
+        "the reason is recorded: {}",
+        created[0].message
+    );
+    let (o, _) = engine.store().load_order(new.id).await.unwrap();
+    assert!(o.renewal_of.is_some(), "it renews the issued order");
+
+    let out = dcvd(&cfg)
+        .args(["renew", "www", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("live order") && said.contains(&new.id.to_string()),
+        "{said}"
+    );
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 2);
+    // The placed order runs to issuance like any other.
+    assert_eq!(h.drive(&engine, new.id, 50).await, OrderState::Issued);
+    assert_eq!(h.ca.order_count(), 2);
+}
+
+#[tokio::test]
+async fn renew_due_with_nothing_due_does_nothing() {
+    let (h, cfg, _) = issued(WWW).await;
+    for args in [
+        &["renew", "--due"][..],
+        &["renew", "www", "--due"],
+        &["renew", "www"],
+    ] {
+        let out = run_ok(dcvd(&cfg).args(args));
+        let said = text(&out.stdout);
+        assert!(
+            said.contains("not due") || said.contains("nothing is due"),
+            "{said}"
+        );
+    }
+    let engine = h.engine().await;
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn renew_due_orders_a_due_certificate_and_refuses_unknown_names() {
+    // The fake CA issues 90-day certificates from the harness clock (2026-11-23); 85 days
+    // before expiry has passed by the real date the binary reads.
+    let (h, cfg, _) =
+        issued(&WWW.replace("method_timeout", "renew_before = \"85d\"\nmethod_timeout")).await;
+    let out = dcvd(&cfg).args(["renew", "nope", "www"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+    let out = run_ok(dcvd(&cfg).args(["renew", "--due"]));
+    let said = text(&out.stdout);
+    assert!(said.contains("renewal due"), "{said}");
+    let engine = h.engine().await;
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn renew_wait_exits_0_once_issued() {
+    let (h, cfg, _) = issued(WWW).await;
+    let child = spawn_dcvd(&cfg, &["renew", "www", "--force", "--wait"]);
+    let id = await_pending(&h, "www").await;
+    let engine = h.engine().await;
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains(&format!("order {id} is issued")));
+}
+
+#[tokio::test]
+async fn renew_wait_exits_1_when_the_order_fails() {
+    let (h, cfg, _) = issued(WWW).await;
+    let child = spawn_dcvd(&cfg, &["renew", "www", "--force", "--wait"]);
+    let id = await_pending(&h, "www").await;
+    h.ca.fail_next(
+        "submit",
+        crate::support::fakes::permanent("ca", "submit", "invalid_product", "no such product"),
+    );
+    let engine = h.engine().await;
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Failed);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("order {id} is failed")));
+}
