@@ -105,6 +105,18 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Pause certificates: no new order and no renewal for them until `dcvd resume`. A
+    /// live order continues (`dcvd orders cancel NAME` stops it).
+    Pause {
+        /// Certificate names (as in `dcvd certificates`).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Resume paused certificates: the daemon orders and renews them again when due.
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// DNS tools.
     #[command(subcommand)]
     Dns(DnsCommand),
@@ -139,7 +151,8 @@ pub enum OrdersCommand {
     },
     /// Run a live order's next step now; for an ended order, place a new one for its certificate.
     Retry { id: i64 },
-    /// Cancel a live order at the CA and here; its tokens are removed.
+    /// Cancel a live order at the CA and here; its tokens are removed. Its certificate is
+    /// paused, so no new order follows by itself (`dcvd resume NAME` renews it again).
     Cancel { id: i64 },
     /// For an order whose submit is in doubt (submit_unknown, or submitting after an
     /// unanswered submit): take CA order CA_ORDER_ID as this order, after the CA confirms
@@ -184,6 +197,8 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
             due,
             wait,
         } => verbs::renew(&cli.config, names, *force, *due, *wait).await,
+        Command::Pause { names } => verbs::pause(&cli.config, names).await,
+        Command::Resume { names } => verbs::resume(&cli.config, names).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }

@@ -53,13 +53,22 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
                 order.certificate
             )
         })?;
-    if let Some(live) = store
+    let rec = store
         .certificates()
         .await?
         .into_iter()
-        .find(|c| c.name == cert.name)
-        .and_then(|c| c.current_order_id)
-    {
+        .find(|c| c.name == cert.name);
+    if let Some(p) = rec.as_ref().and_then(|c| c.paused.as_ref()) {
+        anyhow::bail!(
+            "certificate `{}` is paused ({}); nothing done. `dcvd resume {}` first (then \
+             `dcvd renew {} --force` orders at once)",
+            cert.name,
+            p.reason,
+            cert.name,
+            cert.name
+        );
+    }
+    if let Some(live) = rec.and_then(|c| c.current_order_id) {
         anyhow::bail!(
             "certificate `{}` already has a live order ({live})",
             cert.name
@@ -125,7 +134,29 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         )
         .await?;
     if done {
+        // Paused, so the failed-order retry (lifecycle::retry::FAILED_ORDER_RETRY) does not
+        // bring it back by itself.
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let paused = store
+            .pause_existing(
+                &order.certificate,
+                &format!("its order {id} was canceled by an operator (dcvd orders cancel)"),
+                now,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "order {id} is canceled, but pausing certificate {} failed: run `dcvd pause {}`",
+                    order.certificate, order.certificate
+                )
+            })?;
         say!("order {id} canceled; its published tokens will be removed by the daemon");
+        say!(
+            "certificate {} is {}paused: dcvd places no new order for it until `dcvd resume {}`",
+            order.certificate,
+            if paused { "" } else { "already " },
+            order.certificate
+        );
         if order.ca_order_id.is_none() && crate::lifecycle::operator::check_in_doubt(&order).is_ok()
         {
             say!(

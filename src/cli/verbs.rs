@@ -1,4 +1,4 @@
-//! Certificate verbs: `dcvd renew`. They write the database like `orders retry` does; the
+//! Certificate verbs: `dcvd renew`, `pause`, `resume`. They write the database like `orders retry` does; the
 //! running daemon takes the new orders from there.
 
 use std::path::Path;
@@ -62,6 +62,7 @@ pub(super) async fn renew(
     let engine = crate::lifecycle::engine::engine_for_cli(store.clone(), cfg).await?;
     let only = (!names.is_empty()).then_some(names);
     let results = engine.renew(only, force).await?;
+    let named = !names.is_empty();
     let mut placed = Vec::new();
     let mut refused = false;
     for (name, r) in &results {
@@ -73,20 +74,25 @@ pub(super) async fn renew(
                 );
                 placed.push((name.clone(), *order_id));
             }
-            Renewal::Live(id) => {
+            // `--due` over the whole fleet: only what it did, and what needs the operator,
+            // is worth a line.
+            Renewal::Live(id) if named => {
                 say!("{name}: has a live order ({id}); nothing done (see `dcvd orders show {id}`)");
-                refused |= force || !names.is_empty();
+                refused = true;
             }
-            Renewal::NotDue { renew_from } => {
-                // `--due` over the whole fleet: only what it did is worth a line.
-                if !names.is_empty() {
-                    say!(
-                        "{name}: not due{}; nothing done (`dcvd renew --force {name}` orders anyway)",
-                        renew_from
-                            .map(|t| format!(" (renews from {})", t.format("%Y-%m-%d %H:%M UTC")))
-                            .unwrap_or_default()
-                    );
-                }
+            Renewal::NotDue { renew_from } if named => {
+                say!(
+                    "{name}: not due{}; nothing done (`dcvd renew --force {name}` orders anyway)",
+                    renew_from
+                        .map(|t| format!(" (renews from {})", t.format("%Y-%m-%d %H:%M UTC")))
+                        .unwrap_or_default()
+                );
+            }
+            Renewal::Paused(why) if named => {
+                say!(
+                    "{name}: paused ({why}); nothing done. `dcvd resume {name}` lets it renew again"
+                );
+                refused = true;
             }
             Renewal::Adopted => {
                 say!("{name}: the valid certificate in its output_dir was adopted; nothing ordered")
@@ -95,9 +101,10 @@ pub(super) async fn renew(
                 say!("{name}: no order placed: {why}");
                 refused = true;
             }
+            Renewal::Live(_) | Renewal::Paused(_) | Renewal::NotDue { .. } => {}
         }
     }
-    if names.is_empty() && placed.is_empty() {
+    if !named && placed.is_empty() {
         say!("nothing is due");
     }
     if wait && !placed.is_empty() {
@@ -148,4 +155,79 @@ pub async fn wait_for(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// `dcvd pause NAME…`: no new order and no renewal for them until `dcvd resume`.
+pub(super) async fn pause(config: &Path, names: &[String]) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config)?;
+    check_configured(&cfg, names)?;
+    let store = open_or_create(config, &cfg).await?;
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let records = store.certificates().await?;
+    for name in names {
+        let cert = cfg
+            .certificates
+            .iter()
+            .find(|c| &c.name == name)
+            .expect("checked above");
+        let names = crate::lifecycle::renew::cert_names(cert).unwrap_or_default();
+        let rec = records.iter().find(|r| &r.name == name);
+        if store
+            .pause_certificate(name, &cert.provider, &names, PAUSED_BY_PAUSE, now)
+            .await?
+        {
+            match rec.and_then(|r| r.current_order_id) {
+                Some(id) => say!(
+                    "{name}: paused; its live order {id} continues (`dcvd orders cancel {name}` \
+                     stops it); no renewal after it until `dcvd resume {name}`"
+                ),
+                None => say!("{name}: paused; no new order or renewal until `dcvd resume {name}`"),
+            }
+        } else {
+            say!("{name}: already paused; nothing changed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why `dcvd pause` paused a certificate.
+const PAUSED_BY_PAUSE: &str = "paused by an operator (dcvd pause)";
+
+/// `dcvd resume NAME…`: renew them again from the next renewal check.
+pub(super) async fn resume(config: &Path, names: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(store) = super::inspect::open(config).await? else {
+        anyhow::bail!("nothing is paused: there is no database yet");
+    };
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let known = store.certificates().await?;
+    let mut missing = false;
+    for name in names {
+        if !known.iter().any(|r| &r.name == name) {
+            say!("{name}: no such certificate in the database; nothing changed");
+            missing = true;
+        } else if store.resume_certificate(name, now).await? {
+            say!(
+                "{name}: resumed; the daemon orders it when due (next renewal check), or now \
+                 with `dcvd renew {name}`"
+            );
+        } else {
+            say!("{name}: was not paused; nothing changed");
+        }
+    }
+    Ok(if missing {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The database, created (and migrated) when it does not exist yet: pausing a
+/// certificate before the first start is allowed.
+async fn open_or_create(config: &Path, cfg: &crate::config::Config) -> anyhow::Result<Store> {
+    if let Some(s) = super::inspect::open(config).await? {
+        return Ok(s);
+    }
+    Store::open(&cfg.daemon.database)
+        .await
+        .with_context(|| format!("creating {}", cfg.daemon.database.display()))
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::CertificateConfig;
 use crate::lifecycle::adopt::{self, FirstStart};
@@ -55,6 +55,8 @@ pub enum Renewal {
     Live(i64),
     /// Nothing is due: the certificate renews from this time (None: not known).
     NotDue { renew_from: Option<DateTime<Utc>> },
+    /// Paused by an operator (`dcvd pause`, `dcvd orders cancel`): no order until resumed.
+    Paused(String),
     /// The valid certificate in its output_dir was adopted instead of ordering one.
     Adopted,
     /// No order now, and why (damaged row, bad names, held for the operator, the store failed).
@@ -79,7 +81,7 @@ impl Engine {
     /// Consider the configured certificates named in `only` (every configured one with
     /// `None`; a name not in the configuration is left out: the caller checks) and order
     /// those that are due, or, with `force`, every one that has no live order and is not
-    /// paused. What happened to each, in configuration order.
+    /// paused. A paused certificate gets no order either way. What happened to each, in configuration order.
     pub async fn renew(
         &self,
         only: Option<&[String]>,
@@ -143,6 +145,10 @@ impl Engine {
                 "no new order or renewal for this certificate until its row is repaired: {why}"
             );
             return Renewal::Skipped(format!("its database row is damaged: {why}"));
+        }
+        if let Some(why) = rec.and_then(|r| r.paused.as_ref()) {
+            debug!(certificate = %cert.name, "paused, no order: {}", why.reason);
+            return Renewal::Paused(why.reason.clone());
         }
         let names = match cert_names(cert) {
             Ok(n) => n,

@@ -8,6 +8,7 @@ mod events;
 mod journal;
 mod orders;
 mod overview;
+mod pause;
 mod recovery;
 mod rows;
 
@@ -26,6 +27,7 @@ pub use events::NewEvent;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, ListedState, NewAuthz, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
+pub use pause::Paused;
 pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};
 

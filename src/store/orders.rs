@@ -143,6 +143,8 @@ struct CertRow {
     serial: Option<String>,
     issuer: Option<String>,
     hold: Option<String>,
+    paused_at: Option<i64>,
+    paused_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +165,9 @@ pub struct CertificateRecord {
     /// certificate it can neither adopt nor safely replace (see `lifecycle::adopt`), or
     /// cannot be written.
     pub hold: Option<String>,
+    /// An operator paused it (`dcvd pause`, `dcvd orders cancel`): no new order or
+    /// renewal until `dcvd resume`.
+    pub paused: Option<super::Paused>,
     /// Why the row does not read whole (then `names` is empty): dcvd places no order
     /// for this certificate until the row is repaired.
     pub damaged: Option<String>,
@@ -566,7 +571,7 @@ impl Store {
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
             "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after,
-                    source, serial, issuer, hold FROM certificates ORDER BY name",
+                    source, serial, issuer, hold, paused_at, paused_reason FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -605,6 +610,10 @@ impl Store {
                     serial: r.serial,
                     issuer: r.issuer,
                     hold: r.hold,
+                    paused: r.paused_at.map(|t| super::Paused {
+                        at: from_ms(t),
+                        reason: r.paused_reason.unwrap_or_default(),
+                    }),
                     damaged,
                 }
             })

@@ -171,3 +171,102 @@ async fn renew_wait_exits_1_when_the_order_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains(&format!("order {id} is failed")));
 }
+
+#[tokio::test]
+async fn pause_stops_renewal_and_resume_brings_it_back() {
+    let (h, cfg, _) =
+        issued(&WWW.replace("method_timeout", "renew_before = \"80d\"\nmethod_timeout")).await;
+    let out = run_ok(dcvd(&cfg).args(["pause", "www"]));
+    assert!(
+        text(&out.stdout).contains("paused"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Past renew_before (90-day certificates, 80 days before expiry): due, but paused.
+    h.advance(Duration::from_secs(11 * 86400));
+    let engine = h.engine().await;
+    assert!(
+        engine.ensure_orders().await.unwrap().is_empty(),
+        "paused: no order"
+    );
+    let out = dcvd(&cfg)
+        .args(["renew", "www", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("paused"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 1);
+
+    let out = run_ok(dcvd(&cfg).args(["certificates", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["state"], "paused", "{v}");
+    let out = run_ok(dcvd(&cfg).arg("status"));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("certificate www (paused)") && said.contains("dcvd resume www"),
+        "{said}"
+    );
+
+    let out = run_ok(dcvd(&cfg).args(["resume", "www"]));
+    assert!(
+        text(&out.stdout).contains("resumed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let created = engine.ensure_orders().await.unwrap();
+    assert_eq!(created.len(), 1, "renewed once resumed");
+    assert_eq!(h.drive(&engine, created[0], 50).await, OrderState::Issued);
+}
+
+#[tokio::test]
+async fn a_paused_certificate_keeps_its_live_order() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let cfg = write_config(&h);
+    let out = run_ok(dcvd(&cfg).args(["pause", "www"]));
+    assert!(
+        text(&out.stdout).contains(&format!("live order {id} continues")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
+}
+
+#[tokio::test]
+async fn canceling_a_certificates_order_pauses_it_past_the_failed_order_retry() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let cfg = write_config(&h);
+    let out = run_ok(dcvd(&cfg).args(["orders", "cancel", &id.to_string()]));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("paused") && said.contains("dcvd resume www"),
+        "{said}"
+    );
+    // Without the pause a new order would follow after FAILED_ORDER_RETRY (6 h) from
+    // the cancel, which the binary dated by the real clock.
+    let canceled_at = engine.store().load_order(id).await.unwrap().0.updated_at;
+    h.clock.set(canceled_at + chrono::Duration::hours(7));
+    assert!(engine.ensure_orders().await.unwrap().is_empty());
+    let out = dcvd(&cfg)
+        .args(["orders", "retry", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "retry of a paused certificate is refused"
+    );
+    assert!(
+        text(&out.stderr).contains("dcvd resume www"),
+        "{}",
+        text(&out.stderr)
+    );
+    run_ok(dcvd(&cfg).args(["resume", "www"]));
+    assert_eq!(engine.ensure_orders().await.unwrap().len(), 1);
+}
