@@ -150,18 +150,29 @@ pub enum OrdersCommand {
         json: bool,
     },
     /// Run a live order's next step now; for an ended order, place a new one for its certificate.
-    Retry { id: i64 },
+    Retry {
+        /// Order id, or a certificate name (its live order, else its newest).
+        target: String,
+    },
     /// Cancel a live order at the CA and here; its tokens are removed. Its certificate is
     /// paused, so no new order follows by itself (`dcvd resume NAME` renews it again).
-    Cancel { id: i64 },
+    Cancel {
+        /// Order id, or a certificate name (its live order).
+        target: String,
+    },
     /// For an order whose submit is in doubt (submit_unknown, or submitting after an
     /// unanswered submit): take CA order CA_ORDER_ID as this order, after the CA confirms
     /// it carries the order's names.
-    Adopt { id: i64, ca_order_id: String },
+    Adopt {
+        /// Order id, or a certificate name (its live order).
+        target: String,
+        ca_order_id: String,
+    },
     /// For an order whose submit is in doubt: allow dcvd to submit it again. If the CA
     /// already has it, this buys a second certificate; `--yes` confirms that.
     Resubmit {
-        id: i64,
+        /// Order id, or a certificate name (its live order).
+        target: String,
         /// Confirm that a new order may be placed although the CA may already have one.
         #[arg(long)]
         yes: bool,
@@ -205,13 +216,18 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(OrdersCommand::Show { target, json }) => {
             inspect::show(&cli.config, target, *json).await
         }
-        Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
-        Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
-        Command::Orders(OrdersCommand::Adopt { id, ca_order_id }) => {
-            orders::adopt(&cli.config, *id, ca_order_id).await
+        Command::Orders(OrdersCommand::Retry { target }) => {
+            orders::retry(&cli.config, target).await
         }
-        Command::Orders(OrdersCommand::Resubmit { id, yes }) => {
-            orders::resubmit(&cli.config, *id, *yes).await
+        Command::Orders(OrdersCommand::Cancel { target }) => {
+            orders::cancel(&cli.config, target).await
+        }
+        Command::Orders(OrdersCommand::Adopt {
+            target,
+            ca_order_id,
+        }) => orders::adopt(&cli.config, target, ca_order_id).await,
+        Command::Orders(OrdersCommand::Resubmit { target, yes }) => {
+            orders::resubmit(&cli.config, target, *yes).await
         }
         _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
     }

@@ -8,14 +8,16 @@ use anyhow::Context;
 
 use crate::ca::OrderRef;
 
-/// The database and order `id`, or an error saying which is missing.
+/// The database and the order `target` names (an order id, or a certificate name: its
+/// newest order), or an error saying which is missing.
 async fn open_order(
     config: &Path,
-    id: i64,
+    target: &str,
 ) -> anyhow::Result<(crate::store::Store, crate::store::Order)> {
     let Some(store) = super::inspect::open(config).await? else {
-        anyhow::bail!("no order {id}: there is no database yet");
+        anyhow::bail!("no order {target}: there is no database yet");
     };
+    let id = super::inspect::resolve_order(&store, target).await?;
     let (order, _) = store
         .load_order(id)
         .await
@@ -23,8 +25,9 @@ async fn open_order(
     Ok((store, order))
 }
 
-pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn retry(config: &Path, target: &str) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     if order.state == crate::model::OrderState::SubmitUnknown {
         anyhow::bail!(
             "order {id} is in submit_unknown: dcvd cannot tell whether the CA has it, and retrying \
@@ -97,8 +100,9 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
@@ -176,8 +180,13 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn adopt(
+    config: &Path,
+    target: &str,
+    ca_order_id: &str,
+) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let engine = crate::lifecycle::engine::engine_for_cli(store, cfg).await?;
@@ -188,8 +197,9 @@ pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn resubmit(config: &Path, target: &str, yes: bool) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     if !yes {
         anyhow::bail!(

@@ -270,3 +270,46 @@ async fn canceling_a_certificates_order_pauses_it_past_the_failed_order_retry() 
     run_ok(dcvd(&cfg).args(["resume", "www"]));
     assert_eq!(engine.ensure_orders().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn order_verbs_take_a_certificate_name() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let cfg = write_config(&h);
+    let out = run_ok(dcvd(&cfg).args(["orders", "retry", "www"]));
+    assert!(
+        text(&out.stdout).contains(&format!("order {id} (www) will take its next step")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run_ok(dcvd(&cfg).args(["orders", "cancel", "www"]));
+    assert!(
+        text(&out.stdout).contains(&format!("order {id} canceled")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        engine.store().load_order(id).await.unwrap().0.state,
+        OrderState::Canceled
+    );
+    run_ok(dcvd(&cfg).args(["resume", "www"]));
+    // The newest order has ended: retry by name places a new one.
+    let out = run_ok(dcvd(&cfg).args(["orders", "retry", "www"]));
+    assert!(
+        text(&out.stdout).contains("placed new order"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 2);
+    let out = dcvd(&cfg)
+        .args(["orders", "cancel", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("`nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
