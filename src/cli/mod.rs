@@ -117,6 +117,16 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Forget a certificate removed from the configuration: delete its database row and
+    /// its orders' history (events, authorizations), after confirmation; its metrics go
+    /// with it. Refused while it is configured, has a live order, or has published tokens
+    /// still to be removed. Its files in output_dir are not touched.
+    Forget {
+        name: String,
+        /// Confirm without a prompt (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// DNS tools.
     #[command(subcommand)]
     Dns(DnsCommand),
@@ -210,6 +220,7 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => verbs::renew(&cli.config, names, *force, *due, *wait).await,
         Command::Pause { names } => verbs::pause(&cli.config, names).await,
         Command::Resume { names } => verbs::resume(&cli.config, names).await,
+        Command::Forget { name, yes } => verbs::forget(&cli.config, name, *yes).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }

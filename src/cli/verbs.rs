@@ -231,3 +231,68 @@ async fn open_or_create(config: &Path, cfg: &crate::config::Config) -> anyhow::R
         .await
         .with_context(|| format!("creating {}", cfg.daemon.database.display()))
 }
+
+/// `dcvd forget NAME [--yes]`: drop what the database holds about a certificate removed
+/// from the configuration. Refused while it is configured, has a live order, or has
+/// published tokens still to remove (the journal entries are what removes them).
+pub(super) async fn forget(config: &Path, name: &str, yes: bool) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config)?;
+    if cfg.certificates.iter().any(|c| c.name == name) {
+        anyhow::bail!(
+            "certificate `{name}` is in the configuration; nothing was forgotten. Remove it from \
+             the configuration first (and reload the daemon), or `dcvd pause {name}` to stop \
+             its renewals"
+        );
+    }
+    let Some(store) = super::inspect::open(config).await? else {
+        anyhow::bail!("no certificate `{name}`: there is no database yet");
+    };
+    let orders = store
+        .list_orders(None)
+        .await?
+        .into_iter()
+        .filter(|o| o.certificate == name)
+        .count();
+    if !yes {
+        use std::io::IsTerminal as _;
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            anyhow::bail!(
+                "forgetting `{name}` deletes its row and the history of its {orders} order(s); \
+                 nothing was deleted. Run `dcvd forget {name} --yes` to confirm"
+            );
+        }
+        eprint!(
+            "Forget certificate `{name}`: delete its row and the history of its {orders} \
+             order(s)? Type `yes`: "
+        );
+        let mut answer = String::new();
+        stdin.read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            say!("nothing was deleted");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    match store.forget_certificate(name).await? {
+        crate::store::Forget::Done { orders } => {
+            say!(
+                "forgot certificate `{name}`: its row and {orders} order(s) with their events are \
+                 deleted; its metrics disappear at the next scrape. Its files in output_dir are \
+                 left as they are"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::store::Forget::Unknown => {
+            anyhow::bail!("no certificate `{name}` in the database (see `dcvd certificates`)")
+        }
+        crate::store::Forget::Live(id) => anyhow::bail!(
+            "certificate `{name}` has a live order ({id}); nothing was forgotten. Cancel it first: \
+             `dcvd orders cancel {id}`"
+        ),
+        crate::store::Forget::Cleanups(n) => anyhow::bail!(
+            "{n} token(s) that `{name}`'s orders published are still to be removed; nothing was \
+             forgotten. The running daemon removes them (a damaged entry needs removing by hand: \
+             see `dcvd status`); run `dcvd forget {name}` again once they are gone"
+        ),
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{Harness, WWW, dcvd_command as dcvd, run_ok};
+use crate::support::{Harness, NowUtc, WWW, dcvd_command as dcvd, run_ok};
 use dcvd::ca::MethodScope;
 use dcvd::model::OrderState;
 
@@ -312,4 +312,152 @@ async fn order_verbs_take_a_certificate_name() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The harness's configuration with `www` replaced by another certificate: what the
+/// operator's file looks like once `www` is removed from it.
+fn config_without_www(h: &Harness) -> PathBuf {
+    let p = h.path("dcvd-removed.toml");
+    std::fs::write(
+        &p,
+        h.config_toml
+            .replace("name = \"www\"", "name = \"other\"")
+            .replace("certs/www", "certs/other"),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test]
+async fn forget_refuses_a_configured_certificate() {
+    let (h, cfg, id) = issued(WWW).await;
+    let out = dcvd(&cfg)
+        .args(["forget", "www", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is in the configuration"),
+        "{}",
+        text(&out.stderr)
+    );
+    let engine = h.engine().await;
+    assert!(engine.store().load_order(id).await.is_ok());
+    assert_eq!(engine.store().certificates().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn forget_refuses_a_live_order_and_published_tokens() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    // The tokens stay unseen by the checks: the order waits with them published.
+    *h.world.lag_checks.lock().unwrap() = 1000;
+    let engine = h.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    // Submitted and its tokens published.
+    for _ in 0..10 {
+        engine.run_due().await.unwrap();
+        if !engine
+            .store()
+            .journal_for_order(id)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        let next = engine.store().next_due(&[]).await.unwrap().unwrap();
+        h.clock.set(next.max(h.clock.now_utc()));
+    }
+    assert!(h.world.count() > 0, "tokens published");
+    let removed = config_without_www(&h);
+    let out = dcvd(&removed)
+        .args(["forget", "www", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("live order ({id})")),
+        "{}",
+        text(&out.stderr)
+    );
+    // Canceled, but its tokens are not removed yet: forgetting would lose the entries
+    // that remove them.
+    // (Canceled in the store: `orders cancel` would call the CA, which has the order.)
+    assert!(
+        engine
+            .store()
+            .cancel_order(id, "test", h.clock.now_utc())
+            .await
+            .unwrap()
+    );
+    let out = dcvd(&removed)
+        .args(["forget", "www", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("still to be removed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(engine.store().load_order(id).await.is_ok());
+    // The daemon removes them; then it is forgotten.
+    engine.run_due().await.unwrap();
+    assert_eq!(h.world.count(), 0, "tokens removed");
+    run_ok(dcvd(&removed).args(["forget", "www", "--yes"]));
+    assert!(engine.store().list_orders(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn forget_removes_everything_of_a_removed_certificate_and_its_metrics() {
+    let (h, _cfg, id) = issued(WWW).await;
+    let engine = h.engine().await;
+    let page = dcvd::app::http::render_metrics(&engine).await;
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with("dcvd_certificate_expiry") && l.contains("\"www\"")),
+        "{page}"
+    );
+    let removed = config_without_www(&h);
+    // No terminal on stdin and no --yes: nothing is deleted (and nothing blocks).
+    let out = dcvd(&removed).args(["forget", "www"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    assert!(engine.store().load_order(id).await.is_ok());
+
+    let out = run_ok(dcvd(&removed).args(["forget", "www", "--yes"]));
+    assert!(
+        text(&out.stdout).contains("forgot certificate `www`"),
+        "{}",
+        text(&out.stdout)
+    );
+    let store = engine.store();
+    assert!(store.certificates().await.unwrap().is_empty());
+    assert!(store.list_orders(None).await.unwrap().is_empty());
+    assert!(store.events(id).await.unwrap().is_empty());
+    assert!(store.journal_for_order(id).await.unwrap().is_empty());
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM authorizations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let page = dcvd::app::http::render_metrics(&engine).await;
+    assert!(
+        !page
+            .lines()
+            .any(|l| l.starts_with("dcvd_certificate_expiry") && l.contains("\"www\"")),
+        "{page}"
+    );
+    let out = run_ok(dcvd(&removed).args(["certificates", "--json"]));
+    assert!(
+        !text(&out.stdout).contains("\"www\""),
+        "{}",
+        text(&out.stdout)
+    );
+    // Twice: nothing left to forget.
+    let out = dcvd(&removed)
+        .args(["forget", "www", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
