@@ -86,8 +86,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Order a new certificate now for each NAME that is due (renew_before, or the CA's
-    /// renewal window), or with --force even when not due. A certificate with a live order
+    /// Order certificates now: those due, or with --force even when not due.
+    ///
+    /// Orders each NAME that is due (renew_before, or the CA's renewal window), or with
+    /// --force even when not due. A certificate with a live order
     /// is left alone (never two orders at once), and so is a paused one. The orders are
     /// written to the database; the running daemon takes them from there. Exit 1 when a
     /// NAME got no order (live order, held, damaged); with --wait, exit 0 once every
@@ -105,8 +107,9 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Pause certificates: no new order and no renewal for them until `dcvd resume`. A
-    /// live order continues (`dcvd orders cancel NAME` stops it).
+    /// Pause certificates: no new order and no renewal until `dcvd resume`.
+    ///
+    /// A live order continues (`dcvd orders cancel NAME` stops it, and pauses too).
     Pause {
         /// Certificate names (as in `dcvd certificates`).
         #[arg(required = true)]
@@ -117,8 +120,9 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Forget a certificate removed from the configuration: delete its database row and
-    /// its orders' history (events, authorizations), after confirmation; its metrics go
+    /// Forget a certificate removed from the configuration (its rows and history).
+    ///
+    /// Deletes its database row and its orders' history (events, authorizations), after confirmation; its metrics go
     /// with it. Refused while it is configured, has a live order, or has published tokens
     /// still to be removed. Its files in output_dir are not touched.
     Forget {
