@@ -104,8 +104,15 @@ pub(super) async fn renew(
             Renewal::Live(_) | Renewal::Paused(_) | Renewal::NotDue { .. } => {}
         }
     }
-    if !named && placed.is_empty() {
-        say!("nothing is due");
+    if !named {
+        let count = |f: fn(&Renewal) -> bool| results.iter().filter(|(_, r)| f(r)).count();
+        say!(
+            "{} ordered; {} not due, {} with a live order, {} paused",
+            placed.len(),
+            count(|r| matches!(r, Renewal::NotDue { .. })),
+            count(|r| matches!(r, Renewal::Live(_))),
+            count(|r| matches!(r, Renewal::Paused(_))),
+        );
     }
     if wait && !placed.is_empty() {
         let all_issued = wait_for(&store, &placed, WAIT_POLL).await?;

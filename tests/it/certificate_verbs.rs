@@ -120,7 +120,7 @@ async fn renew_due_with_nothing_due_does_nothing() {
         let out = run_ok(dcvd(&cfg).args(args));
         let said = text(&out.stdout);
         assert!(
-            said.contains("not due") || said.contains("nothing is due"),
+            said.contains("not due (renews from") || said.contains("0 ordered; 1 not due"),
             "{said}"
         );
     }
@@ -210,6 +210,15 @@ async fn pause_stops_renewal_and_resume_brings_it_back() {
         said.contains("certificate www (paused)") && said.contains("dcvd resume www"),
         "{said}"
     );
+
+    // Over the whole fleet a paused certificate is counted, not an error.
+    let out = run_ok(dcvd(&cfg).args(["renew", "--due"]));
+    assert!(
+        text(&out.stdout).contains("0 ordered; 0 not due, 0 with a live order, 1 paused"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(engine.store().list_orders(None).await.unwrap().len(), 1);
 
     let out = run_ok(dcvd(&cfg).args(["resume", "www"]));
     assert!(
