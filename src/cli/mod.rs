@@ -22,8 +22,6 @@ mod run;
 mod status;
 mod verbs;
 
-pub use verbs::wait_for;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -131,7 +131,7 @@ pub(super) async fn renew(
 
 /// Follow `orders` (certificate, order id) until every one has ended, printing each state
 /// change as it is seen (every `poll`). True when every one was issued.
-pub async fn wait_for(
+pub(super) async fn wait_for(
     store: &Store,
     orders: &[(String, i64)],
     poll: Duration,
