@@ -18,10 +18,11 @@ struct Row {
     name: String,
     names: Vec<String>,
     provider: String,
-    /// not_ordered, ordering, issued, expired, failed, canceled, held, damaged, or
+    /// not_ordered, ordering, issued, expired, failed, canceled, paused, held, damaged, or
     /// not_configured (in the database only: removed from the configuration).
     state: &'static str,
-    /// The live order's state while `ordering`, or why a certificate is held / damaged.
+    /// The live order's state while `ordering`, or why a certificate is paused / held /
+    /// damaged.
     detail: Option<String>,
     expires: Option<DateTime<Utc>>,
     renew_from: Option<DateTime<Utc>>,
@@ -170,8 +171,26 @@ fn state_of(
         return ("damaged", Some(why));
     }
     let latest = ov.and_then(|o| o.latest.as_ref());
+    let paused = rec.and_then(|r| r.paused.as_ref());
     if let Some(o) = latest.filter(|o| !o.state.is_terminal()) {
-        return ("ordering", Some(format!("order {} is {}", o.id, o.state)));
+        let then = match paused {
+            Some(p) => format!("; {}, so no renewal after it", p.reason),
+            None => String::new(),
+        };
+        return (
+            "ordering",
+            Some(format!("order {} is {}{then}", o.id, o.state)),
+        );
+    }
+    if let Some(p) = paused {
+        return (
+            "paused",
+            Some(format!(
+                "{} at {}; no new order or renewal until `dcvd resume`",
+                p.reason,
+                p.at.format("%Y-%m-%d %H:%M UTC")
+            )),
+        );
     }
     if let Some(why) = rec.and_then(|r| r.hold.clone()) {
         return ("held", Some(why));

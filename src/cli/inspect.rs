@@ -179,17 +179,23 @@ struct CleanupView {
     last_error: Option<String>,
 }
 
+/// The order `target` names: an order id, or a certificate name (its newest order, which
+/// is its live one while it has one).
+pub(super) async fn resolve_order(store: &Store, target: &str) -> anyhow::Result<i64> {
+    if let Ok(id) = target.parse::<i64>() {
+        return Ok(id);
+    }
+    store
+        .latest_order_of(target)
+        .await?
+        .with_context(|| format!("no order with id or certificate name `{target}`"))
+}
+
 pub(super) async fn show(config: &Path, target: &str, json: bool) -> anyhow::Result<ExitCode> {
     let Some(store) = open_readonly(config).await? else {
         anyhow::bail!("no order {target}: there is no database yet");
     };
-    let id = match target.parse::<i64>() {
-        Ok(id) => id,
-        Err(_) => store
-            .latest_order_of(target)
-            .await?
-            .with_context(|| format!("no order with id or certificate name `{target}`"))?,
-    };
+    let id = resolve_order(&store, target).await?;
     let (order, authz) = match store.load_order(id).await {
         Ok(o) => o,
         Err(e @ crate::store::StoreError::Corrupt { .. }) => {

@@ -20,6 +20,7 @@ mod inspect;
 mod orders;
 mod run;
 mod status;
+mod verbs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Order certificates now: those due, or with --force even when not due.
+    ///
+    /// Orders each NAME that is due (renew_before, or the CA's renewal window), or with
+    /// --force even when not due. A certificate with a live order
+    /// is left alone (never two orders at once), and so is a paused one. The orders are
+    /// written to the database; the running daemon takes them from there. Exit 1 when a
+    /// NAME got no order (live order, held, damaged); with --wait, exit 0 once every
+    /// placed order is issued and 1 when one failed or was canceled.
+    Renew {
+        /// Certificate names (as in `dcvd certificates`).
+        names: Vec<String>,
+        /// Place a new order even when the certificate is not due (each one is a purchase).
+        #[arg(long)]
+        force: bool,
+        /// Renew only those that are due; without NAME, every configured certificate that is.
+        #[arg(long)]
+        due: bool,
+        /// Follow the placed orders until they end, printing each state change.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Pause certificates: no new order and no renewal until `dcvd resume`.
+    ///
+    /// A live order continues (`dcvd orders cancel NAME` stops it, and pauses too).
+    Pause {
+        /// Certificate names (as in `dcvd certificates`).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Resume paused certificates: the daemon orders and renews them again when due.
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Forget a certificate removed from the configuration (its rows and history).
+    ///
+    /// Deletes its database row and its orders' history (events, authorizations), after confirmation; its metrics go
+    /// with it. Refused while it is configured, has a live order, or has published tokens
+    /// still to be removed. Its files in output_dir are not touched.
+    Forget {
+        name: String,
+        /// Confirm without a prompt (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// DNS tools.
     #[command(subcommand)]
     Dns(DnsCommand),
@@ -116,17 +162,29 @@ pub enum OrdersCommand {
         json: bool,
     },
     /// Run a live order's next step now; for an ended order, place a new one for its certificate.
-    Retry { id: i64 },
-    /// Cancel a live order at the CA and here; its tokens are removed.
-    Cancel { id: i64 },
+    Retry {
+        /// Order id, or a certificate name (its live order, else its newest).
+        target: String,
+    },
+    /// Cancel a live order at the CA and here; its tokens are removed. Its certificate is
+    /// paused, so no new order follows by itself (`dcvd resume NAME` renews it again).
+    Cancel {
+        /// Order id, or a certificate name (its live order).
+        target: String,
+    },
     /// For an order whose submit is in doubt (submit_unknown, or submitting after an
     /// unanswered submit): take CA order CA_ORDER_ID as this order, after the CA confirms
     /// it carries the order's names.
-    Adopt { id: i64, ca_order_id: String },
+    Adopt {
+        /// Order id, or a certificate name (its live order).
+        target: String,
+        ca_order_id: String,
+    },
     /// For an order whose submit is in doubt: allow dcvd to submit it again. If the CA
     /// already has it, this buys a second certificate; `--yes` confirms that.
     Resubmit {
-        id: i64,
+        /// Order id, or a certificate name (its live order).
+        target: String,
         /// Confirm that a new order may be placed although the CA may already have one.
         #[arg(long)]
         yes: bool,
@@ -156,19 +214,33 @@ pub async fn run_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status::status(&cli.config, *json).await,
         Command::Certificates { json } => certificates::certificates(&cli.config, *json).await,
         Command::Adopt { dry_run, json } => adopt::adopt(&cli.config, *dry_run, *json).await,
+        Command::Renew {
+            names,
+            force,
+            due,
+            wait,
+        } => verbs::renew(&cli.config, names, *force, *due, *wait).await,
+        Command::Pause { names } => verbs::pause(&cli.config, names).await,
+        Command::Resume { names } => verbs::resume(&cli.config, names).await,
+        Command::Forget { name, yes } => verbs::forget(&cli.config, name, *yes).await,
         Command::Orders(OrdersCommand::List { state, json }) => {
             inspect::list(&cli.config, *state, *json).await
         }
         Command::Orders(OrdersCommand::Show { target, json }) => {
             inspect::show(&cli.config, target, *json).await
         }
-        Command::Orders(OrdersCommand::Retry { id }) => orders::retry(&cli.config, *id).await,
-        Command::Orders(OrdersCommand::Cancel { id }) => orders::cancel(&cli.config, *id).await,
-        Command::Orders(OrdersCommand::Adopt { id, ca_order_id }) => {
-            orders::adopt(&cli.config, *id, ca_order_id).await
+        Command::Orders(OrdersCommand::Retry { target }) => {
+            orders::retry(&cli.config, target).await
         }
-        Command::Orders(OrdersCommand::Resubmit { id, yes }) => {
-            orders::resubmit(&cli.config, *id, *yes).await
+        Command::Orders(OrdersCommand::Cancel { target }) => {
+            orders::cancel(&cli.config, target).await
+        }
+        Command::Orders(OrdersCommand::Adopt {
+            target,
+            ca_order_id,
+        }) => orders::adopt(&cli.config, target, ca_order_id).await,
+        Command::Orders(OrdersCommand::Resubmit { target, yes }) => {
+            orders::resubmit(&cli.config, target, *yes).await
         }
         _ => anyhow::bail!("internal: {:?} is handled by main", cli.command),
     }

@@ -8,14 +8,16 @@ use anyhow::Context;
 
 use crate::ca::OrderRef;
 
-/// The database and order `id`, or an error saying which is missing.
+/// The database and the order `target` names (an order id, or a certificate name: its
+/// newest order), or an error saying which is missing.
 async fn open_order(
     config: &Path,
-    id: i64,
+    target: &str,
 ) -> anyhow::Result<(crate::store::Store, crate::store::Order)> {
     let Some(store) = super::inspect::open(config).await? else {
-        anyhow::bail!("no order {id}: there is no database yet");
+        anyhow::bail!("no order {target}: there is no database yet");
     };
+    let id = super::inspect::resolve_order(&store, target).await?;
     let (order, _) = store
         .load_order(id)
         .await
@@ -23,8 +25,9 @@ async fn open_order(
     Ok((store, order))
 }
 
-pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn retry(config: &Path, target: &str) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     if order.state == crate::model::OrderState::SubmitUnknown {
         anyhow::bail!(
             "order {id} is in submit_unknown: dcvd cannot tell whether the CA has it, and retrying \
@@ -53,13 +56,22 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
                 order.certificate
             )
         })?;
-    if let Some(live) = store
+    let rec = store
         .certificates()
         .await?
         .into_iter()
-        .find(|c| c.name == cert.name)
-        .and_then(|c| c.current_order_id)
-    {
+        .find(|c| c.name == cert.name);
+    if let Some(p) = rec.as_ref().and_then(|c| c.paused.as_ref()) {
+        anyhow::bail!(
+            "certificate `{}` is paused ({}); nothing done. `dcvd resume {}` first (then \
+             `dcvd renew {} --force` orders at once)",
+            cert.name,
+            p.reason,
+            cert.name,
+            cert.name
+        );
+    }
+    if let Some(live) = rec.and_then(|c| c.current_order_id) {
         anyhow::bail!(
             "certificate `{}` already has a live order ({live})",
             cert.name
@@ -88,8 +100,9 @@ pub(super) async fn retry(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
@@ -125,7 +138,29 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         )
         .await?;
     if done {
+        // Paused, so the failed-order retry (lifecycle::retry::FAILED_ORDER_RETRY) does not
+        // bring it back by itself.
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let paused = store
+            .pause_existing(
+                &order.certificate,
+                &format!("its order {id} was canceled by an operator (dcvd orders cancel)"),
+                now,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "order {id} is canceled, but pausing certificate {} failed: run `dcvd pause {}`",
+                    order.certificate, order.certificate
+                )
+            })?;
         say!("order {id} canceled; its published tokens will be removed by the daemon");
+        say!(
+            "certificate {} is {}paused: dcvd places no new order for it until `dcvd resume {}`",
+            order.certificate,
+            if paused { "" } else { "already " },
+            order.certificate
+        );
         if order.ca_order_id.is_none() && crate::lifecycle::operator::check_in_doubt(&order).is_ok()
         {
             say!(
@@ -145,8 +180,13 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn adopt(
+    config: &Path,
+    target: &str,
+    ca_order_id: &str,
+) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let engine = crate::lifecycle::engine::engine_for_cli(store, cfg).await?;
@@ -157,8 +197,9 @@ pub(super) async fn adopt(config: &Path, id: i64, ca_order_id: &str) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn resubmit(config: &Path, id: i64, yes: bool) -> anyhow::Result<ExitCode> {
-    let (store, order) = open_order(config, id).await?;
+pub(super) async fn resubmit(config: &Path, target: &str, yes: bool) -> anyhow::Result<ExitCode> {
+    let (store, order) = open_order(config, target).await?;
+    let id = order.id;
     crate::lifecycle::operator::check_in_doubt(&order).map_err(|e| anyhow::anyhow!(e))?;
     if !yes {
         anyhow::bail!(

@@ -142,6 +142,19 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
         });
     }
     for c in certificates.iter().filter(|c| c.damaged.is_none()) {
+        if let Some(p) = &c.paused {
+            attention.push(Attention {
+                order_id: 0,
+                certificate: c.name.clone(),
+                state: "paused".into(),
+                reason: format!(
+                    "{} at {}; dcvd places no new order or renewal for it until `dcvd resume {}`",
+                    p.reason,
+                    p.at.format("%Y-%m-%d %H:%M UTC"),
+                    c.name
+                ),
+            });
+        }
         if let Some(hold) = &c.hold {
             attention.push(Attention {
                 order_id: 0,

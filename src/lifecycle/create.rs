@@ -48,13 +48,14 @@ impl Engine {
             csr_pem: kc.csr_pem,
             csr_der: kc.csr_der,
             renewal_of,
+            reason: need.to_string(),
         };
         let id = self
             .ctx
             .store
             .create_order(&new, self.ctx.clock.now())
             .await?;
-        info!(order_id = id, certificate = %cert.name, provider = %cert.provider, reason = ?need, "new order");
+        info!(order_id = id, certificate = %cert.name, provider = %cert.provider, reason = %need, "new order");
         Ok(id)
     }
 }

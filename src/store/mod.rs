@@ -5,9 +5,11 @@ mod acme;
 mod adopt;
 mod damaged;
 mod events;
+mod forget;
 mod journal;
 mod orders;
 mod overview;
+mod pause;
 mod recovery;
 mod rows;
 
@@ -23,9 +25,11 @@ pub use acme::AcmeAccount;
 pub use adopt::Adoption;
 pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
+pub use forget::Forget;
 pub use journal::JournalEntry;
 pub use orders::{CertificateRecord, ListedState, NewAuthz, NewOrder, OrderSummary};
 pub use overview::{LatestOrder, OrderOverview};
+pub use pause::Paused;
 pub use recovery::Duplicate;
 pub use rows::{Authorization, Event, Order};
 

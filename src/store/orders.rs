@@ -33,6 +33,9 @@ pub struct NewOrder {
     pub csr_pem: String,
     pub csr_der: Vec<u8>,
     pub renewal_of: Option<String>,
+    /// Why the order is placed (first order, renewal due, forced by an operator, ...):
+    /// recorded in its `created` event.
+    pub reason: String,
 }
 
 /// An order's `state` column as a listing reads it: a known state, or the raw text of a
@@ -141,6 +144,8 @@ struct CertRow {
     serial: Option<String>,
     issuer: Option<String>,
     hold: Option<String>,
+    paused_at: Option<i64>,
+    paused_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,6 +166,9 @@ pub struct CertificateRecord {
     /// certificate it can neither adopt nor safely replace (see `lifecycle::adopt`), or
     /// cannot be written.
     pub hold: Option<String>,
+    /// An operator paused it (`dcvd pause`, `dcvd orders cancel`): no new order or
+    /// renewal until `dcvd resume`.
+    pub paused: Option<super::Paused>,
     /// Why the row does not read whole (then `names` is empty): dcvd places no order
     /// for this certificate until the row is repaired.
     pub damaged: Option<String>,
@@ -258,7 +266,7 @@ impl Store {
                 kind: EventKind::Created,
                 domain: None,
                 message: format!(
-                    "order created for {} ({}), reference {}{}",
+                    "order created for {} ({}), reference {}{}; reason: {}",
                     o.certificate,
                     o.names
                         .iter()
@@ -269,7 +277,8 @@ impl Store {
                     o.renewal_of
                         .as_deref()
                         .map(|r| format!(", renewing CA order {r}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    o.reason
                 ),
             },
         )
@@ -563,7 +572,7 @@ impl Store {
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         let rows: Vec<CertRow> = sqlx::query_as(
             "SELECT rowid, name, provider, names_json, current_order_id, issued_order_id, not_after,
-                    source, serial, issuer, hold FROM certificates ORDER BY name",
+                    source, serial, issuer, hold, paused_at, paused_reason FROM certificates ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -602,6 +611,10 @@ impl Store {
                     serial: r.serial,
                     issuer: r.issuer,
                     hold: r.hold,
+                    paused: r.paused_at.map(|t| super::Paused {
+                        at: from_ms(t),
+                        reason: r.paused_reason.unwrap_or_default(),
+                    }),
                     damaged,
                 }
             })
@@ -696,6 +709,7 @@ pub(super) mod tests {
             csr_pem: String::new(),
             csr_der: Vec::new(),
             renewal_of: None,
+            reason: "first order".into(),
         }
     }
 

@@ -187,7 +187,9 @@ async fn cancel_and_retry_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "canceling twice is refused");
-    // Retry of an ended order places a new one for the certificate.
+    // Retry of an ended order places a new one for the certificate (once the certificate,
+    // paused by the cancel, is resumed).
+    run_ok(dcvd(&cfg).args(["resume", "www"]));
     run_ok(dcvd(&cfg).args(["orders", "retry", &id.to_string()]));
     let engine = h.engine().await;
     let orders = engine.store().list_orders(None).await.unwrap();
