@@ -1,6 +1,6 @@
 //! The daemon's HTTP endpoint (`daemon.listen`): `/metrics` (Prometheus text format),
 //! `/healthz` (process alive), `/readyz` (migrations done, scheduler running, database
-//! writable) and the read-only `/api/v1/orders` JSON.
+//! writable) and the read-only `/api/v1/certificates` and `/api/v1/orders` JSON.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/api/v1/certificates", get(certificates))
         .route("/api/v1/orders", get(orders))
         .route("/api/v1/orders/{id}", get(order))
         .with_state(state)
@@ -126,6 +127,31 @@ async fn readyz(State(s): State<HttpState>) -> Response {
             format!("not ready: {why}\n"),
         )
             .into_response()
+    }
+}
+
+/// The certificate inventory, as `dcvd certificates --json` prints it.
+async fn certificates(State(s): State<HttpState>) -> Response {
+    let store = s.engine.store();
+    let read = async {
+        Ok::<_, crate::store::StoreError>((
+            store.certificates().await?,
+            store.order_overview().await?,
+        ))
+    };
+    match read.await {
+        Ok((records, overview)) => {
+            let now = s.engine.ctx.clock.now();
+            let services = s.engine.services();
+            Json(crate::lifecycle::inventory::inventory(
+                &services.config,
+                records,
+                &overview,
+                now,
+            ))
+            .into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod cleanup;
 pub mod create;
 pub mod decide;
 pub mod engine;
+pub mod inventory;
 pub mod operator;
 pub mod renew;
 pub mod retry;
