@@ -12,7 +12,8 @@
 //!
 //! `step/` carries out one `decide::Next` for one order: `submit.rs` (placing and
 //! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
-//! check), `issue.rs` (download, verify, install).
+//! check), `issue.rs` (download, verify, install), `cancel.rs` (cancel an abandoned order
+//! at the CA).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::store::Store;
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
 mod ca;
+mod cancel;
 mod dcv;
 mod issue;
 mod submit;
@@ -222,7 +224,11 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
     };
     // An ended order runs only for its due look for a late duplicate.
     let sweep_due = order.dup_check_at.is_some_and(|t| t <= now);
-    if order.state.is_terminal() && !(sweep_due && order.state != OrderState::Canceled) {
+    let cancel_due = crate::lifecycle::decide::cancel_due(&order, now);
+    if order.state.is_terminal()
+        && !(sweep_due && order.state != OrderState::Canceled)
+        && !cancel_due
+    {
         return Ok(Action::Done);
     }
     // Before anything is bought with them: the stored key and CSR must be usable, or the
@@ -293,7 +299,12 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
             order.last_error = Some(msg);
             order.next_attempt_at = after(now, retry::UNCONFIGURED_RETRY);
             if order.state.is_terminal() {
-                order.dup_check_at = Some(order.next_attempt_at);
+                if order.dup_check_at.is_some() {
+                    order.dup_check_at = Some(order.next_attempt_at);
+                }
+                if order.ca_cancel_at.is_some() {
+                    order.ca_cancel_at = Some(order.next_attempt_at);
+                }
             }
             ctx.store.save(&order, &authz, &[], false, now).await?;
             return Ok(Action::Requeue(order.next_attempt_at));
@@ -476,6 +487,7 @@ impl Step<'_> {
             Next::Resend { authz } => self.resend(&authz).await,
             Next::PollStatus => self.poll_status().await,
             Next::Download => self.download().await,
+            Next::CancelAtCa => self.cancel_at_ca().await,
             Next::Wait(_) | Next::Done => Ok(()),
         }
     }
