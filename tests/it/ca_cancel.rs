@@ -241,3 +241,353 @@ async fn an_order_failed_before_the_ca_had_it_is_not_canceled() {
     assert_eq!((o.ca_order_id, o.ca_cancel), (None, None));
     assert_eq!(count(&h.ca.calls(), "cancel"), 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// End to end with the simulators: the lab (primary DNS with RFC 2136, a secondary that is
+// never fed, so dcvd's own check never sees the token on every nameserver), the real
+// providers, `method_timeout = "1s"` with one method: the order fails while the CA holds
+// it pending.
+
+mod sims {
+    use super::*;
+
+    use dcvd::sim::dns::DnsSim;
+    use dcvd::sim::lab::{Lab, LabCa, LabSpec};
+    use dcvd::sim::{digicert, sectigo};
+
+    pub struct World {
+        pub _dir: tempfile::TempDir,
+        /// Never fed: dcvd's check of every nameserver never passes.
+        pub _ns2: DnsSim,
+        pub _lab: Lab,
+        pub digicert: Option<digicert::DigicertSim>,
+        pub sectigo: Option<sectigo::SectigoSim>,
+        pub config: dcvd::config::Config,
+        pub config_path: std::path::PathBuf,
+    }
+
+    /// A lab with the simulator of `ca` ("digicert" or "sectigo"); `email`: the one
+    /// method is email (approved by nobody) instead of a DNS token.
+    pub async fn world(ca: &str, email: bool) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = LabSpec::new(dir.path(), "example.test");
+        spec.dns_servers = 2;
+        spec.tsig_key_name = "dcvd-key".into();
+        let (provider, dcv) = if ca == "digicert" {
+            spec.digicert = Some(LabCa {
+                name: "dc".into(),
+                options: digicert::DigicertSimOptions {
+                    api_keys: vec!["dc-key".into()],
+                    // DigiCert's own re-checks off: it validates only when a test says so.
+                    recheck_interval: Duration::ZERO,
+                    ..Default::default()
+                },
+                settings: "poll_interval = \"200ms\"".into(),
+            });
+            ("dc", "dns-txt")
+        } else {
+            spec.sectigo = Some(LabCa {
+                name: "sec".into(),
+                options: sectigo::SectigoSimOptions {
+                    login_name: "acme".into(),
+                    login_password: "sectigo-pass".into(),
+                    ..Default::default()
+                },
+                settings: "poll_interval = \"200ms\"".into(),
+            });
+            ("sec", "dns-cname")
+        };
+        let (dcv, approver) = if email {
+            (
+                "email",
+                "approver_emails = { \"shop.example.test\" = \"admin@shop.example.test\" }",
+            )
+        } else {
+            (dcv, "")
+        };
+        let product = if ca == "digicert" {
+            "ssl_dv_geotrust"
+        } else {
+            "287"
+        };
+        let mut lab = Lab::start(spec).await.unwrap();
+        let rest = format!(
+            r#"
+[daemon]
+database = "{{dir}}/dcvd.db"
+listen = "127.0.0.1:0"
+[dns]
+poll_interval = "100ms"
+[[certificates]]
+name = "c"
+provider = "{provider}"
+product = "{product}"
+common_name = "shop.example.test"
+dcv = ["{dcv}"]
+method_timeout = "1s"
+{approver}
+publisher = "dns"
+output_dir = "{{dir}}/certs/c"
+"#
+        );
+        let config = common::lab_config(&lab, &rest);
+        let config_path = lab
+            .write_config(&rest.replace("{dir}", &lab.dir.display().to_string()))
+            .unwrap();
+        World {
+            _dir: dir,
+            _ns2: lab.dns.remove(1),
+            digicert: lab.digicert.take(),
+            sectigo: lab.sectigo.take(),
+            _lab: lab,
+            config,
+            config_path,
+        }
+    }
+
+    impl World {
+        pub async fn engine(&self) -> Arc<Engine> {
+            let metrics = Arc::new(dcvd::metrics::Metrics::new());
+            let store = dcvd::store::Store::open(&self.config.daemon.database)
+                .await
+                .unwrap();
+            let rt = dcvd::lifecycle::services::build(
+                &self.config,
+                metrics.clone(),
+                &store,
+                dcvd::clock::system(),
+            )
+            .await
+            .unwrap();
+            Arc::new(Engine::new(
+                store,
+                Arc::new(dcvd::clock::SystemClock),
+                metrics,
+                rt,
+            ))
+        }
+
+        /// `dcvd status` on this lab's config: its stdout.
+        pub fn status(&self) -> String {
+            let out = common::run_ok(common::dcvd_command(&self.config_path).arg("status"));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    }
+
+    /// Step only order `id` (no cleanups, no other work) until `done` holds, sleeping to
+    /// its next attempt in between (bounded in wall time).
+    pub async fn step_until(
+        engine: &Engine,
+        id: i64,
+        what: &str,
+        done: impl Fn(&dcvd::store::Order) -> bool,
+    ) -> dcvd::store::Order {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (o, _) = engine.store().load_order(id).await.unwrap();
+            if done(&o) {
+                return o;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {} {:?} {:?}",
+                o.state,
+                o.last_error,
+                o.failure_reason
+            );
+            let now = dcvd::clock::Clock::now(&dcvd::clock::SystemClock);
+            let next = if o.state.is_terminal() {
+                o.ca_cancel_at.unwrap_or(now)
+            } else {
+                o.next_attempt_at
+            };
+            if next > now {
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
+                continue;
+            }
+            engine.step(id).await.unwrap();
+        }
+    }
+
+    pub fn failed(o: &dcvd::store::Order) -> bool {
+        o.state == OrderState::Failed
+    }
+
+    pub fn cancel_answered(o: &dcvd::store::Order) -> bool {
+        o.state == OrderState::Failed && o.ca_cancel.is_some_and(|c| c != CaCancel::Wanted)
+    }
+}
+
+use sims::{cancel_answered, failed, step_until, world};
+
+/// Requests the DigiCert simulator saw to the cancel endpoint.
+fn digicert_cancels(sim: &dcvd::sim::digicert::DigicertSim) -> Vec<dcvd::sim::LoggedRequest> {
+    sim.log()
+        .entries()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.endpoint == "order/certificate/{id}/status")
+        .collect()
+}
+
+#[tokio::test]
+async fn digicert_a_failed_order_is_canceled_at_certcentral_once() {
+    let w = world("digicert", false).await;
+    let sim = w.digicert.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = step_until(&engine, id, "the cancel", cancel_answered).await;
+    assert!(
+        o.failure_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no DCV method left"),
+        "{:?}",
+        o.failure_reason
+    );
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    let ca_id: u64 = o.ca_order_id.unwrap().parse().unwrap();
+    assert_eq!(sim.order(ca_id).unwrap().status, "canceled");
+    // Everything else due runs too (cleanups); the cancel is never sent again.
+    engine.run_due().await.unwrap();
+    let cancels = digicert_cancels(sim);
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].status, 204);
+    assert!(!w.status().contains("may still be pending at the CA"));
+}
+
+#[tokio::test]
+async fn digicert_a_refused_cancel_is_shown_in_status() {
+    let w = world("digicert", false).await;
+    let sim = w.digicert.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = step_until(&engine, id, "the failure", failed).await;
+    assert_eq!(o.ca_cancel, Some(CaCancel::Wanted));
+    // Between the failure and the cancel, DigiCert validates the token it finds on the
+    // primary and issues: "Only pending orders can be canceled".
+    sim.recheck_now().await;
+    let ca_id = o.ca_order_id.clone().unwrap();
+    assert_eq!(sim.order(ca_id.parse().unwrap()).unwrap().status, "issued");
+    let o = step_until(&engine, id, "the cancel", cancel_answered).await;
+    assert_eq!(o.ca_cancel, Some(CaCancel::Refused));
+    let answer = o.ca_cancel_answer.clone().unwrap();
+    assert!(
+        answer.contains("Only pending orders can be canceled."),
+        "{answer}"
+    );
+    assert_eq!(o.state, OrderState::Failed);
+    // Recorded, not retried.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    engine.run_due().await.unwrap();
+    let cancels = digicert_cancels(sim);
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].status, 400);
+    let status = w.status();
+    assert!(
+        status.contains(&format!(
+            "CA order {ca_id} at provider dc may still be pending at the CA"
+        )) && status.contains("Only pending orders can be canceled.")
+            && status.contains("cancel it there"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn digicert_a_server_error_on_cancel_is_retried() {
+    let w = world("digicert", false).await;
+    let sim = w.digicert.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    step_until(&engine, id, "the failure", failed).await;
+    sim.force_faults(dcvd::sim::Fault::ServerError, 1);
+    let o = step_until(&engine, id, "the cancel", |o| o.ca_cancel_attempts > 0).await;
+    assert_eq!(o.ca_cancel, Some(CaCancel::Wanted));
+    assert!(w.status().contains("dcvd is canceling it at the CA"));
+    let o = step_until(&engine, id, "the cancel", cancel_answered).await;
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    let ca_id: u64 = o.ca_order_id.unwrap().parse().unwrap();
+    assert_eq!(sim.order(ca_id).unwrap().status, "canceled");
+}
+
+#[tokio::test]
+async fn sectigo_a_failed_order_is_refunded_with_a_reason_code_once() {
+    let w = world("sectigo", false).await;
+    let sim = w.sectigo.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = step_until(&engine, id, "the cancel", cancel_answered).await;
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    let number = o.ca_order_id.unwrap();
+    engine.run_due().await.unwrap();
+    let refunds = sim.forms("!AutoRefund");
+    assert_eq!(refunds.len(), 1);
+    let params: Vec<String> = refunds[0]
+        .params
+        .iter()
+        .filter(|(k, _)| k != "loginName" && k != "loginPassword")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        params,
+        [
+            format!("orderNumber={number}"),
+            "refundReasonCode=11".into()
+        ]
+    );
+    let at_ca = sim
+        .orders()
+        .into_iter()
+        .find(|o| o.order_number.to_string() == number)
+        .unwrap();
+    assert_eq!(
+        at_ca.state,
+        dcvd::sim::sectigo::state::SimOrderState::Cancelled
+    );
+    assert!(!w.status().contains("may still be pending at the CA"));
+}
+
+#[tokio::test]
+async fn sectigo_a_refused_refund_is_shown_in_status() {
+    // Email: nobody approves within method_timeout, so the order fails; the approval
+    // arrives at Sectigo before the refund, which Sectigo then refuses.
+    let w = world("sectigo", true).await;
+    let sim = w.sectigo.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = step_until(&engine, id, "the failure", failed).await;
+    let number = o.ca_order_id.clone().unwrap();
+    // Sectigo issues it before the refund arrives.
+    sim.approve(number.parse().unwrap()).unwrap();
+    let o = step_until(&engine, id, "the cancel", cancel_answered).await;
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Refused),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    assert_eq!(sim.forms("!AutoRefund").len(), 1);
+    let status = w.status();
+    assert!(
+        status.contains(&format!(
+            "CA order {number} at provider sec may still be pending at the CA"
+        )) && status.contains("refused"),
+        "{status}"
+    );
+}
