@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::ca::OrderRef;
+use crate::model::CaCancel;
 
 /// The database and order `id`, or an error saying which is missing.
 async fn open_order(
@@ -93,6 +94,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
+    let mut ca_answer = None;
     if let Some(ca_id) = order.ca_order_id.as_deref() {
         let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let rt = crate::lifecycle::services::build(
@@ -106,7 +108,7 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
         let provider = rt.providers.get(&order.provider).with_context(|| {
             format!("provider `{}` is not in the configuration", order.provider)
         })?;
-        provider
+        let r = provider
             .cancel(OrderRef {
                 reference: &order.reference,
                 ca_order_id: ca_id,
@@ -114,16 +116,35 @@ pub(super) async fn cancel(config: &Path, id: i64) -> anyhow::Result<ExitCode> {
                 names: &order.names,
                 csr_der: &order.csr_der,
             })
-            .await
-            .with_context(|| format!("canceling CA order {ca_id}; order {id} is left as it was"))?;
+            .await;
+        ca_answer = Some(match r {
+            Ok(()) => (
+                CaCancel::Canceled,
+                format!("CA order {ca_id} canceled at the CA (dcvd orders cancel)"),
+            ),
+            // The CA says no (already issued, not pending): the order still ends here, as
+            // the operator asked; the CA order is recorded and `status` lists it.
+            Err(e) if e.kind == crate::model::ErrorKind::Permanent => {
+                say!(
+                    "warning: the CA refused to cancel CA order {ca_id}: {e}. Order {id} is ended here \
+                     anyway; `dcvd status` lists CA order {ca_id} until you check it in the CA's portal"
+                );
+                (CaCancel::Refused, e.to_string())
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(e)).with_context(|| {
+                    format!("canceling CA order {ca_id}; order {id} is left as it was (try again)")
+                });
+            }
+        });
     }
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let done = store
-        .cancel_order(
-            id,
-            "canceled by an operator (dcvd orders cancel)",
-            crate::clock::Clock::now(&crate::clock::SystemClock),
-        )
+        .cancel_order(id, "canceled by an operator (dcvd orders cancel)", now)
         .await?;
+    if done && let Some((state, answer)) = &ca_answer {
+        store.record_ca_cancel(id, *state, answer, now).await?;
+    }
     if done {
         say!("order {id} canceled; its published tokens will be removed by the daemon");
         if order.ca_order_id.is_none() && crate::lifecycle::operator::check_in_doubt(&order).is_ok()

@@ -591,3 +591,195 @@ async fn sectigo_a_refused_refund_is_shown_in_status() {
         "{status}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The cancel request on the wire, against the documented shape (reference/digicert.md §1
+// "Cancel pending order": `PUT /order/certificate/{order_id}/status`, body
+// `{status:"canceled", note, send_emails?}`, 204). Sectigo's `!AutoRefund` form is
+// checked in `sectigo_wire.rs::refund_sends_a_reason_code` and end to end above.
+
+/// One HTTP request read raw from a socket: request line, headers (lower-cased names),
+/// body; answered with `reply`.
+async fn capture_one(
+    listener: tokio::net::TcpListener,
+    reply: &'static str,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut sock, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = sock.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before the headers ended");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    sock.write_all(reply.as_bytes()).await.unwrap();
+    sock.shutdown().await.ok();
+    (
+        request_line,
+        headers,
+        buf[head_end..head_end + len].to_vec(),
+    )
+}
+
+fn digicert_provider(base_url: &str) -> dcvd::ca::digicert::DigicertProvider {
+    let cfg = dcvd::config::DigicertConfig {
+        base_url: base_url.to_string(),
+        api_key: Some("wire-key".to_string().into()),
+        api_key_file: None,
+        rate_limits: None,
+        dns_txt_at: "_dnsauth".into(),
+        poll_interval: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        in_flight_margin: Duration::from_secs(300),
+        server_platform: -1,
+        custom_fields: Vec::new(),
+    };
+    dcvd::ca::digicert::DigicertProvider::new("dc", &cfg).unwrap()
+}
+
+fn oref<'a>(id: &'a str, data: &'a serde_json::Value) -> dcvd::ca::OrderRef<'a> {
+    dcvd::ca::OrderRef {
+        reference: "dcvd-wire-cancel",
+        ca_order_id: id,
+        ca_data: data,
+        names: &[],
+        csr_der: &[],
+    }
+}
+
+#[tokio::test]
+async fn digicert_cancel_request_has_the_documented_shape() {
+    use dcvd::ca::Provider;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(capture_one(
+        listener,
+        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+    ));
+    let p = digicert_provider(&format!("http://{addr}/services/v2"));
+    let data = serde_json::json!({});
+    p.cancel(oref("4711", &data)).await.unwrap();
+    let (line, headers, body) = server.await.unwrap();
+    assert_eq!(
+        line,
+        "PUT /services/v2/order/certificate/4711/status HTTP/1.1"
+    );
+    let header = |k: &str| {
+        headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("x-dc-devkey"), Some("wire-key"));
+    assert_eq!(header("content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let obj = body.as_object().unwrap();
+    assert_eq!(obj["status"], "canceled");
+    assert!(
+        obj["note"].as_str().unwrap().contains("dcvd-wire-cancel"),
+        "the note names dcvd's reference: {body}"
+    );
+    for k in obj.keys() {
+        assert!(
+            ["status", "note", "send_emails"].contains(&k.as_str()),
+            "undocumented field {k}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn digicert_refusal_of_a_cancel_is_permanent_with_the_cas_words() {
+    use dcvd::ca::Provider;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(capture_one(
+        listener,
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 93\r\n\
+         Connection: close\r\n\r\n\
+         {\"errors\":[{\"code\":\"invalid_order_status\",\"message\":\"Only pending orders can be canceled.\"}]}",
+    ));
+    let p = digicert_provider(&format!("http://{addr}/services/v2"));
+    let data = serde_json::json!({});
+    let e = p.cancel(oref("4711", &data)).await.unwrap_err();
+    server.await.unwrap();
+    assert_eq!(e.kind, dcvd::ca::ErrorKind::Permanent, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("invalid_order_status")
+            && text.contains("Only pending orders can be canceled."),
+        "{text}"
+    );
+}
+
+// Multi-threaded: the simulator must answer while the test waits for the `dcvd` process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digicert_an_operator_cancel_the_ca_refuses_still_ends_the_order_and_is_listed() {
+    // operator-findings D4: an order issued at the CA that cannot be installed could
+    // never be ended (`orders cancel` stopped at DigiCert's refusal).
+    let w = world("digicert", false).await;
+    let sim = w.digicert.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    let o = step_until(&engine, id, "the CA order", |o| o.ca_order_id.is_some()).await;
+    let ca_id = o.ca_order_id.unwrap();
+    // DigiCert issues (it validates the token on the primary) before the operator acts.
+    let mut tries = 0;
+    while sim.order(ca_id.parse().unwrap()).unwrap().status != "issued" {
+        tries += 1;
+        assert!(tries < 100, "the simulator never issued");
+        engine.step(id).await.unwrap();
+        sim.recheck_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(engine);
+    let out = common::run_ok(common::dcvd_command(&w.config_path).args([
+        "orders",
+        "cancel",
+        &id.to_string(),
+    ]));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("refused") && said.contains("Only pending orders can be canceled."),
+        "{said}"
+    );
+    let engine = w.engine().await;
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(
+        o.state,
+        OrderState::Canceled,
+        "ended here as the operator asked"
+    );
+    assert_eq!(o.ca_cancel, Some(CaCancel::Refused));
+    let status = w.status();
+    assert!(
+        status.contains(&format!(
+            "CA order {ca_id} at provider dc may still be pending at the CA"
+        )) && status.contains("Only pending orders can be canceled."),
+        "{status}"
+    );
+}
