@@ -228,6 +228,50 @@ async fn a_refused_cancel_is_recorded_once_and_listed() {
 }
 
 #[tokio::test]
+async fn a_damaged_row_with_a_cancel_due_backs_off_and_cancels_once_repaired() {
+    let h = Harness::new(WWW, MethodScope::PerOrder);
+    let (engine, id) = failing(&h).await;
+    step_until_failed(&h, &engine, id).await;
+    let pool = engine.store().pool();
+    sqlx::query("UPDATE orders SET names_json = 'not json' WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    // Held aside with a backoff, never a busy loop on the due cancel.
+    let steps = engine.run_due().await.unwrap();
+    assert!(steps <= 2, "{steps} steps for one damaged order");
+    let at: i64 = sqlx::query_scalar("SELECT ca_cancel_at FROM orders WHERE id = ?")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(at > h.clock.now_utc().timestamp_millis(), "pushed past now");
+    assert_eq!(
+        count(&h.ca.calls(), "cancel"),
+        0,
+        "nothing sent for a damaged row"
+    );
+    sqlx::query(
+        "UPDATE orders SET names_json = '[\"example.com\",\"www.example.com\"]' WHERE id = ?",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+    h.advance(Duration::from_secs(3600));
+    engine.run_due().await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    assert_eq!(count(&h.ca.calls(), "cancel"), 1);
+}
+
+#[tokio::test]
 async fn an_order_failed_before_the_ca_had_it_is_not_canceled() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     h.ca.fail_next(
