@@ -303,7 +303,12 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
                     order.dup_check_at = Some(order.next_attempt_at);
                 }
                 if order.ca_cancel_at.is_some() {
+                    // `status` shows why the cancel waits.
                     order.ca_cancel_at = Some(order.next_attempt_at);
+                    order.ca_cancel_answer = Some(format!(
+                        "{what} is no longer in the configuration; the cancel waits until it is \
+                         back (or cancel the CA order in the CA's portal)"
+                    ));
                 }
             }
             ctx.store.save(&order, &authz, &[], false, now).await?;

@@ -541,6 +541,17 @@ async fn digicert_a_refused_cancel_is_shown_in_status() {
             && status.contains("cancel it there"),
         "{status}"
     );
+    let out = common::run_ok(common::dcvd_command(&w.config_path).args([
+        "orders",
+        "show",
+        &id.to_string(),
+    ]));
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        show.contains("CA cancel:  REFUSED by the CA")
+            && show.contains("Only pending orders can be canceled."),
+        "{show}"
+    );
 }
 
 #[tokio::test]
