@@ -119,7 +119,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
     for c in store.open_at_ca().await? {
         let (label, what) = match c.why {
             "cancel_pending" => (
-                "open at CA",
+                "open_at_ca",
                 format!(
                     "dcvd is canceling it at the CA{}{}; if that keeps failing, cancel it in the CA's portal",
                     c.answer
@@ -132,7 +132,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                 ),
             ),
             "cancel_refused" => (
-                "open at CA",
+                "open_at_ca",
                 format!(
                     "the CA refused to cancel it ({}); NEEDS YOU: check it in the CA's portal and cancel it \
                      there if it is still pending",
@@ -140,7 +140,7 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                 ),
             ),
             _ => (
-                "duplicate at CA",
+                "duplicate_at_ca",
                 format!(
                     "a duplicate of this order's request, not canceled ({}); NEEDS YOU: cancel it in the \
                      CA's portal",

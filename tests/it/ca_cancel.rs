@@ -541,6 +541,17 @@ async fn digicert_a_refused_cancel_is_shown_in_status() {
             && status.contains("cancel it there"),
         "{status}"
     );
+    let out = common::run_ok(common::dcvd_command(&w.config_path).args(["status", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<&serde_json::Value> = v["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "open_at_ca")
+        .collect();
+    assert_eq!(listed.len(), 1, "{v:#}");
+    assert_eq!(listed[0]["order_id"], id);
+    assert!(listed[0]["reason"].as_str().unwrap().contains(&ca_id));
     let out = common::run_ok(common::dcvd_command(&w.config_path).args([
         "orders",
         "show",
