@@ -124,7 +124,10 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
                     "dcvd is canceling it at the CA{}{}; if that keeps failing, cancel it in the CA's portal",
                     c.answer
                         .as_deref()
-                        .map(|a| format!(" (attempt {} failed: {a})", c.attempts))
+                        .map(|a| match c.attempts {
+                            0 => format!(" ({a})"),
+                            n => format!(" (attempt {n} failed: {a})"),
+                        })
                         .unwrap_or_default(),
                     c.next_attempt_at
                         .map(|t| format!(", next try {}", t.format("%Y-%m-%d %H:%M:%S UTC")))

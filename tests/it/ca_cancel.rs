@@ -849,3 +849,35 @@ async fn digicert_an_operator_cancel_the_ca_refuses_still_ends_the_order_and_is_
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn sectigo_a_server_error_on_refund_is_retried() {
+    let w = world("sectigo", false).await;
+    let sim = w.sectigo.as_ref().unwrap();
+    let engine = w.engine().await;
+    let id = engine.ensure_orders().await.unwrap()[0];
+    step_until(&engine, id, "the failure", failed).await;
+    sim.force_faults(dcvd::sim::Fault::ServerError, 1);
+    let o = step_until(&engine, id, "the first refund", |o| {
+        o.ca_cancel_attempts > 0
+    })
+    .await;
+    assert_eq!(o.ca_cancel, Some(CaCancel::Wanted));
+    let o = step_until(&engine, id, "the refund", cancel_answered).await;
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    let number = o.ca_order_id.unwrap();
+    let at_ca = sim
+        .orders()
+        .into_iter()
+        .find(|o| o.order_number.to_string() == number)
+        .unwrap();
+    assert_eq!(
+        at_ca.state,
+        dcvd::sim::sectigo::state::SimOrderState::Cancelled
+    );
+}
