@@ -37,7 +37,8 @@ impl Step<'_> {
                             "the CA refused to cancel CA order {ca_id}: {e}; `dcvd status` lists it \
                              until it is dealt with in the CA's portal"
                         );
-                        self.apply(|c| c.ca_cancel_refused(e.to_string()))
+                        // Logged once, above, as a warning: not again as an event.
+                        self.quietly(|c| c.ca_cancel_refused(e.to_string()))
                     }
                 }
             }
@@ -53,9 +54,19 @@ impl Step<'_> {
                     retry_in_s = delay.as_secs(),
                     "canceling CA order {ca_id} failed: {e}; retrying"
                 );
-                self.apply(|c| c.ca_cancel_retry(e.to_string(), at));
+                self.quietly(|c| c.ca_cancel_retry(e.to_string(), at));
             }
         }
         Ok(())
+    }
+
+    /// `apply` without logging the events (the caller logged the outcome itself).
+    fn quietly(&mut self, f: impl FnOnce(&mut Change<'_>)) {
+        f(&mut Change {
+            order: &mut self.order,
+            authz: &mut self.authz,
+            events: &mut self.events,
+            now: self.now,
+        });
     }
 }
