@@ -212,6 +212,34 @@ impl<'a> Step<'a> {
 
 pub(super) use crate::lifecycle::decide::after;
 
+/// A CA call's outcome as a `ca_call` event, and counted in the provider-call metric.
+fn ca_call_event<T>(
+    metrics: &Metrics,
+    provider: &str,
+    op: &'static str,
+    started: std::time::Instant,
+    r: &Result<T, crate::ca::ProviderError>,
+) -> NewEvent {
+    let secs = started.elapsed().as_secs_f64();
+    let status = match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.kind.metric_label().to_string()),
+    };
+    metrics.provider_call(provider, op, &status, secs);
+    let message = match r {
+        Ok(_) => format!("{op}: ok ({:.0} ms)", secs * 1000.0),
+        Err(e) => format!("{op}: {e}"),
+    };
+    NewEvent {
+        kind: "ca_call",
+        domain: None,
+        message,
+    }
+}
+
 async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = match ctx.store.load_order(order_id).await {
@@ -284,6 +312,14 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
         rt.providers.get(&order.provider),
     ) {
         (Some(c), Some(p)) => (c, p.clone()),
+        (None, Some(p)) if cancel_due && !sweep_due => {
+            // The certificate left the configuration, its provider did not: the abandoned
+            // CA order is still canceled (the cancel needs nothing of the certificate).
+            let (mut authz, mut events) = (authz, Vec::new());
+            cancel::cancel_at_ca(ctx, p.as_ref(), &mut order, &mut authz, &mut events, now).await;
+            ctx.store.save(&order, &authz, &events, false, now).await?;
+            return Ok(Action::Done);
+        }
         (c, _) => {
             let what = if c.is_none() {
                 format!("certificate `{}`", order.certificate)
@@ -412,26 +448,8 @@ impl Step<'_> {
         started: std::time::Instant,
         r: &Result<T, crate::ca::ProviderError>,
     ) {
-        let secs = started.elapsed().as_secs_f64();
-        let status = match r {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.kind.metric_label().to_string()),
-        };
-        self.ctx
-            .metrics
-            .provider_call(&self.order.provider, op, &status, secs);
-        let msg = match r {
-            Ok(_) => format!("{op}: ok ({:.0} ms)", secs * 1000.0),
-            Err(e) => format!("{op}: {e}"),
-        };
-        self.events.push(NewEvent {
-            kind: "ca_call",
-            domain: None,
-            message: msg,
-        });
+        let e = ca_call_event(&self.ctx.metrics, &self.order.provider, op, started, r);
+        self.events.push(e);
     }
 
     /// The request as submitted, or looked up by recovery (`for_lookup`): then with every

@@ -272,6 +272,40 @@ async fn a_damaged_row_with_a_cancel_due_backs_off_and_cancels_once_repaired() {
 }
 
 #[tokio::test]
+async fn a_certificate_removed_from_the_config_still_gets_its_ca_order_canceled() {
+    let mut h = Harness::new(WWW, MethodScope::PerOrder);
+    let (engine, id) = failing(&h).await;
+    step_until_failed(&h, &engine, id).await;
+    drop(engine);
+    // The operator removes the certificate; the provider stays.
+    let start = h.config_toml.find("[[certificates]]").unwrap();
+    h.config_toml.truncate(start);
+    h.config_toml.push_str(
+        r#"
+[[certificates]]
+name = "other"
+provider = "ca"
+product = "ssl_dv_geotrust"
+common_name = "other.example.com"
+dcv = ["dns-txt"]
+publisher = "dns"
+output_dir = "/nonexistent-dcvd-test/other"
+"#,
+    );
+    let engine = h.engine().await;
+    engine.step(id).await.unwrap();
+    let (o, _) = engine.store().load_order(id).await.unwrap();
+    assert_eq!(
+        o.ca_cancel,
+        Some(CaCancel::Canceled),
+        "{:?}",
+        o.ca_cancel_answer
+    );
+    assert_eq!(count(&h.ca.calls(), "cancel"), 1);
+    assert_eq!(h.ca.canceled_ids(), vec![o.ca_order_id.unwrap()]);
+}
+
+#[tokio::test]
 async fn an_order_failed_before_the_ca_had_it_is_not_canceled() {
     let h = Harness::new(WWW, MethodScope::PerOrder);
     h.ca.fail_next(
