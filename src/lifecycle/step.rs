@@ -8,7 +8,9 @@
 //! Every step is safe to run again after a crash at any `.await`: the outside action is
 //! either idempotent (publish, check, status, download) or guarded by a durable intent
 //! (submit: `submitting` + `submit_maybe_sent` are committed with a full sync before the
-//! request leaves, and a maybe-sent submit is always looked up before it is repeated).
+//! request leaves, and a maybe-sent submit is always looked up before it is repeated; the
+//! cancel of an abandoned CA order: `ca_cancel = wanted` is committed with the failure,
+//! and a refused repeat is checked against the CA's status, see `step/cancel.rs`).
 //!
 //! `step/` carries out one `decide::Next` for one order: `submit.rs` (placing and
 //! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
