@@ -137,6 +137,12 @@ struct OrderView {
     unsure_candidates: Vec<String>,
     /// When dcvd looks once more for a late second order from the same request.
     dup_check_at: Option<DateTime<Utc>>,
+    /// Canceling the abandoned CA order at the CA: `wanted`, `canceled` or `refused`.
+    ca_cancel: Option<crate::model::CaCancel>,
+    /// The CA's answer to that cancel (or the last error while it is retried).
+    ca_cancel_answer: Option<String>,
+    /// When a wanted cancel is tried (again).
+    ca_cancel_at: Option<DateTime<Utc>>,
     damaged: Option<String>,
     not_after: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -164,6 +170,9 @@ impl From<&Order> for OrderView {
             unsure_reason: o.unsure_reason.clone(),
             unsure_candidates: o.unsure_candidates.clone(),
             dup_check_at: o.dup_check_at,
+            ca_cancel: o.ca_cancel,
+            ca_cancel_answer: o.ca_cancel_answer.clone(),
+            ca_cancel_at: o.ca_cancel_at,
             damaged: o.damaged.clone(),
             not_after: o.not_after,
             created_at: o.created_at,
@@ -357,6 +366,27 @@ fn print_order(
             "  recovery:   looks once more at {} for a late second order from the same request",
             ts(t)
         );
+    }
+    if let Some(c) = o.ca_cancel {
+        let ca = o.ca_order_id.as_deref().unwrap_or("?");
+        let answer = o
+            .ca_cancel_answer
+            .as_deref()
+            .map(|a| format!(": {a}"))
+            .unwrap_or_default();
+        match c {
+            crate::model::CaCancel::Wanted => say!(
+                "  CA cancel:  CA order {ca} is being canceled at the CA{}{answer}",
+                o.ca_cancel_at
+                    .map(|t| format!(" (next try {})", ts(t)))
+                    .unwrap_or_default()
+            ),
+            crate::model::CaCancel::Canceled => say!("  CA cancel:  done{answer}"),
+            crate::model::CaCancel::Refused => say!(
+                "  CA cancel:  REFUSED by the CA{answer}; CA order {ca} may still be pending: \
+                 cancel it in the CA's portal"
+            ),
+        }
     }
     print_doubt(o);
     if !duplicates.is_empty() {

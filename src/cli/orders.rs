@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::ca::OrderRef;
+use crate::model::CaCancel;
 
 /// The database and the order `target` names (an order id, or a certificate name: its
 /// newest order), or an error saying which is missing.
@@ -106,6 +107,7 @@ pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCo
     if order.state.is_terminal() {
         anyhow::bail!("order {id} has already ended ({})", order.state);
     }
+    let mut ca_answer = None;
     if let Some(ca_id) = order.ca_order_id.as_deref() {
         let cfg = crate::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let rt = crate::lifecycle::services::build(
@@ -119,7 +121,7 @@ pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCo
         let provider = rt.providers.get(&order.provider).with_context(|| {
             format!("provider `{}` is not in the configuration", order.provider)
         })?;
-        provider
+        let r = provider
             .cancel(OrderRef {
                 reference: &order.reference,
                 ca_order_id: ca_id,
@@ -127,16 +129,35 @@ pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCo
                 names: &order.names,
                 csr_der: &order.csr_der,
             })
-            .await
-            .with_context(|| format!("canceling CA order {ca_id}; order {id} is left as it was"))?;
+            .await;
+        ca_answer = Some(match r {
+            Ok(()) => (
+                CaCancel::Canceled,
+                format!("CA order {ca_id} canceled at the CA (dcvd orders cancel)"),
+            ),
+            // The CA says no (already issued, not pending): the order still ends here, as
+            // the operator asked; the CA order is recorded and `status` lists it.
+            Err(e) if e.kind == crate::model::ErrorKind::Permanent => {
+                say!(
+                    "warning: the CA refused to cancel CA order {ca_id}: {e}. Order {id} is ended here \
+                     anyway; `dcvd status` lists CA order {ca_id} until you check it in the CA's portal"
+                );
+                (CaCancel::Refused, e.to_string())
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(e)).with_context(|| {
+                    format!("canceling CA order {ca_id}; order {id} is left as it was (try again)")
+                });
+            }
+        });
     }
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let done = store
-        .cancel_order(
-            id,
-            "canceled by an operator (dcvd orders cancel)",
-            crate::clock::Clock::now(&crate::clock::SystemClock),
-        )
+        .cancel_order(id, "canceled by an operator (dcvd orders cancel)", now)
         .await?;
+    if done && let Some((state, answer)) = &ca_answer {
+        store.record_ca_cancel(id, *state, answer, now).await?;
+    }
     if done {
         // Paused, so the failed-order retry (lifecycle::retry::FAILED_ORDER_RETRY) does not
         // bring it back by itself.

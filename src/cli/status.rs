@@ -116,6 +116,51 @@ pub(super) async fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode
             });
         }
     }
+    for c in store.open_at_ca().await? {
+        let (label, what) = match c.why {
+            "cancel_pending" => (
+                "open_at_ca",
+                format!(
+                    "dcvd is canceling it at the CA{}{}; if that keeps failing, cancel it in the CA's portal",
+                    c.answer
+                        .as_deref()
+                        .map(|a| match c.attempts {
+                            0 => format!(" ({a})"),
+                            n => format!(" (attempt {n} failed: {a})"),
+                        })
+                        .unwrap_or_default(),
+                    c.next_attempt_at
+                        .map(|t| format!(", next try {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                        .unwrap_or_default()
+                ),
+            ),
+            "cancel_refused" => (
+                "open_at_ca",
+                format!(
+                    "the CA refused to cancel it ({}); NEEDS YOU: check it in the CA's portal and cancel it \
+                     there if it is still pending",
+                    c.answer.as_deref().unwrap_or("no answer recorded")
+                ),
+            ),
+            _ => (
+                "duplicate_at_ca",
+                format!(
+                    "a duplicate of this order's request, not canceled ({}); NEEDS YOU: cancel it in the \
+                     CA's portal",
+                    c.answer.as_deref().unwrap_or("no answer recorded")
+                ),
+            ),
+        };
+        attention.push(Attention {
+            order_id: c.order_id,
+            certificate: c.certificate,
+            state: label.into(),
+            reason: format!(
+                "CA order {} at provider {} may still be pending at the CA: {what}",
+                c.ca_order_id, c.provider
+            ),
+        });
+    }
     for j in store.damaged_journal().await? {
         attention.push(Attention {
             order_id: j.order_id,

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::ca::{CaStatus, Provider, Submitted, Tokens};
 use crate::config::CertificateConfig;
 use crate::model::{Authorization, Challenge, CheckReport, DomainName, NameDcv, Order};
-use crate::model::{AuthzState, DcvMethod, OrderState};
+use crate::model::{AuthzState, CaCancel, DcvMethod, OrderState};
 use crate::model::{CaOrderState, MethodScope};
 use crate::store::{NewAuthz, NewEvent};
 
@@ -93,6 +93,8 @@ pub enum Next {
     },
     PollStatus,
     Download,
+    /// A failed order the CA still has: ask the CA to cancel it (`step/cancel.rs`).
+    CancelAtCa,
     /// Nothing to do before this time.
     Wait(DateTime<Utc>),
     Done,
@@ -159,6 +161,7 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
         // An ended order may still owe the look for a late duplicate of its request.
         OrderState::Issued | OrderState::Failed => match order.dup_check_at {
             Some(t) if t <= now => Next::SweepDuplicates,
+            _ if cancel_due(order, now) => Next::CancelAtCa,
             _ => Next::Done,
         },
         OrderState::Canceled => Next::Done,
@@ -180,6 +183,13 @@ pub fn decide(order: &Order, authz: &[Authorization], policy: &Policy, now: Date
             None => earliest(validating(order, authz, policy, now), order.dup_check_at),
         },
     }
+}
+
+/// A failed order whose cancel at the CA is wanted and due.
+pub fn cancel_due(order: &Order, now: DateTime<Utc>) -> bool {
+    order.state == OrderState::Failed
+        && order.ca_cancel == Some(CaCancel::Wanted)
+        && order.ca_cancel_at.is_none_or(|t| t <= now)
 }
 
 /// The look for late duplicates, when it is due: before anything else.
@@ -384,11 +394,68 @@ impl Change<'_> {
         }
     }
 
-    /// The order fails for `reason`.
+    /// The order fails for `reason`. If the CA has it and has not ended it, the durable
+    /// "cancel wanted" marker is set in the same change: the next step asks the CA to
+    /// cancel it (a restart finishes it).
     pub fn fail(&mut self, reason: String) {
         self.order.failure_reason = Some(reason.clone());
         self.set_state(OrderState::Failed);
         self.event(EventKind::Failed, None, reason);
+        self.want_ca_cancel();
+    }
+
+    /// Abandoned with a CA order that may be pending: mark it to be canceled at the CA.
+    /// Nothing to cancel when the CA itself ended it (rejected, canceled, expired).
+    fn want_ca_cancel(&mut self) {
+        let ended_at_ca = matches!(self.order.ca_state, Some(CaOrderState::Failed(_)));
+        if self.order.ca_order_id.is_none() || self.order.ca_cancel.is_some() || ended_at_ca {
+            return;
+        }
+        self.order.ca_cancel = Some(CaCancel::Wanted);
+        self.order.ca_cancel_at = Some(self.now);
+        self.order.ca_cancel_attempts = 0;
+        self.order.ca_cancel_answer = None;
+    }
+
+    /// The CA canceled the order (or already showed it ended): `answer` says how.
+    pub fn ca_canceled(&mut self, answer: String) {
+        self.order.ca_cancel = Some(CaCancel::Canceled);
+        self.order.ca_cancel_at = None;
+        self.order.ca_cancel_answer = Some(answer.clone());
+        self.event(EventKind::CaCancel, None, answer);
+    }
+
+    /// The CA refused to cancel the order: recorded with its words, not asked again.
+    pub fn ca_cancel_refused(&mut self, answer: String) {
+        let id = self.order.ca_order_id.clone().unwrap_or_default();
+        self.order.ca_cancel = Some(CaCancel::Refused);
+        self.order.ca_cancel_at = None;
+        self.order.ca_cancel_answer = Some(answer.clone());
+        self.event(
+            EventKind::CaCancel,
+            None,
+            format!(
+                "the CA refused to cancel CA order {id}: {answer}; it may stay open at the CA \
+                 (check it in the CA's portal and cancel it there if it is still pending)"
+            ),
+        );
+    }
+
+    /// The cancel call failed in a way worth retrying: try again at `at`.
+    pub fn ca_cancel_retry(&mut self, error: String, at: DateTime<Utc>) {
+        let id = self.order.ca_order_id.clone().unwrap_or_default();
+        self.order.ca_cancel_attempts = self.order.ca_cancel_attempts.saturating_add(1);
+        self.order.ca_cancel_at = Some(at);
+        self.order.ca_cancel_answer = Some(error.clone());
+        self.event(
+            EventKind::CaCancel,
+            None,
+            format!(
+                "canceling CA order {id} failed: {error} (attempt {}); retrying at {}",
+                self.order.ca_cancel_attempts,
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        );
     }
 
     /// No method is left for authorization `id`: it fails, and with it the order.
@@ -773,6 +840,10 @@ mod tests {
             unsure_reason: None,
             unsure_candidates: vec![],
             dup_check_at: None,
+            ca_cancel: None,
+            ca_cancel_at: None,
+            ca_cancel_attempts: 0,
+            ca_cancel_answer: None,
             damaged: None,
             names: vec![],
             key_type: KeyType::EcdsaP256,
@@ -1574,5 +1645,94 @@ approver_emails = {{ "example.com" = "admin@example.com" }}
             (o.cert_pem.as_deref(), o.chain_pem.as_deref(), o.not_after),
             (Some("leaf"), Some("chain"), Some(t(900)))
         );
+    }
+
+    #[test]
+    fn a_failure_after_the_ca_has_the_order_wants_it_canceled_there() {
+        use AuthzState::*;
+        use DcvMethod::*;
+        let p = policy(MethodScope::PerName);
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        // Failed by dcvd with a CA order: the marker is set in the failure's own change,
+        // and the cancel is the next step.
+        let mut o = order(OrderState::Validating);
+        change(&mut o, &mut a, t(5), |c| c.fail("no method left".into()));
+        assert_eq!(o.state, OrderState::Failed);
+        assert_eq!(
+            (o.ca_cancel, o.ca_cancel_at),
+            (Some(CaCancel::Wanted), Some(t(5)))
+        );
+        assert_eq!(decide(&o, &a, &p, t(5)), Next::CancelAtCa);
+        assert_eq!(decide(&o, &a, &p, t(4)), Next::Done, "not before it is due");
+        // A late-duplicate look that is due comes first.
+        let mut swept = o.clone();
+        swept.dup_check_at = Some(t(5));
+        assert_eq!(decide(&swept, &a, &p, t(5)), Next::SweepDuplicates);
+
+        // No CA order: nothing to cancel.
+        let mut o = order(OrderState::Submitting);
+        o.ca_order_id = None;
+        change(&mut o, &mut a, t(5), |c| c.fail("refused".into()));
+        assert_eq!(o.ca_cancel, None);
+        assert_eq!(decide(&o, &a, &p, t(5)), Next::Done);
+
+        // The CA ended it itself: nothing pending there.
+        let mut o = order(OrderState::Validating);
+        change(&mut o, &mut a, t(5), |c| {
+            c.status(CaStatus {
+                order: CaOrderState::Failed("rejected".into()),
+                names: vec![],
+                ca_data: None,
+            })
+        });
+        assert_eq!(o.state, OrderState::Failed);
+        assert_eq!(o.ca_cancel, None);
+    }
+
+    #[test]
+    fn ca_cancel_answers() {
+        use AuthzState::*;
+        use DcvMethod::*;
+        let p = policy(MethodScope::PerName);
+        let mut a = vec![authz(1, "a.example.com", Propagating, DnsTxt, 0)];
+        let mut o = order(OrderState::Validating);
+        change(&mut o, &mut a, t(5), |c| c.fail("x".into()));
+
+        let ((), kinds) = change(&mut o, &mut a, t(6), |c| {
+            c.ca_cancel_retry("503".into(), t(20))
+        });
+        assert_eq!(kinds, vec!["ca_cancel"]);
+        assert_eq!((o.ca_cancel_attempts, o.ca_cancel_at), (1, Some(t(20))));
+        assert_eq!(o.ca_cancel, Some(CaCancel::Wanted), "still wanted");
+        assert_eq!(decide(&o, &a, &p, t(19)), Next::Done);
+        assert_eq!(decide(&o, &a, &p, t(20)), Next::CancelAtCa);
+
+        let mut refused = o.clone();
+        let ((), kinds) = change(&mut refused, &mut a, t(21), |c| {
+            c.ca_cancel_refused("Only pending orders can be canceled.".into())
+        });
+        assert_eq!(kinds, vec!["ca_cancel"]);
+        assert_eq!(refused.ca_cancel, Some(CaCancel::Refused));
+        assert_eq!(
+            refused.ca_cancel_answer.as_deref(),
+            Some("Only pending orders can be canceled.")
+        );
+        assert_eq!(
+            decide(&refused, &a, &p, t(99)),
+            Next::Done,
+            "never asked again"
+        );
+        assert_eq!(refused.state, OrderState::Failed);
+
+        let ((), kinds) = change(&mut o, &mut a, t(21), |c| c.ca_canceled("canceled".into()));
+        assert_eq!(kinds, vec!["ca_cancel"]);
+        assert_eq!(
+            (o.ca_cancel, o.ca_cancel_at),
+            (Some(CaCancel::Canceled), None)
+        );
+        assert_eq!(decide(&o, &a, &p, t(99)), Next::Done);
+        // A second failure of the same order does not ask again.
+        change(&mut o, &mut a, t(22), |c| c.fail("again".into()));
+        assert_eq!(o.ca_cancel, Some(CaCancel::Canceled));
     }
 }

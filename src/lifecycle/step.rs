@@ -8,11 +8,14 @@
 //! Every step is safe to run again after a crash at any `.await`: the outside action is
 //! either idempotent (publish, check, status, download) or guarded by a durable intent
 //! (submit: `submitting` + `submit_maybe_sent` are committed with a full sync before the
-//! request leaves, and a maybe-sent submit is always looked up before it is repeated).
+//! request leaves, and a maybe-sent submit is always looked up before it is repeated; the
+//! cancel of an abandoned CA order: `ca_cancel = wanted` is committed with the failure,
+//! and a refused repeat is checked against the CA's status, see `step/cancel.rs`).
 //!
 //! `step/` carries out one `decide::Next` for one order: `submit.rs` (placing and
 //! recovering), `ca.rs` (method switch, tokens, trigger, resend, status), `dcv.rs` (publish,
-//! check), `issue.rs` (download, verify, install).
+//! check), `issue.rs` (download, verify, install), `cancel.rs` (cancel an abandoned order
+//! at the CA).
 
 use crate::model::EventKind;
 use std::str::FromStr;
@@ -37,6 +40,7 @@ use crate::store::Store;
 use crate::store::{Authorization, NewEvent, Order, StoreError};
 
 mod ca;
+mod cancel;
 mod dcv;
 mod issue;
 mod submit;
@@ -211,6 +215,34 @@ impl<'a> Step<'a> {
 
 pub(super) use crate::lifecycle::decide::after;
 
+/// A CA call's outcome as a `ca_call` event, and counted in the provider-call metric.
+fn ca_call_event<T>(
+    metrics: &Metrics,
+    provider: &str,
+    op: &'static str,
+    started: std::time::Instant,
+    r: &Result<T, crate::ca::ProviderError>,
+) -> NewEvent {
+    let secs = started.elapsed().as_secs_f64();
+    let status = match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.kind.metric_label().to_string()),
+    };
+    metrics.provider_call(provider, op, &status, secs);
+    let message = match r {
+        Ok(_) => format!("{op}: ok ({:.0} ms)", secs * 1000.0),
+        Err(e) => format!("{op}: {e}"),
+    };
+    NewEvent {
+        kind: EventKind::CaCall,
+        domain: None,
+        message,
+    }
+}
+
 async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreError> {
     let now = ctx.clock.now();
     let (mut order, authz) = match ctx.store.load_order(order_id).await {
@@ -223,7 +255,11 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
     };
     // An ended order runs only for its due look for a late duplicate.
     let sweep_due = order.dup_check_at.is_some_and(|t| t <= now);
-    if order.state.is_terminal() && !(sweep_due && order.state != OrderState::Canceled) {
+    let cancel_due = crate::lifecycle::decide::cancel_due(&order, now);
+    if order.state.is_terminal()
+        && !(sweep_due && order.state != OrderState::Canceled)
+        && !cancel_due
+    {
         return Ok(Action::Done);
     }
     // Before anything is bought with them: the stored key and CSR must be usable, or the
@@ -279,6 +315,14 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
         rt.providers.get(&order.provider),
     ) {
         (Some(c), Some(p)) => (c, p.clone()),
+        (None, Some(p)) if cancel_due && !sweep_due => {
+            // The certificate left the configuration, its provider did not: the abandoned
+            // CA order is still canceled (the cancel needs nothing of the certificate).
+            let (mut authz, mut events) = (authz, Vec::new());
+            cancel::cancel_at_ca(ctx, p.as_ref(), &mut order, &mut authz, &mut events, now).await;
+            ctx.store.save(&order, &authz, &events, false, now).await?;
+            return Ok(Action::Done);
+        }
         (c, _) => {
             let what = if c.is_none() {
                 format!("certificate `{}`", order.certificate)
@@ -294,7 +338,17 @@ async fn run(order_id: i64, ctx: &Ctx, rt: &Services) -> Result<Action, StoreErr
             order.last_error = Some(msg);
             order.next_attempt_at = after(now, retry::UNCONFIGURED_RETRY);
             if order.state.is_terminal() {
-                order.dup_check_at = Some(order.next_attempt_at);
+                if order.dup_check_at.is_some() {
+                    order.dup_check_at = Some(order.next_attempt_at);
+                }
+                if order.ca_cancel_at.is_some() {
+                    // `status` shows why the cancel waits.
+                    order.ca_cancel_at = Some(order.next_attempt_at);
+                    order.ca_cancel_answer = Some(format!(
+                        "{what} is no longer in the configuration; the cancel waits until it is \
+                         back (or cancel the CA order in the CA's portal)"
+                    ));
+                }
             }
             ctx.store.save(&order, &authz, &[], false, now).await?;
             return Ok(Action::Requeue(order.next_attempt_at));
@@ -397,26 +451,8 @@ impl Step<'_> {
         started: std::time::Instant,
         r: &Result<T, crate::ca::ProviderError>,
     ) {
-        let secs = started.elapsed().as_secs_f64();
-        let status = match r {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.kind.metric_label().to_string()),
-        };
-        self.ctx
-            .metrics
-            .provider_call(&self.order.provider, op, &status, secs);
-        let msg = match r {
-            Ok(_) => format!("{op}: ok ({:.0} ms)", secs * 1000.0),
-            Err(e) => format!("{op}: {e}"),
-        };
-        self.events.push(NewEvent {
-            kind: EventKind::CaCall,
-            domain: None,
-            message: msg,
-        });
+        let e = ca_call_event(&self.ctx.metrics, &self.order.provider, op, started, r);
+        self.events.push(e);
     }
 
     /// The request as submitted, or looked up by recovery (`for_lookup`): then with every
@@ -477,6 +513,7 @@ impl Step<'_> {
             Next::Resend { authz } => self.resend(&authz).await,
             Next::PollStatus => self.poll_status().await,
             Next::Download => self.download().await,
+            Next::CancelAtCa => self.cancel_at_ca().await,
             Next::Wait(_) | Next::Done => Ok(()),
         }
     }

@@ -249,6 +249,20 @@ impl OrderState {
 }
 
 string_enum!(
+    /// Cancelling at the CA an order dcvd abandoned (it failed after the CA had it).
+    CaCancel {
+        /// The durable marker: written with the failure, before any cancel call, so a
+        /// restart finishes it. Due at `Order::ca_cancel_at`.
+        Wanted => "wanted",
+        /// The CA accepted the cancel, or already showed the order ended.
+        Canceled => "canceled",
+        /// The CA refused (for example: already issued, not pending); its words in
+        /// `Order::ca_cancel_answer`. Not asked again: `status` shows it.
+        Refused => "refused",
+    } what = "CA cancel state"
+);
+
+string_enum!(
     /// What dcvd does with a certificate already in `output_dir` before its first order
     /// (config key `adopt`).
     #[derive(Default)]
@@ -338,6 +352,8 @@ string_enum!(
         Operator => "operator",
         /// The order was canceled.
         Canceled => "canceled",
+        /// dcvd canceled an abandoned order at the CA, or the CA refused or the call failed.
+        CaCancel => "ca_cancel",
     } what = "event kind"
 );
 

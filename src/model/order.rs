@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthzState, Challenge, CheckReport, DcvMethod, DomainName, KeyType, OrderState};
+use super::{
+    AuthzState, CaCancel, Challenge, CheckReport, DcvMethod, DomainName, KeyType, OrderState,
+};
 
 /// Order-level state as the CA reports it, in neutral terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,15 @@ pub struct Order {
     /// After adopting an order whose submit was unanswered: when to look once more for
     /// a late duplicate of the request (and cancel it).
     pub dup_check_at: Option<DateTime<Utc>>,
+    /// A failed order whose CA order dcvd asks the CA to cancel, and how that went
+    /// (`None`: nothing to cancel).
+    pub ca_cancel: Option<CaCancel>,
+    /// When a wanted cancel is (next) due.
+    pub ca_cancel_at: Option<DateTime<Utc>>,
+    /// Transient failures of the cancel call so far (its backoff).
+    pub ca_cancel_attempts: u32,
+    /// The CA's answer to the cancel (its refusal text, or how it was found ended).
+    pub ca_cancel_answer: Option<String>,
     /// Why the order is on hold as damaged (`Store::quarantine_order`); `None` when fine.
     /// Written and cleared only by its own UPDATEs, never by `save`.
     pub damaged: Option<String>,

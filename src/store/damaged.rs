@@ -57,7 +57,8 @@ impl Store {
         let t = to_ms(now);
         sqlx::query(
             "UPDATE orders SET damaged = ?1, damaged_at = COALESCE(damaged_at, ?2), attempts = attempts + 1,
-             next_attempt_at = ?3, dup_check_at = CASE WHEN dup_check_at IS NULL THEN NULL ELSE ?3 END
+             next_attempt_at = ?3, dup_check_at = CASE WHEN dup_check_at IS NULL THEN NULL ELSE ?3 END,
+             ca_cancel_at = CASE WHEN ca_cancel_at IS NULL THEN NULL ELSE ?3 END
              WHERE id = ?4",
         )
         .bind(reason)

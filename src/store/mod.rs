@@ -3,6 +3,7 @@
 
 mod acme;
 mod adopt;
+mod ca_cancel;
 mod damaged;
 mod events;
 mod forget;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use acme::AcmeAccount;
 pub use adopt::Adoption;
+pub use ca_cancel::OpenAtCa;
 pub use damaged::{DAMAGED_KEY_REASON, DamagedJournal, DamagedOrder};
 pub use events::NewEvent;
 pub use forget::Forget;

@@ -182,7 +182,7 @@ impl CertificateRecord {
 }
 
 const ORDER_COLS: &str = "id, certificate, provider, state, failure_reason, reference, ca_order_id, ca_data, \
-    submit_maybe_sent, submit_sent_at, unsure_reason, unsure_candidates, dup_check_at, damaged, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
+    submit_maybe_sent, submit_sent_at, unsure_reason, unsure_candidates, dup_check_at, ca_cancel, ca_cancel_at, ca_cancel_attempts, ca_cancel_answer, damaged, names_json, key_type, private_key_pem, csr_pem, csr_der, renewal_of, attempts, \
     next_attempt_at, last_error, last_status_at, ca_state, cert_pem, chain_pem, not_after, created_at, updated_at";
 
 impl Store {
@@ -410,6 +410,19 @@ impl Store {
                 .await?;
                 return Ok(false);
             }
+            // The CA cancel marker and its answer, in the same commit as the failure that
+            // asks for it (see `lifecycle::step::cancel`).
+            sqlx::query(
+                "UPDATE orders SET ca_cancel = ?, ca_cancel_at = ?, ca_cancel_attempts = ?,
+                 ca_cancel_answer = ? WHERE id = ?",
+            )
+            .bind(order.ca_cancel.map(|c| c.as_str()))
+            .bind(order.ca_cancel_at.map(to_ms))
+            .bind(order.ca_cancel_attempts as i64)
+            .bind(&order.ca_cancel_answer)
+            .bind(order.id)
+            .execute(&mut *tx)
+            .await?;
             for a in authz {
                 sqlx::query(
                     "UPDATE authorizations SET method = ?, method_index = ?, method_started_at = ?,
@@ -475,7 +488,8 @@ impl Store {
     }
 
     /// Live orders due at or before `now`, earliest first.
-    /// Also ended (issued or failed) orders whose look for a late duplicate is due.
+    /// Also ended (issued or failed) orders whose look for a late duplicate is due, and
+    /// failed orders whose cancel at the CA is due.
     pub async fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(concat!(
             "SELECT id FROM (
@@ -485,8 +499,11 @@ impl Store {
             " AND next_attempt_at <= ?1
                UNION ALL
                SELECT id, dup_check_at AS t FROM orders
-               WHERE state IN ('issued','failed') AND dup_check_at <= ?1)
-             ORDER BY t LIMIT ?2"
+               WHERE state IN ('issued','failed') AND dup_check_at <= ?1
+               UNION ALL
+               SELECT id, ca_cancel_at AS t FROM orders
+               WHERE state = 'failed' AND ca_cancel = 'wanted' AND ca_cancel_at <= ?1)
+             GROUP BY id ORDER BY MIN(t) LIMIT ?2"
         ))
         .bind(to_ms(now))
         .bind(limit as i64)
@@ -506,7 +523,10 @@ impl Store {
                AND id NOT IN (SELECT value FROM json_each(?1))
                UNION ALL
                SELECT MIN(dup_check_at) FROM orders WHERE state IN ('issued','failed')
-               AND dup_check_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1)))"
+               AND dup_check_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1))
+               UNION ALL
+               SELECT MIN(ca_cancel_at) FROM orders WHERE state = 'failed' AND ca_cancel = 'wanted'
+               AND id NOT IN (SELECT value FROM json_each(?1)))"
         ))
         .bind(ids)
         .fetch_one(&self.pool)

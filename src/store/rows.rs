@@ -23,6 +23,10 @@ pub(super) struct OrderRow {
     unsure_reason: Option<String>,
     unsure_candidates: Option<String>,
     dup_check_at: Option<i64>,
+    ca_cancel: Option<String>,
+    ca_cancel_at: Option<i64>,
+    ca_cancel_attempts: i64,
+    ca_cancel_answer: Option<String>,
     damaged: Option<String>,
     names_json: String,
     key_type: String,
@@ -83,6 +87,14 @@ impl TryFrom<OrderRow> for Order {
                 .unwrap_or_default(),
             unsure_reason: r.unsure_reason,
             dup_check_at: r.dup_check_at.map(from_ms),
+            ca_cancel: r
+                .ca_cancel
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| c("ca_cancel", &e))?,
+            ca_cancel_at: r.ca_cancel_at.map(from_ms),
+            ca_cancel_attempts: r.ca_cancel_attempts.clamp(0, u32::MAX as i64) as u32,
+            ca_cancel_answer: r.ca_cancel_answer,
             damaged: r.damaged,
             csr_pem: r.csr_pem,
             csr_der: r.csr_der,

@@ -7,6 +7,7 @@
 mod support;
 
 mod adopt;
+mod ca_cancel;
 mod certificate_verbs;
 mod check_config_limits;
 mod claim_panic;

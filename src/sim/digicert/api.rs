@@ -188,9 +188,16 @@ pub async fn update_status(State(sim): S, OrderId(id): OrderId, body: Bytes) -> 
                 &[("invalid_status", "Only `canceled` is supported.")],
             );
         }
+        // reference/digicert.md §1: "allowed only when `pending` or `waiting_pickup` (or
+        // `reissue_pending` to cancel a reissue)"; anything else (issued, needs_approval,
+        // already canceled, ...) is refused. The documents give no error code or HTTP
+        // status for the refusal: 400 `invalid_order_status` with the docs' sentence is
+        // this simulator's choice (the shape of every other CertCentral 400), and a
+        // second cancel of a canceled order is refused too, the answer hardest for a
+        // client that may repeat its cancel after a crash.
         if !matches!(
             o.status.as_str(),
-            "pending" | "waiting_pickup" | "needs_approval" | "reissue_pending"
+            "pending" | "waiting_pickup" | "reissue_pending"
         ) {
             return error(
                 StatusCode::BAD_REQUEST,
