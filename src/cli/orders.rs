@@ -152,29 +152,20 @@ pub(super) async fn cancel(config: &Path, target: &str) -> anyhow::Result<ExitCo
         });
     }
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-    let done = store
-        .cancel_order(id, "canceled by an operator (dcvd orders cancel)", now)
+    // One transaction: the order ends, the CA's answer is recorded and the certificate is
+    // paused (so the failed-order retry, lifecycle::retry::FAILED_ORDER_RETRY, does not
+    // bring it back by itself), or none of it.
+    let pause_reason = format!("its order {id} was canceled by an operator (dcvd orders cancel)");
+    let (done, paused) = store
+        .cancel_by_operator(
+            id,
+            "canceled by an operator (dcvd orders cancel)",
+            ca_answer.as_ref().map(|(s, a)| (*s, a.as_str())),
+            (&order.certificate, &pause_reason),
+            now,
+        )
         .await?;
-    if done && let Some((state, answer)) = &ca_answer {
-        store.record_ca_cancel(id, *state, answer, now).await?;
-    }
     if done {
-        // Paused, so the failed-order retry (lifecycle::retry::FAILED_ORDER_RETRY) does not
-        // bring it back by itself.
-        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-        let paused = store
-            .pause_existing(
-                &order.certificate,
-                &format!("its order {id} was canceled by an operator (dcvd orders cancel)"),
-                now,
-            )
-            .await
-            .with_context(|| {
-                format!(
-                    "order {id} is canceled, but pausing certificate {} failed: run `dcvd pause {}`",
-                    order.certificate, order.certificate
-                )
-            })?;
         say!("order {id} canceled; its published tokens will be removed by the daemon");
         say!(
             "certificate {} is {}paused: dcvd places no new order for it until `dcvd resume {}`",

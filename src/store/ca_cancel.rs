@@ -77,38 +77,3 @@ impl Store {
             .collect())
     }
 }
-
-impl Store {
-    /// Record the CA's answer to a cancel sent outside the step machinery (`dcvd orders
-    /// cancel`), with a `ca_cancel` event, in one transaction.
-    pub async fn record_ca_cancel(
-        &self,
-        order_id: i64,
-        state: crate::model::CaCancel,
-        answer: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE orders SET ca_cancel = ?, ca_cancel_at = NULL, ca_cancel_answer = ? WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(answer)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
-        super::events::insert_event(
-            &mut tx,
-            order_id,
-            super::to_ms(now),
-            &super::NewEvent {
-                kind: crate::model::EventKind::CaCancel,
-                domain: None,
-                message: answer.to_string(),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}

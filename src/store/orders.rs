@@ -665,6 +665,76 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let done = cancel_in(&mut tx, id, reason, now).await?;
+        if done {
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// `dcvd orders cancel` in one transaction: end the order here, record the CA's answer
+    /// to the cancel (when the CA was asked), and pause its certificate so the failed-order
+    /// retry does not bring it back; a crash leaves all of it or none. Returns (canceled,
+    /// newly paused).
+    pub async fn cancel_by_operator(
+        &self,
+        id: i64,
+        reason: &str,
+        ca_answer: Option<(crate::model::CaCancel, &str)>,
+        pause: (&str, &str),
+        now: DateTime<Utc>,
+    ) -> Result<(bool, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !cancel_in(&mut tx, id, reason, now).await? {
+            return Ok((false, false));
+        }
+        let t = to_ms(now);
+        if let Some((state, answer)) = ca_answer {
+            sqlx::query(
+                "UPDATE orders SET ca_cancel = ?, ca_cancel_at = NULL, ca_cancel_answer = ? WHERE id = ?",
+            )
+            .bind(state.as_str())
+            .bind(answer)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(
+                &mut tx,
+                id,
+                t,
+                &NewEvent {
+                    kind: EventKind::CaCancel,
+                    domain: None,
+                    message: answer.to_string(),
+                },
+            )
+            .await?;
+        }
+        let (certificate, pause_reason) = pause;
+        let paused = sqlx::query(
+            "UPDATE certificates SET paused_at = ?1, paused_reason = ?2, updated_at = ?1
+             WHERE name = ?3 AND paused_at IS NULL",
+        )
+        .bind(t)
+        .bind(pause_reason)
+        .bind(certificate)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        Ok((true, paused))
+    }
+}
+
+/// Cancel order `id` inside `tx` (see [`Store::cancel_order`]); false when it had ended.
+async fn cancel_in(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    {
         let t = to_ms(now);
         let r = sqlx::query(concat!(
             "UPDATE orders SET state = 'canceled', failure_reason = ?, updated_at = ?
@@ -689,7 +759,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_event(
-            &mut tx,
+            tx,
             id,
             t,
             &NewEvent {
@@ -699,7 +769,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(true)
     }
 }
