@@ -387,6 +387,37 @@ mod first_start {
 
     const NAMES: &[&str] = &["example.com", "www.example.com"];
 
+    /// GET /api/v1/certificates from the daemon's router on 127.0.0.1:0.
+    async fn api_certificates(
+        engine: std::sync::Arc<dcvd::lifecycle::engine::Engine>,
+    ) -> Vec<serde_json::Value> {
+        dcvd::net::install_crypto();
+        let state = dcvd::app::http::HttpState {
+            engine,
+            scheduler_running: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, dcvd::app::http::router(state))
+                .await
+                .unwrap()
+        });
+        let body = dcvd::net::client_builder(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap()
+            .get(format!("http://{addr}/api/v1/certificates"))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        body.as_array().unwrap().clone()
+    }
+
     #[tokio::test]
     async fn a_valid_installed_certificate_is_adopted_not_bought_and_renewed_at_renew_before() {
         let h = Harness::new(WWW, MethodScope::PerOrder);
@@ -407,6 +438,11 @@ mod first_start {
         assert_eq!(h.ca.order_count(), 0);
         let rec = &engine.store().certificates().await.unwrap()[0];
         assert_eq!(rec.source, Some(CertSource::Adopted));
+        // The HTTP API's inventory says the same as `dcvd certificates --json`.
+        let listed = api_certificates(engine.clone()).await;
+        assert_eq!(listed[0]["name"], "www");
+        assert_eq!(listed[0]["state"], "issued");
+        assert_eq!(listed[0]["source"], "adopted");
         // Nothing more until renew_before (30 days by default) before its expiry.
         h.advance(std::time::Duration::from_secs(29 * 86400));
         assert!(engine.ensure_orders().await.unwrap().is_empty());
