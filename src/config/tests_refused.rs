@@ -369,3 +369,49 @@ output_dir = "/tmp/certs"
     );
     assert!(crate::config::tls::decode_eab_key(a.eab_hmac_key.as_ref().unwrap()).is_ok());
 }
+
+#[test]
+fn two_certificates_in_one_output_dir_are_refused_naming_both() {
+    let second = r#"
+[[certificates]]
+name = "shop"
+provider = "main"
+product = "ssl_dv_geotrust"
+common_name = "shop.example.com"
+publisher = "bind"
+output_dir = "/tmp/certs/./www/"
+"#;
+    let toml = format!("{}{second}", base());
+    assert_refused(
+        &toml,
+        "certificate \"shop\": output_dir",
+        "is also the output_dir of certificate `www`",
+    );
+    // Its own directory is fine.
+    assert!(problems(&toml.replace("/tmp/certs/./www/", "/tmp/certs/shop")).is_empty());
+}
+
+#[test]
+fn renew_before_not_shorter_than_the_lifetime_is_a_renewal_loop() {
+    let c = "certificate \"www\": renew_before";
+    assert_refused(
+        &with(&[(
+            "output_dir",
+            "validity_days = 30\nrenew_before = \"30d\"\noutput_dir",
+        )]),
+        c,
+        "valid for at most 30 days (validity_days)",
+    );
+    assert_refused(
+        &with(&[("output_dir", "renew_before = \"398d\"\noutput_dir")]),
+        c,
+        "the CA/B Forum maximum",
+    );
+    assert!(
+        problems(&with(&[(
+            "output_dir",
+            "validity_days = 30\nrenew_before = \"10d\"\noutput_dir"
+        )]))
+        .is_empty()
+    );
+}

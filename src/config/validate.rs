@@ -36,8 +36,27 @@ pub fn validate_at(cfg: &Config, today: chrono::NaiveDate) -> Vec<ConfigProblem>
     }
     dns(cfg, &mut p);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dirs: BTreeMap<std::path::PathBuf, usize> = BTreeMap::new();
     for (i, cert) in cfg.certificates.iter().enumerate() {
         let key = cfg.certificate_key(i);
+        // `a/b/` and `a/./b` are the same directory: compare by components.
+        let dir: std::path::PathBuf = cert.output_dir.components().collect();
+        match dirs.get(&dir) {
+            Some(&first) => p.push(
+                in_certificate(&key, "output_dir"),
+                format!(
+                    "`{}` is also the output_dir of certificate `{}` ({}); two certificates \
+                     would overwrite each other's files: give each its own directory (for \
+                     example \"/var/lib/dcvd/certs/{{name}}\")",
+                    cert.output_dir.display(),
+                    cfg.certificates[first].name,
+                    entry_at(cfg, first)
+                ),
+            ),
+            None => {
+                dirs.insert(dir, i);
+            }
+        }
         match seen.get(cert.name.as_str()) {
             Some(&first) => p.push(
                 in_certificate(&key, "name"),

@@ -107,6 +107,27 @@ pub(super) fn check_certificate_limits(
                 ),
             );
         }
+        // Renewing this close to expiry, every certificate is due the moment it is issued:
+        // an order per renewal check, each a purchase (reliability finding R3).
+        let lifetime = c
+            .validity_days
+            .unwrap_or_else(|| public_tls_max_validity_days(today));
+        if c.renew_before.as_secs() >= u64::from(lifetime) * 86_400 {
+            p.push(
+                k("renew_before"),
+                format!(
+                    "is {}, but the certificate will be valid for at most {lifetime} days ({}): it \
+                     would be due for renewal as soon as it is issued, and ordered again on every \
+                     renewal check; make renew_before shorter than that (a third of it is usual)",
+                    humantime::format_duration(c.renew_before),
+                    if c.validity_days.is_some() {
+                        "validity_days".to_string()
+                    } else {
+                        format!("the CA/B Forum maximum for certificates issued today, {today}")
+                    }
+                ),
+            );
+        }
         if let Some(days) = c.validity_days {
             let cap = public_tls_max_validity_days(today);
             if days > cap {
