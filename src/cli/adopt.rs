@@ -38,7 +38,13 @@ pub(super) async fn adopt(config: &Path, dry_run: bool, json: bool) -> anyhow::R
     } else {
         match open(config).await? {
             Some(s) => Some(s),
-            None => Some(Store::open(&cfg.daemon.database).await?),
+            // Creating it here would make it this user's (root's, under sudo), and the
+            // daemon could not write it; the daemon adopts at its first start anyway.
+            None => anyhow::bail!(
+                "no database at {} yet: the daemon adopts at its first start; \
+                 `dcvd adopt --dry-run` shows what it will do",
+                cfg.daemon.database.display()
+            ),
         }
     };
     let (records, with_orders) = match &store {

@@ -238,6 +238,16 @@ fn a_dry_run_says_for_each_certificate_whether_it_is_adopted_ordered_or_refused_
 #[tokio::test]
 async fn adopting_records_the_certificate_as_issued_and_holds_the_refused_one() {
     let f = fleet();
+    // Without a database it refuses (the daemon creates it, as its own user).
+    let out = dcvd(&f.config).arg("adopt").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the daemon adopts at its first start"));
+    assert!(!f.dir.path().join("dcvd.db").exists());
+    drop(
+        dcvd::store::Store::open(&f.dir.path().join("dcvd.db"))
+            .await
+            .unwrap(),
+    );
     let out = dcvd(&f.config).args(["adopt", "--json"]).output().unwrap();
     assert_eq!(
         out.status.code(),
