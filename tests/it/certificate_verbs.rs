@@ -21,7 +21,16 @@ fn text(b: &[u8]) -> String {
 
 /// A harness whose `www` certificate is issued (by the harness's engine and fake CA).
 async fn issued(certs: &str) -> (Harness, PathBuf, i64) {
+    issued_days_ago(certs, 0).await
+}
+
+/// [`issued`], `days` before the wall clock. The `dcvd` binary decides "due" by the wall
+/// clock, so the harness issues relative to it: the test means the same on any date (and
+/// under faketime).
+async fn issued_days_ago(certs: &str, days: i64) -> (Harness, PathBuf, i64) {
     let h = Harness::new(certs, MethodScope::PerOrder);
+    h.clock
+        .set(dcvd::clock::Clock::now(&dcvd::clock::SystemClock) - chrono::Duration::days(days));
     let engine = h.engine().await;
     let id = engine.ensure_orders().await.unwrap()[0];
     assert_eq!(h.drive(&engine, id, 50).await, OrderState::Issued);
@@ -130,10 +139,13 @@ async fn renew_due_with_nothing_due_does_nothing() {
 
 #[tokio::test]
 async fn renew_due_orders_a_due_certificate_and_refuses_unknown_names() {
-    // The fake CA issues 90-day certificates from the harness clock (2026-11-23); 85 days
-    // before expiry has passed by the real date the binary reads.
-    let (h, cfg, _) =
-        issued(&WWW.replace("method_timeout", "renew_before = \"85d\"\nmethod_timeout")).await;
+    // The fake CA issues 90-day certificates; issued 10 days ago, 85 days before expiry
+    // has passed by the wall clock the binary reads.
+    let (h, cfg, _) = issued_days_ago(
+        &WWW.replace("method_timeout", "renew_before = \"85d\"\nmethod_timeout"),
+        10,
+    )
+    .await;
     let out = dcvd(&cfg).args(["renew", "nope", "www"]).output().unwrap();
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
