@@ -40,16 +40,8 @@ async fn issued_days_ago(certs: &str, days: i64) -> (Harness, PathBuf, i64) {
 
 /// `dcvd` as a child process (for `--wait`, which runs while the test drives the engine).
 fn spawn_dcvd(config: &std::path::Path, args: &[&str]) -> std::process::Child {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("dcvd"));
-    c.arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("RUST_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DCVD_") {
-            c.env_remove(k);
-        }
-    }
+    let mut c = crate::support::dcvd_process(config);
+    c.args(args);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

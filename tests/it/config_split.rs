@@ -3,11 +3,10 @@
 //! read and names the file and the certificate in every error; `dcvd run` takes added,
 //! changed and removed files on SIGHUP and refuses a broken one, keeping the old config.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::kill;
 
 use base64::Engine as _;
 use dcvd::sim::dns::{DnsSim, TsigAlgorithm, ZoneSpec};
@@ -226,15 +225,6 @@ fn check_config_errors_name_the_file_and_the_certificate() {
     );
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -260,40 +250,11 @@ async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one()
     );
     let inc = dir.path().join("certificates.d");
 
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcvd"))
-        .args(["--config", config.to_str().unwrap(), "run"])
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut buf = [0u8; 4096];
-    let mut ready = false;
-    while !ready {
-        let n = notify.recv(&mut buf).expect("no READY=1 from dcvd run");
-        ready = String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1");
-    }
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let v: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
+    let crate::support::Daemon {
+        mut child,
+        pid,
+        logs: rx,
+    } = crate::support::Daemon::start(&config, dir.path());
     let mut logs: Vec<serde_json::Value> = Vec::new();
     // Waits for a line matching `pred` among those logged after `from`.
     let wait_for = |what: &str,
@@ -332,7 +293,7 @@ async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one()
         &inc.join("api.toml"),
         &(cert("api", "") + "colour = \"red\"\n"),
     );
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     let api_file = inc.join("api.toml").display().to_string();
     wait_for(
         "the rejected reload",
@@ -355,7 +316,7 @@ async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one()
     // The file fixed: the new certificate is managed, www is not ordered again.
     let from = logs.len();
     write(&inc.join("api.toml"), &cert("api", ""));
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     wait_for("reload with api", from, &reloaded(2), &mut logs);
     wait_for("api installed", from, &installed("api"), &mut logs);
     assert!(dir.path().join("certs/api/fullchain.pem").exists());
@@ -367,14 +328,14 @@ async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one()
         &inc.join("api.toml"),
         &(cert("api", "") + &cert("mail", "")),
     );
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     wait_for("reload with mail", from, &reloaded(3), &mut logs);
     wait_for("mail installed", from, &installed("mail"), &mut logs);
 
     // A removed file: its certificates leave the configuration, nothing is ordered.
     let from = logs.len();
     std::fs::remove_file(inc.join("api.toml")).unwrap();
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     wait_for("reload without api.toml", from, &reloaded(1), &mut logs);
     assert_eq!(
         sim.orders().len(),
@@ -382,7 +343,7 @@ async fn sighup_takes_added_changed_and_removed_files_and_refuses_a_broken_one()
         "one order per certificate, none after removal"
     );
 
-    signal(pid, "-TERM");
+    kill(pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

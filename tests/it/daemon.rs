@@ -2,10 +2,9 @@
 //! migrations, JSON logs, certificates issued against the simulators, SIGHUP reloads
 //! (an invalid config is rejected and the old one keeps running), SIGTERM exits 0.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::kill;
 
 use dcvd::sim::lab::{Lab, LabCa, LabSpec};
 
@@ -22,15 +21,6 @@ publisher = "dns"
 output_dir = "{dir}/certs/{name}"
 "#
     )
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,44 +55,11 @@ poll_interval = "100ms"
     let write_config = |rest: String| lab.write_config(&rest).unwrap();
     let config = write_config(format!("{base}{}", cert("www", "www.example.test", &d)));
 
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcvd"))
-        .args(["--config", config.to_str().unwrap(), "run"])
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-
-    // READY=1 arrives once migrations ran and the config validated.
-    let mut buf = [0u8; 4096];
-    let mut ready = false;
-    while !ready {
-        let n = notify.recv(&mut buf).expect("no READY=1 from dcvd run");
-        ready = String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1");
-    }
-
-    // Logs are JSON lines; collect them on a thread.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let v: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
+    let crate::support::Daemon {
+        mut child,
+        pid,
+        logs: rx,
+    } = crate::support::Daemon::start(&config, dir.path());
     let mut logs: Vec<serde_json::Value> = Vec::new();
     let wait_for = |what: &str,
                     pred: &dyn Fn(&serde_json::Value) -> bool,
@@ -142,7 +99,7 @@ poll_interval = "100ms"
         "{base}{}bogus_key = 1\n",
         cert("api", "api.example.test", &d)
     ));
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     wait_for(
         "the rejected reload",
         &|v| {
@@ -163,12 +120,12 @@ poll_interval = "100ms"
         cert("www", "www.example.test", &d),
         cert("api", "api.example.test", &d)
     ));
-    signal(pid, "-HUP");
+    kill(pid, "-HUP");
     wait_for("api installed", &installed("api"), &mut logs);
     assert_eq!(sim.orders().len(), 2, "the reload must not re-order www");
 
     // SIGTERM: stop claiming work, drain, exit 0.
-    signal(pid, "-TERM");
+    kill(pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -25,9 +25,10 @@ use dcvd::model::OrderState;
 use dcvd::store::Store;
 use fakes::{FakeCa, FakeChecker, FakePublisher, World};
 
-/// `dcvd --config <config>`, without `RUST_LOG` or any `DCVD_*` from the environment.
-pub fn dcvd_command(config: &std::path::Path) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("dcvd").unwrap();
+/// `dcvd --config <config>` as a plain process (to spawn), without `RUST_LOG` or any
+/// `DCVD_*` from the environment.
+pub fn dcvd_process(config: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dcvd"));
     c.arg("--config").arg(config).env_remove("RUST_LOG");
     for (k, _) in std::env::vars() {
         if k.starts_with("DCVD_") {
@@ -35,6 +36,75 @@ pub fn dcvd_command(config: &std::path::Path) -> assert_cmd::Command {
         }
     }
     c
+}
+
+/// [`dcvd_process`] for assert_cmd (output checks).
+pub fn dcvd_command(config: &std::path::Path) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(dcvd_process(config))
+}
+
+/// A `dcvd run` child under a fake systemd: started with `NOTIFY_SOCKET`, returned once it
+/// sent READY=1, its JSON log lines arriving on `logs`.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub pid: u32,
+    pub logs: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Daemon {
+    pub fn start(config: &std::path::Path, dir: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let notify_path = dir.join("notify.sock");
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut child = dcvd_process(config)
+            .arg("run")
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // READY=1 arrives once migrations ran and the config validated.
+        let mut buf = [0u8; 4096];
+        let mut ready = false;
+        while !ready {
+            let n = notify.recv(&mut buf).expect("no READY=1 from dcvd run");
+            ready = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1");
+        }
+        // Logs are JSON lines; collect them on a thread.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = std::sync::mpsc::channel::<serde_json::Value>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, pid, logs }
+    }
+}
+
+/// Send `sig` (`-HUP`, `-TERM`) to process `pid` with kill(1).
+pub fn kill(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
 }
 
 /// Run `cmd` and assert it exited 0, showing its stderr when it did not; its output.
