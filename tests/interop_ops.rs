@@ -41,6 +41,13 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     // Wait (bounded) for the certificate, so every metric family has samples.
+    // The issued counter moves when the step installs the files; the expiry
+    // gauge is read from the store, which the step's commit writes a moment
+    // later: wait for both.
+    let ready = |body: &str| {
+        body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1")
+            && body.contains("dcvd_certificate_expiry_timestamp_seconds{")
+    };
     let mut body = String::new();
     for _ in 0..200 {
         body = client
@@ -51,15 +58,12 @@ async fn promtool_accepts_the_metrics_of_a_running_daemon() {
             .text()
             .await
             .unwrap();
-        if body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1") {
+        if ready(&body) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(
-        body.contains("dcvd_certificates_issued_total{provider=\"ca\"} 1"),
-        "{body}"
-    );
+    assert!(ready(&body), "{body}");
     for family in [
         "dcvd_orders{",
         "dcvd_provider_requests_total{",
